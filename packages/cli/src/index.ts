@@ -1,0 +1,11 @@
+import SandboxPolicyExplain from './commands/sandbox/policy/explain';
+import SandboxPolicyFmt from './commands/sandbox/policy/fmt';
+import SandboxPolicyValidate from './commands/sandbox/policy/validate';
+
+// oclif "explicit" command discovery: one import per command keeps start-up free of
+// directory scans (ktl --version must stay close to a bare `node -e 0`).
+export const commands = {
+  'sandbox:policy:validate': SandboxPolicyValidate,
+  'sandbox:policy:fmt': SandboxPolicyFmt,
+  'sandbox:policy:explain': SandboxPolicyExplain,
+};
