@@ -1,1 +1,18 @@
-export const packageName = '@ktl/nsjail-config';
+export { emitPolicy, assertPolicy } from './emit';
+export { PolicyError, type PolicyErrorCode, type SourcePosition } from './errors';
+export { parsePolicy, parsePolicyFile, type ParsedPolicy, type ParseOptions } from './parse';
+export type { EnumDescriptor, FieldDescriptor, MessageDescriptor } from './schema/builders';
+export {
+  NSJAIL_REVISION,
+  policyDescriptor,
+  policySchema,
+  type Exe,
+  type IdMap,
+  type MountPt,
+  type NsJailConfig,
+  type NstunRule,
+  type RLimitType,
+  type TrafficRule,
+  type UserNet,
+} from './schema/nsjail';
+export type { FieldSpan, PolicySource } from './source';
