@@ -19,7 +19,7 @@ export function closest(name: string, candidates: Iterable<string>, max = 3): st
   const lower = name.toLowerCase();
   const limit = Math.max(2, Math.floor(name.length / 3));
   const scored: [string, number][] = [];
-  for (const c of candidates) {
+  for (const c of new Set(candidates)) {
     const cl = c.toLowerCase();
     let d = editDistance(lower, cl);
     if (cl === lower) d = 0;

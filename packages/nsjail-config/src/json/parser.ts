@@ -238,7 +238,7 @@ class JsonToMessage {
         return node.value;
       case 'enum': {
         const en = f.enum!;
-        if (node.kind === 'string') {
+        if (node.kind === 'string' && !/^-?[0-9]+$/.test(node.value)) {
           const v = en.byName.get(node.value);
           if (v) return v.name;
           this.fail(`Unknown enumeration value of "${node.value}" for field "${f.name}".`, node.pos, 'E_UNKNOWN_ENUM', didYouMean(node.value, en.byName.keys()) ?? `valid values: ${[...en.byName.keys()].join(', ')}`);
