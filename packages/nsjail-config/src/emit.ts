@@ -57,7 +57,7 @@ function scalar(f: FieldDescriptor, v: unknown): string {
 function emitMessage(value: Record<string, unknown>, desc: MessageDescriptor, indent: string, out: string[]): void {
   for (const f of desc.fields) {
     const v = value[f.name];
-    if (v === undefined) continue;
+    if (v === undefined || (Array.isArray(v) && v.length === 0)) continue;
     const items = f.label === 'repeated' ? (v as unknown[]) : [v];
     for (const item of items) {
       if (f.type === 'message') {
@@ -84,5 +84,6 @@ export function emitPolicy(policy: NsJailConfig): string {
   assertPolicy(policy);
   const out: string[] = [];
   emitMessage(policy as Record<string, unknown>, policyDescriptor, '', out);
-  return out.length ? `${out.join('\n')}\n` : '';
+  // nsjail refuses an empty file; a comment-only one is the empty policy.
+  return out.length ? `${out.join('\n')}\n` : '# empty policy: every field has its nsjail default\n';
 }

@@ -16,3 +16,7 @@ export {
   type UserNet,
 } from './schema/nsjail';
 export type { FieldSpan, PolicySource } from './source';
+export { formatPolicy } from './format';
+export { lintPolicy } from './lint';
+export { type Diagnostic, formatDiagnostic, type Severity } from './diagnostics';
+export { effective } from './defaults';

@@ -88,7 +88,7 @@ export const goodCases: { name: string; text: string; expect: Record<string, unk
   { name: 'separators', text: 'hostname: "a"; cwd: "/x", keep_env: true', expect: { hostname: 'a', cwd: '/x', keep_env: true } },
   { name: 'adjacent strings in a list', text: 'envar: ["A=1" "B=2"]', expect: { envar: ['A=1B=2'] } },
   { name: 'list of strings', text: 'envar: ["A=1", "B=2"]\nenvar: "C=3"', expect: { envar: ['A=1', 'B=2', 'C=3'] } },
-  { name: 'empty list', text: 'envar: []', expect: { envar: [] } },
+  { name: 'empty list', text: 'envar: []', expect: {} },
   { name: 'list of messages without colon', text: 'mount [{ dst: "/a" }, < dst: "/b" >]', expect: { mount: [{ dst: '/a' }, { dst: '/b' }] } },
   { name: 'adjacent strings across comments', text: 'hostname: "ab" # one\n  \'cd\' # two\n "ef"', expect: { hostname: 'abcdef' } },
   { name: 'every escape', text: 'hostname: "\\a\\b\\f\\n\\r\\t\\v\\\\\\?\\\'\\"\\101\\x41\\u00e9\\U0001F600"', expect: { hostname: '\u0007\b\f\n\r\t\u000b\\?\'"AAé😀' } },

@@ -191,6 +191,7 @@ class JsonToMessage {
       this.fields.set(path, { name: keyPos, value: value.pos });
       if (f.label === 'repeated') {
         if (value.kind !== 'array') this.fail(`Field "${f.name}" is repeated: expected an array.`, value.pos, 'E_BAD_VALUE');
+        if (value.items.length === 0) continue;
         out[f.name] = value.items.map((item, i) => {
           const el = `${path}[${i}]`;
           this.fields.set(el, { name: keyPos, value: item.pos });

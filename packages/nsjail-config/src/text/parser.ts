@@ -142,7 +142,8 @@ class TextParser {
     }
 
     if (f.label === 'repeated') {
-      const list = (out[f.name] ??= []) as Value[];
+      // Absent and empty repeated fields mean the same; the parsed form keeps only non-empty lists.
+      const list = (out[f.name] ?? []) as Value[];
       const one = () => {
         const idx = list.length;
         const elPath = `${path}[${idx}]`;
@@ -160,6 +161,7 @@ class TextParser {
           }
         }
       } else one();
+      if (list.length > 0) out[f.name] = list;
     } else {
       this.fields.set(path, { name: nameTok.pos, value: this.tok.token.pos });
       out[f.name] = this.parseValue(f, path);

@@ -1,0 +1,159 @@
+/**
+ * Formatter for humans: keeps the author's field order, comments, literal spellings (hex
+ * stays hex, escapes stay as written) and single blank lines between groups; normalizes
+ * indentation, `{}` for `<>`, one field a line, and lists of messages into repeated blocks.
+ * The policy must parse first; formatting is idempotent.
+ */
+import { type ParseOptions, parsePolicy } from './parse';
+import { type Comment, type Token, Tokenizer } from './text/tokenizer';
+
+const INDENT = '  ';
+
+class Printer {
+  private readonly tok: Tokenizer;
+  private readonly comments: Comment[] = [];
+  private nextComment = 0;
+  private readonly lines: string[] = [];
+  private lastLine = 0;
+  private depth = 0;
+
+  constructor(src: string, file: string | undefined) {
+    this.tok = new Tokenizer(src, { file, comments: this.comments });
+  }
+
+  /** Emits comments that come before `offset`: own-line ones as lines, trailing ones appended. */
+  private flushComments(offset: number): void {
+    while (this.nextComment < this.comments.length && this.comments[this.nextComment]!.pos.offset < offset) {
+      const c = this.comments[this.nextComment++]!;
+      if (c.trailing && this.lines.length > 0 && c.pos.line === this.lastLine) {
+        this.lines[this.lines.length - 1] += ` ${c.text}`;
+      } else {
+        this.blankBefore(c.pos.line);
+        this.lines.push(INDENT.repeat(this.depth) + c.text);
+      }
+      this.lastLine = c.pos.line;
+    }
+  }
+
+  private blankBefore(line: number): void {
+    if (this.lines.length > 0 && line - this.lastLine >= 2 && this.lines[this.lines.length - 1] !== '') this.lines.push('');
+  }
+
+  private startLine(t: Token, text: string): void {
+    this.flushComments(t.pos.offset);
+    this.blankBefore(t.pos.line);
+    this.lines.push(INDENT.repeat(this.depth) + text);
+    this.lastLine = t.pos.line;
+  }
+
+  private append(text: string, t: Token): void {
+    this.lines[this.lines.length - 1] += text;
+    this.lastLine = t.pos.line;
+  }
+
+  private is(text: string): boolean {
+    const t = this.tok.token;
+    return t.type !== 'string' && t.type !== 'eof' && t.text === text;
+  }
+
+  print(): string {
+    while (this.tok.token.type !== 'eof') this.field();
+    this.flushComments(Number.POSITIVE_INFINITY);
+    return this.lines.length ? `${this.lines.join('\n')}\n` : '';
+  }
+
+  private field(): void {
+    const name = this.tok.next();
+    if (this.is(':')) this.tok.next();
+    if (this.is('[')) {
+      this.tok.next();
+      if (this.is('{') || this.is('<')) {
+        // A list of messages reads better as repeated blocks; the meaning is the same.
+        while (!this.is(']')) {
+          this.startLine(name, `${name.text} `);
+          this.block(name);
+          if (this.is(',')) this.tok.next();
+        }
+        this.tok.next();
+      } else {
+        this.startLine(name, `${name.text}: [`);
+        let first = true;
+        while (!this.is(']')) {
+          if (this.is(',')) {
+            this.tok.next();
+            continue;
+          }
+          const v = this.scalar();
+          this.append(`${first ? '' : ', '}${v.text}`, v.last);
+          first = false;
+        }
+        this.append(']', this.tok.next());
+      }
+    } else if (this.is('{') || this.is('<')) {
+      this.startLine(name, `${name.text} `);
+      this.block(name);
+    } else {
+      this.startLine(name, `${name.text}: `);
+      const v = this.scalar();
+      this.append(v.text, v.last);
+    }
+    if (this.is(';') || this.is(',')) this.tok.next();
+  }
+
+  private block(owner: Token): void {
+    const open = this.tok.next();
+    const close = open.text === '<' ? '>' : '}';
+    if (this.is(close) && !this.commentBefore(this.tok.token.pos.offset)) {
+      this.append('{}', this.tok.next());
+      return;
+    }
+    this.append('{', open);
+    this.depth++;
+    while (!this.is(close)) this.field();
+    const end = this.tok.next();
+    this.flushComments(end.pos.offset);
+    this.depth--;
+    this.lines.push(`${INDENT.repeat(this.depth)}}`);
+    this.lastLine = end.pos.line;
+    void owner;
+  }
+
+  private commentBefore(offset: number): boolean {
+    const c = this.comments[this.nextComment];
+    return c !== undefined && c.pos.offset < offset;
+  }
+
+  /** A scalar value; adjacent string literals go on continuation lines, as written. */
+  private scalar(): { text: string; last: Token } {
+    let t = this.tok.next();
+    if (t.type === 'symbol' && t.text === '-') {
+      const n = this.tok.next();
+      return { text: `-${n.text}`, last: n };
+    }
+    if (t.type !== 'string') return { text: t.text, last: t };
+    let text = t.text;
+    while (this.tok.token.type === 'string') {
+      const next = this.tok.next();
+      if (next.pos.line !== t.pos.line || this.commentBefore(next.pos.offset)) {
+        this.append(text, t);
+        this.flushComments(next.pos.offset);
+        this.lines.push(INDENT.repeat(this.depth + 2) + next.text);
+        this.lastLine = next.pos.line;
+        text = '';
+        // Following literals continue on their own lines too.
+        t = next;
+        continue;
+      }
+      text += ` ${next.text}`;
+      t = next;
+    }
+    return { text, last: t };
+  }
+}
+
+/** Formats protobuf text policies (ProtoJSON is returned re-indented by JSON rules). */
+export function formatPolicy(text: string, opts: ParseOptions = {}): string {
+  const parsed = parsePolicy(text, opts);
+  if (parsed.source.format === 'json') return `${JSON.stringify(JSON.parse(text), null, 2)}\n`;
+  return new Printer(text, opts.filename).print();
+}

@@ -1,0 +1,79 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, test } from '@jest/globals';
+import { formatPolicy, parsePolicy } from '../src/index';
+import { repoRoot } from './helpers';
+
+describe('formatPolicy', () => {
+  test('normalizes layout, keeps comments, order and literal spellings', () => {
+    const src = [
+      '# header comment',
+      'hostname:"box" ; time_limit : 0x10 # hex stays',
+      '',
+      '',
+      '# about mounts',
+      'mount < src: "/usr" dst: "/usr" is_bind: true >',
+      'mount [{ dst: "/tmp" fstype: "tmpfs" }, { dst: "/proc" fstype: "proc" }]',
+      'envar: ["A=1","B=2"]',
+      'seccomp_string: "ALLOW { read }"',
+      '   "DEFAULT KILL" # why',
+      'nice_level: -5',
+      'user_net {}',
+      '',
+    ].join('\n');
+    expect(formatPolicy(src)).toBe(
+      [
+        '# header comment',
+        'hostname: "box"',
+        'time_limit: 0x10 # hex stays',
+        '',
+        '# about mounts',
+        'mount {',
+        '  src: "/usr"',
+        '  dst: "/usr"',
+        '  is_bind: true',
+        '}',
+        'mount {',
+        '  dst: "/tmp"',
+        '  fstype: "tmpfs"',
+        '}',
+        'mount {',
+        '  dst: "/proc"',
+        '  fstype: "proc"',
+        '}',
+        'envar: ["A=1", "B=2"]',
+        'seccomp_string: "ALLOW { read }"',
+        '    "DEFAULT KILL" # why',
+        'nice_level: -5',
+        'user_net {}',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  test('comments inside blocks stay inside', () => {
+    const src = 'mount {\n# inner\n  dst: "/x" # trailing\n# last\n}\n';
+    expect(formatPolicy(src)).toBe('mount {\n  # inner\n  dst: "/x" # trailing\n  # last\n}\n');
+  });
+
+  test('refuses a policy that does not parse', () => {
+    expect(() => formatPolicy('hostnme: "x"', { filename: 'a.cfg' })).toThrow(/^a\.cfg:1:1: /);
+  });
+
+  const dirs = [join(repoRoot, 'testdata', 'sandbox'), join(repoRoot, '..', 'shared', 'nsjail-configs')];
+  const files = dirs.flatMap((d) => {
+    try {
+      return readdirSync(d).filter((f) => f.endsWith('.cfg')).map((f) => join(d, f));
+    } catch {
+      return [];
+    }
+  });
+  test.each(files)('formatting %s is idempotent and meaning-preserving', (f) => {
+    const text = readFileSync(f, 'utf8');
+    const once = formatPolicy(text);
+    expect(formatPolicy(once)).toBe(once);
+    expect(parsePolicy(once).policy).toEqual(parsePolicy(text).policy);
+    const comments = (t: string) => t.split('\n').filter((l) => /^[^"]*#/.test(l)).map((l) => l.slice(l.indexOf('#')).trim());
+    expect(comments(once)).toEqual(comments(text));
+  });
+});
