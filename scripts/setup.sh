@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Debian/Ubuntu machine (root or sudo):
+#
+#   scripts/setup.sh deps    install system packages, Node >= 20, pnpm, node_modules; build
+#   scripts/setup.sh demo    deps + the BuildKit rig, then the sandboxed demo (scripts/demo.sh)
+#   scripts/setup.sh test    deps + the BuildKit rig, then every check and test (pnpm run ci)
+#
+# Idempotent: a second run only re-checks. The README's two commands are `demo` and `test`.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+readonly PNPM_VERSION=10.34.9
+export DEBIAN_FRONTEND=noninteractive
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [[ $(id -u) -eq 0 ]]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else die "this step needs root: run as root or install sudo ($*)"; fi
+}
+
+apt_packages() {
+  local want=(bubblewrap protobuf-compiler curl ca-certificates git)
+  local missing=()
+  for p in "${want[@]}"; do
+    dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    log "installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  command -v bwrap >/dev/null || die "bubblewrap did not install (apt-get install bubblewrap)"
+}
+
+node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+
+ensure_node() {
+  if (($(node_major) >= 20)); then return; fi
+  # Bookworm ships Node 18; trixie's nodejs (20.x) installs on bookworm from the same mirror.
+  log "Node >= 20 missing (have $(node --version 2>/dev/null || echo none)); installing nodejs from Debian trixie"
+  as_root bash "$here/rig.sh" trixie-source
+  as_root apt-get install -y -qq -t trixie nodejs npm >/dev/null
+  (($(node_major) >= 20)) || die "could not install Node >= 20; install it and re-run"
+}
+
+ensure_pnpm() {
+  if [[ $(pnpm --version 2>/dev/null) == "$PNPM_VERSION" ]]; then return; fi
+  log "installing pnpm $PNPM_VERSION"
+  as_root npm install -g --silent "pnpm@$PNPM_VERSION" >/dev/null
+}
+
+deps() {
+  apt_packages
+  ensure_node
+  ensure_pnpm
+  cd "$root"
+  log "pnpm install"
+  pnpm install --frozen-lockfile --reporter=silent
+  log "pnpm build"
+  pnpm run build >/dev/null
+}
+
+rig() {
+  log "starting the BuildKit rig (scripts/rig.sh up)"
+  as_root bash "$here/rig.sh" up >/dev/null
+}
+
+case ${1:-} in
+  deps) deps ;;
+  demo) deps; rig; exec bash "$here/demo.sh" ;;
+  test) deps; rig; cd "$root"; exec pnpm run ci ;;
+  *) echo "usage: $0 deps|demo|test" >&2; exit 2 ;;
+esac
