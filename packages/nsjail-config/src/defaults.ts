@@ -2,11 +2,22 @@
 import type { MessageDescriptor } from './schema/builders';
 import { type NsJailConfig, policyDescriptor } from './schema/nsjail';
 
-export function effective<K extends keyof NsJailConfig>(policy: NsJailConfig, key: K): NsJailConfig[K] {
-  return effectiveIn(policy as Record<string, unknown>, policyDescriptor, key as string) as NsJailConfig[K];
+export function effective<K extends keyof NsJailConfig>(
+  policy: NsJailConfig,
+  key: K,
+): NsJailConfig[K] {
+  return effectiveIn(
+    policy as Record<string, unknown>,
+    policyDescriptor,
+    key as string,
+  ) as NsJailConfig[K];
 }
 
-export function effectiveIn(value: Record<string, unknown>, desc: MessageDescriptor, key: string): unknown {
+export function effectiveIn(
+  value: Record<string, unknown>,
+  desc: MessageDescriptor,
+  key: string,
+): unknown {
   const v = value[key];
   if (v !== undefined) return v;
   const f = desc.byName.get(key);

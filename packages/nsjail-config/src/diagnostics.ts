@@ -1,7 +1,7 @@
 /** Diagnostics shared by validation and lints: one shape, one rendering. */
 import type { ParsedPolicy } from './parse';
 import type { NsJailConfig } from './schema/nsjail';
-import type { PolicySource } from './source';
+import type { FieldSpan, PolicySource } from './source';
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -21,7 +21,10 @@ export interface Diagnostic {
 
 export type PolicyInput = ParsedPolicy | NsJailConfig;
 
-export function splitInput(input: PolicyInput): { policy: NsJailConfig; source: PolicySource | undefined } {
+export function splitInput(input: PolicyInput): {
+  policy: NsJailConfig;
+  source: PolicySource | undefined;
+} {
   if ('source' in input && 'policy' in input && typeof input.source === 'object') {
     return { policy: (input as ParsedPolicy).policy, source: (input as ParsedPolicy).source };
   }
@@ -30,8 +33,14 @@ export function splitInput(input: PolicyInput): { policy: NsJailConfig; source: 
 
 /** Builds diagnostics positioned at a field (or its closest positioned parent). */
 export function diagnosticFactory(source: PolicySource | undefined) {
-  return (severity: Severity, code: string, path: string | undefined, message: string, hint?: string): Diagnostic => {
-    let span;
+  return (
+    severity: Severity,
+    code: string,
+    path: string | undefined,
+    message: string,
+    hint?: string,
+  ): Diagnostic => {
+    let span: FieldSpan | undefined;
     for (let p = path; p && !span; p = parentPath(p)) span = source?.fields.get(p);
     return {
       severity,
@@ -57,5 +66,10 @@ export function formatDiagnostic(d: Diagnostic, fallbackFile = '<policy>'): stri
 }
 
 export function sortDiagnostics(ds: Diagnostic[]): Diagnostic[] {
-  return [...ds].sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0) || a.code.localeCompare(b.code));
+  return [...ds].sort(
+    (a, b) =>
+      (a.line ?? 0) - (b.line ?? 0) ||
+      (a.column ?? 0) - (b.column ?? 0) ||
+      a.code.localeCompare(b.code),
+  );
 }

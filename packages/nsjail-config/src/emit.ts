@@ -3,7 +3,14 @@ import { PolicyError } from './errors';
 import type { FieldDescriptor, MessageDescriptor } from './schema/builders';
 import { type NsJailConfig, policyDescriptor, policySchema } from './schema/nsjail';
 
-const SIMPLE_ESCAPES: Record<number, string> = { 10: '\\n', 13: '\\r', 9: '\\t', 34: '\\"', 39: "\\'", 92: '\\\\' };
+const SIMPLE_ESCAPES: Record<number, string> = {
+  10: '\\n',
+  13: '\\r',
+  9: '\\t',
+  34: '\\"',
+  39: "\\'",
+  92: '\\\\',
+};
 
 /** Escapes bytes for a quoted literal; with `utf8`, valid non-ASCII UTF-8 is kept as text. */
 export function escapeBytes(bytes: Uint8Array, utf8: boolean): string {
@@ -54,7 +61,12 @@ function scalar(f: FieldDescriptor, v: unknown): string {
   }
 }
 
-function emitMessage(value: Record<string, unknown>, desc: MessageDescriptor, indent: string, out: string[]): void {
+function emitMessage(
+  value: Record<string, unknown>,
+  desc: MessageDescriptor,
+  indent: string,
+  out: string[],
+): void {
   for (const f of desc.fields) {
     const v = value[f.name];
     if (v === undefined || (Array.isArray(v) && v.length === 0)) continue;
@@ -74,8 +86,13 @@ export function assertPolicy(policy: unknown): asserts policy is NsJailConfig {
   const r = policySchema.safeParse(policy);
   if (!r.success) {
     const issue = r.error.issues[0]!;
-    const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
-    throw new PolicyError(`invalid policy at ${path || '(root)'}: ${issue.message}`, { code: 'E_INVALID' });
+    const path = issue.path
+      .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+      .join('')
+      .replace(/^\./, '');
+    throw new PolicyError(`invalid policy at ${path || '(root)'}: ${issue.message}`, {
+      code: 'E_INVALID',
+    });
   }
 }
 
@@ -85,5 +102,7 @@ export function emitPolicy(policy: NsJailConfig): string {
   const out: string[] = [];
   emitMessage(policy as Record<string, unknown>, policyDescriptor, '', out);
   // nsjail refuses an empty file; a comment-only one is the empty policy.
-  return out.length ? `${out.join('\n')}\n` : '# empty policy: every field has its nsjail default\n';
+  return out.length
+    ? `${out.join('\n')}\n`
+    : '# empty policy: every field has its nsjail default\n';
 }

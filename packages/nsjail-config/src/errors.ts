@@ -67,14 +67,22 @@ export class PolicyError extends Error {
   }
 
   static is(value: unknown): value is PolicyError {
-    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+    return (
+      typeof value === 'object' &&
+      value !== null &&
+      (value as Record<symbol, unknown>)[BRAND] === true
+    );
   }
 
   /** Turns anything thrown into a PolicyError (unexpected ones become E_INTERNAL). */
   static from(value: unknown, file?: string): PolicyError {
     if (PolicyError.is(value)) return value;
     const message = value instanceof Error ? value.message : String(value);
-    return new PolicyError(`internal error: ${message}`, { code: 'E_INTERNAL', file, cause: value });
+    return new PolicyError(`internal error: ${message}`, {
+      code: 'E_INTERNAL',
+      file,
+      cause: value,
+    });
   }
 
   private static render(message: string, opts: PolicyErrorOptions): string {

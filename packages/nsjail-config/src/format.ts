@@ -23,7 +23,10 @@ class Printer {
 
   /** Emits comments that come before `offset`: own-line ones as lines, trailing ones appended. */
   private flushComments(offset: number): void {
-    while (this.nextComment < this.comments.length && this.comments[this.nextComment]!.pos.offset < offset) {
+    while (
+      this.nextComment < this.comments.length &&
+      this.comments[this.nextComment]!.pos.offset < offset
+    ) {
       const c = this.comments[this.nextComment++]!;
       if (c.trailing && this.lines.length > 0 && c.pos.line === this.lastLine) {
         this.lines[this.lines.length - 1] += ` ${c.text}`;
@@ -36,7 +39,12 @@ class Printer {
   }
 
   private blankBefore(line: number): void {
-    if (this.lines.length > 0 && line - this.lastLine >= 2 && this.lines[this.lines.length - 1] !== '') this.lines.push('');
+    if (
+      this.lines.length > 0 &&
+      line - this.lastLine >= 2 &&
+      this.lines[this.lines.length - 1] !== ''
+    )
+      this.lines.push('');
   }
 
   private startLine(t: Token, text: string): void {

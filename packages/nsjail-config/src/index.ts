@@ -1,22 +1,32 @@
-export { emitPolicy, assertPolicy } from './emit';
+export { type CheckResult, checkPolicyFile, errorDiagnostic } from './check';
+export { effective } from './defaults';
+export { type Diagnostic, formatDiagnostic, type Severity } from './diagnostics';
+export { type Bind, withBinds, withEnv } from './edit';
+export { assertPolicy, emitPolicy } from './emit';
 export { PolicyError, type PolicyErrorCode, type SourcePosition } from './errors';
-export { parsePolicy, parsePolicyFile, type ParsedPolicy, type ParseOptions } from './parse';
+export {
+  type ExplainSection,
+  explainPolicy,
+  renderExplanation,
+  type SeccompExplainer,
+} from './explain';
+export { formatPolicy } from './format';
+export { policyJsonSchema } from './json-schema';
+export { lintPolicy } from './lint';
+export { type ParsedPolicy, type ParseOptions, parsePolicy, parsePolicyFile } from './parse';
 export type { EnumDescriptor, FieldDescriptor, MessageDescriptor } from './schema/builders';
 export {
-  NSJAIL_REVISION,
-  policyDescriptor,
-  policySchema,
   type Exe,
   type IdMap,
   type MountPt,
+  NSJAIL_REVISION,
   type NsJailConfig,
   type NstunRule,
+  policyDescriptor,
+  policySchema,
   type RLimitType,
   type TrafficRule,
   type UserNet,
 } from './schema/nsjail';
 export type { FieldSpan, PolicySource } from './source';
-export { formatPolicy } from './format';
-export { lintPolicy } from './lint';
-export { type Diagnostic, formatDiagnostic, type Severity } from './diagnostics';
-export { effective } from './defaults';
+export { CAPABILITIES, type ValidateOptions, validatePolicy } from './validate';

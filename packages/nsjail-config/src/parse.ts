@@ -18,7 +18,11 @@ export interface ParseOptions {
 }
 
 /** Required fields left unset, as protobuf names them: `mount[2].dst`. */
-export function missingRequired(value: Record<string, unknown>, desc: MessageDescriptor, prefix = ''): string[] {
+export function missingRequired(
+  value: Record<string, unknown>,
+  desc: MessageDescriptor,
+  prefix = '',
+): string[] {
   const missing: string[] = [];
   for (const f of desc.fields) {
     const v = value[f.name];
@@ -36,12 +40,18 @@ export function missingRequired(value: Record<string, unknown>, desc: MessageDes
 
 function parse(text: string, filename: string | undefined, latin1: boolean): ParsedPolicy {
   if (text.length === 0) {
-    throw new PolicyError('Config file is empty.', { code: 'E_EMPTY', file: filename, hint: 'nsjail refuses an empty policy; write at least `name: "..."`' });
+    throw new PolicyError('Config file is empty.', {
+      code: 'E_EMPTY',
+      file: filename,
+      hint: 'nsjail refuses an empty policy; write at least `name: "..."`',
+    });
   }
   // nsjail tries both formats and takes the one that parses. A text policy never starts with
   // `{` and a JSON one always does, so the first character decides which error is meaningful.
   const json = /^\s*\{/.test(text);
-  const r = json ? parseJson(text, policyDescriptor, filename) : parseText(text, policyDescriptor, { file: filename, latin1 });
+  const r = json
+    ? parseJson(text, policyDescriptor, filename)
+    : parseText(text, policyDescriptor, { file: filename, latin1 });
   const missing = missingRequired(r.value, policyDescriptor);
   if (missing.length > 0) {
     const first = missing[0]!;
@@ -56,7 +66,13 @@ function parse(text: string, filename: string | undefined, latin1: boolean): Par
   }
   return {
     policy: r.value as NsJailConfig,
-    source: { file: filename, text, format: json ? 'json' : 'text', fields: r.fields, stringOffsets: r.stringOffsets },
+    source: {
+      file: filename,
+      text,
+      format: json ? 'json' : 'text',
+      fields: r.fields,
+      stringOffsets: r.stringOffsets,
+    },
   };
 }
 
@@ -73,7 +89,10 @@ export function parsePolicy(input: string | Uint8Array, opts: ParseOptions = {})
   }
 }
 
-export async function parsePolicyFile(path: string, opts: ParseOptions = {}): Promise<ParsedPolicy> {
+export async function parsePolicyFile(
+  path: string,
+  opts: ParseOptions = {},
+): Promise<ParsedPolicy> {
   const filename = opts.filename ?? path;
   let bytes: Uint8Array;
   try {
@@ -83,7 +102,10 @@ export async function parsePolicyFile(path: string, opts: ParseOptions = {}): Pr
     throw new PolicyError(`Couldn't read config file: ${(e as Error).message}`, {
       code: 'E_IO',
       file: filename,
-      hint: code === 'ENOENT' ? 'check the path (KTL_SANDBOX_CONFIG / --sandbox-config / --policy)' : undefined,
+      hint:
+        code === 'ENOENT'
+          ? 'check the path (KTL_SANDBOX_CONFIG / --sandbox-config / --policy)'
+          : undefined,
       cause: e,
     });
   }

@@ -33,7 +33,11 @@ export function seccompText(policy: NsJailConfig, source?: PolicySource): Seccom
             const src = offs?.[Math.min(offset - start, offs.length - 1)];
             if (src === undefined || !lines) return source?.file ? { file: source.file } : {};
             const pos = lines.position(src);
-            return { ...(source?.file ? { file: source.file } : {}), line: pos.line, column: pos.column };
+            return {
+              ...(source?.file ? { file: source.file } : {}),
+              line: pos.line,
+              column: pos.column,
+            };
           }
           start += len + 1;
         }
@@ -44,7 +48,10 @@ export function seccompText(policy: NsJailConfig, source?: PolicySource): Seccom
   return undefined;
 }
 
-export function kafelDiagnostic(err: KafelError, where: { file?: string; line?: number; column?: number }): Diagnostic {
+export function kafelDiagnostic(
+  err: KafelError,
+  where: { file?: string; line?: number; column?: number },
+): Diagnostic {
   return {
     severity: 'error',
     code: 'NSJ-V012',
@@ -55,7 +62,11 @@ export function kafelDiagnostic(err: KafelError, where: { file?: string; line?: 
   };
 }
 
-export function checkSeccomp(policy: NsJailConfig, source: PolicySource | undefined, arch: KafelArch): Diagnostic[] {
+export function checkSeccomp(
+  policy: NsJailConfig,
+  source: PolicySource | undefined,
+  arch: KafelArch,
+): Diagnostic[] {
   const inline = seccompText(policy, source);
   if (inline) {
     const r = parseKafel(inline.text, { arch });
@@ -65,10 +76,23 @@ export function checkSeccomp(policy: NsJailConfig, source: PolicySource | undefi
   if (!file) return [];
   const d = diagnosticFactory(source);
   if (!existsSync(file)) {
-    return [d('error', 'NSJ-V013', 'seccomp_policy_file', `seccomp_policy_file "${file}" does not exist (nsjail resolves it from its working directory)`, 'use an absolute path')];
+    return [
+      d(
+        'error',
+        'NSJ-V013',
+        'seccomp_policy_file',
+        `seccomp_policy_file "${file}" does not exist (nsjail resolves it from its working directory)`,
+        'use an absolute path',
+      ),
+    ];
   }
   const text = readFileSync(file, 'utf8');
   const r = parseKafel(text, { arch });
   if (r.ok) return [];
-  return [{ ...kafelDiagnostic(r.error, { file, line: r.error.line, column: r.error.column }), path: 'seccomp_policy_file' }];
+  return [
+    {
+      ...kafelDiagnostic(r.error, { file, line: r.error.line, column: r.error.column }),
+      path: 'seccomp_policy_file',
+    },
+  ];
 }

@@ -10,7 +10,25 @@ function scalar(f: FieldDescriptor): fc.Arbitrary<unknown> {
   switch (f.type) {
     case 'string':
       return fc.oneof(
-        fc.string({ unit: fc.constantFrom('a', 'Z', ' ', '"', "'", '\\', '\n', '\t', '#', '{', '\u0000', '\u007f', 'é', '😀'), maxLength: 12 }),
+        fc.string({
+          unit: fc.constantFrom(
+            'a',
+            'Z',
+            ' ',
+            '"',
+            "'",
+            '\\',
+            '\n',
+            '\t',
+            '#',
+            '{',
+            '\u0000',
+            '\u007f',
+            'é',
+            '😀',
+          ),
+          maxLength: 12,
+        }),
         fc.string({ unit: 'binary', maxLength: 8 }),
       );
     case 'bytes':
@@ -36,13 +54,19 @@ export function message(desc: MessageDescriptor, depth = 0): fc.Arbitrary<Record
   const model: Record<string, fc.Arbitrary<unknown>> = {};
   const required: string[] = [];
   for (const f of desc.fields) {
-    const one = f.type === 'message' ? (depth > 2 ? fc.constant(undefined) : message(f.message!, depth + 1)) : scalar(f);
+    const one =
+      f.type === 'message'
+        ? depth > 2
+          ? fc.constant(undefined)
+          : message(f.message!, depth + 1)
+        : scalar(f);
     if (f.label === 'required') required.push(f.name);
     model[f.name] = f.label === 'repeated' ? fc.array(one, { minLength: 1, maxLength: 3 }) : one;
   }
   return fc.record(model, { requiredKeys: required }).map((r) => {
     // Drop sub-messages cut off by the depth limit (they would be undefined).
-    for (const [k, v] of Object.entries(r)) if (v === undefined || (Array.isArray(v) && v.includes(undefined))) delete r[k];
+    for (const [k, v] of Object.entries(r))
+      if (v === undefined || (Array.isArray(v) && v.includes(undefined))) delete r[k];
     return r;
   });
 }

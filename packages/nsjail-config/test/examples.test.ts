@@ -6,7 +6,9 @@ import { repoRoot } from './helpers';
 
 // nsjail's own example policies live in the steering repo's shared folder, never in this repo.
 const examplesDir = join(repoRoot, '..', 'shared', 'nsjail-configs');
-const examples = existsSync(examplesDir) ? readdirSync(examplesDir).filter((f) => f.endsWith('.cfg')) : [];
+const examples = existsSync(examplesDir)
+  ? readdirSync(examplesDir).filter((f) => f.endsWith('.cfg'))
+  : [];
 const testdataDir = join(repoRoot, 'testdata', 'sandbox');
 const ours = readdirSync(testdataDir).filter((f) => f.endsWith('.cfg'));
 
@@ -25,7 +27,9 @@ describe("nsjail's example policies", () => {
 
 describe('testdata/sandbox policies', () => {
   test('there are the three documented policies', () => {
-    expect(ours.sort()).toEqual(expect.arrayContaining(['hermetic.cfg', 'linux-ci.cfg', 'linux-strict.cfg']));
+    expect(ours.sort()).toEqual(
+      expect.arrayContaining(['hermetic.cfg', 'linux-ci.cfg', 'linux-strict.cfg']),
+    );
   });
   test.each(ours)('%s parses and round-trips', async (name) => {
     const parsed = await parsePolicyFile(join(testdataDir, name));

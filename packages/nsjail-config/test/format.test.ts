@@ -60,10 +60,15 @@ describe('formatPolicy', () => {
     expect(() => formatPolicy('hostnme: "x"', { filename: 'a.cfg' })).toThrow(/^a\.cfg:1:1: /);
   });
 
-  const dirs = [join(repoRoot, 'testdata', 'sandbox'), join(repoRoot, '..', 'shared', 'nsjail-configs')];
+  const dirs = [
+    join(repoRoot, 'testdata', 'sandbox'),
+    join(repoRoot, '..', 'shared', 'nsjail-configs'),
+  ];
   const files = dirs.flatMap((d) => {
     try {
-      return readdirSync(d).filter((f) => f.endsWith('.cfg')).map((f) => join(d, f));
+      return readdirSync(d)
+        .filter((f) => f.endsWith('.cfg'))
+        .map((f) => join(d, f));
     } catch {
       return [];
     }
@@ -73,7 +78,11 @@ describe('formatPolicy', () => {
     const once = formatPolicy(text);
     expect(formatPolicy(once)).toBe(once);
     expect(parsePolicy(once).policy).toEqual(parsePolicy(text).policy);
-    const comments = (t: string) => t.split('\n').filter((l) => /^[^"]*#/.test(l)).map((l) => l.slice(l.indexOf('#')).trim());
+    const comments = (t: string) =>
+      t
+        .split('\n')
+        .filter((l) => /^[^"]*#/.test(l))
+        .map((l) => l.slice(l.indexOf('#')).trim());
     expect(comments(once)).toEqual(comments(text));
   });
 });

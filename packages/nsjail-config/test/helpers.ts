@@ -10,7 +10,9 @@ import { delimiter } from 'node:path';
 /** The nsjail binary to compare against: KTL_NSJAIL_BIN, else `nsjail` on PATH. */
 export function findNsjail(): { path?: string; reason: string } {
   const fromEnv = process.env.KTL_NSJAIL_BIN;
-  const candidates = fromEnv ? [fromEnv] : (process.env.PATH ?? '').split(delimiter).map((d) => join(d, 'nsjail'));
+  const candidates = fromEnv
+    ? [fromEnv]
+    : (process.env.PATH ?? '').split(delimiter).map((d) => join(d, 'nsjail'));
   for (const c of candidates) {
     try {
       accessSync(c, constants.X_OK);
@@ -26,9 +28,18 @@ export function findNsjail(): { path?: string; reason: string } {
 
 /** Asks nsjail's own loader whether it accepts a policy file. */
 export function nsjailAccepts(nsjail: string, file: string): { accepted: boolean; log: string } {
-  const r = spawnSync(nsjail, ['-q', '--config', file, '--', '/bin/true'], { encoding: 'utf8', timeout: 20_000 });
+  const r = spawnSync(nsjail, ['-q', '--config', file, '--', '/bin/true'], {
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
   const log = `${r.stderr ?? ''}`;
-  return { accepted: !/Couldn't parse configuration|failed to parse as either|Config file .* is empty|Couldn't read config file/.test(log), log };
+  return {
+    accepted:
+      !/Couldn't parse configuration|failed to parse as either|Config file .* is empty|Couldn't read config file/.test(
+        log,
+      ),
+    log,
+  };
 }
 
 export { execFileSync };

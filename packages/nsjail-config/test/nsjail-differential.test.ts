@@ -24,11 +24,19 @@ function oursAccepts(text: string): boolean {
 }
 
 const all = [
-  ...badCases.map((c) => ({ name: c.name, text: c.text, nsjail: c.stricterThanNsjail !== undefined })),
+  ...badCases.map((c) => ({
+    name: c.name,
+    text: c.text,
+    nsjail: c.stricterThanNsjail !== undefined,
+  })),
   ...goodCases.map((c) => ({ name: c.name, text: c.text, nsjail: true })),
   ...readdirSync(join(repoRoot, 'testdata', 'sandbox'))
     .filter((f) => f.endsWith('.cfg'))
-    .map((f) => ({ name: `testdata/${f}`, text: readFileSync(join(repoRoot, 'testdata', 'sandbox', f), 'utf8'), nsjail: true })),
+    .map((f) => ({
+      name: `testdata/${f}`,
+      text: readFileSync(join(repoRoot, 'testdata', 'sandbox', f), 'utf8'),
+      nsjail: true,
+    })),
 ];
 
 describe('differential against nsjail', () => {
@@ -36,10 +44,17 @@ describe('differential against nsjail', () => {
     const f = join(dir, `${c.name.replace(/[^a-z0-9]+/gi, '_')}.cfg`);
     writeFileSync(f, c.text);
     const theirs = nsjailAccepts(nsjail.path!, f);
-    expect({ case: c.name, accepted: theirs.accepted }).toEqual({ case: c.name, accepted: c.nsjail });
+    expect({ case: c.name, accepted: theirs.accepted }).toEqual({
+      case: c.name,
+      accepted: c.nsjail,
+    });
   });
 
   test('our verdicts: every case ktl accepts, nsjail accepts too (ktl is never more lenient)', () => {
-    for (const c of all) expect({ case: c.name, ours: oursAccepts(c.text) }).toEqual({ case: c.name, ours: c.nsjail && !badCases.some((b) => b.name === c.name) });
+    for (const c of all)
+      expect({ case: c.name, ours: oursAccepts(c.text) }).toEqual({
+        case: c.name,
+        ours: c.nsjail && !badCases.some((b) => b.name === c.name),
+      });
   });
 });

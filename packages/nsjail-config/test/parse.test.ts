@@ -49,7 +49,11 @@ describe('positions', () => {
   });
 
   test('a file read as bytes keeps non-UTF-8 bytes in bytes fields and UTF-8 text in strings', () => {
-    const bytes = Buffer.concat([Buffer.from('hostname: "h\u00e9"\nmount { dst: "/f" src_content: "'), Buffer.from([0xff, 0x41]), Buffer.from('" }\n')]);
+    const bytes = Buffer.concat([
+      Buffer.from('hostname: "h\u00e9"\nmount { dst: "/f" src_content: "'),
+      Buffer.from([0xff, 0x41]),
+      Buffer.from('" }\n'),
+    ]);
     const { policy } = parsePolicy(bytes);
     expect(policy.hostname).toBe('hé');
     expect(policy.mount?.[0]?.src_content).toEqual(Uint8Array.from([0xff, 0x41]));

@@ -1,6 +1,12 @@
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
-import { emitPolicy, formatPolicy, type NsJailConfig, parsePolicy, policyDescriptor } from '../src/index';
+import {
+  emitPolicy,
+  formatPolicy,
+  type NsJailConfig,
+  parsePolicy,
+  policyDescriptor,
+} from '../src/index';
 import { message } from './arbitrary';
 
 const policies = message(policyDescriptor) as fc.Arbitrary<NsJailConfig>;

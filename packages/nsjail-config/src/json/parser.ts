@@ -10,7 +10,11 @@ import { type FieldSpan, joinPath, LineIndex } from '../source';
 import { didYouMean } from '../suggest';
 
 type JsonNode =
-  | { kind: 'object'; pos: SourcePosition; entries: { key: string; keyPos: SourcePosition; value: JsonNode }[] }
+  | {
+      kind: 'object';
+      pos: SourcePosition;
+      entries: { key: string; keyPos: SourcePosition; value: JsonNode }[];
+    }
   | { kind: 'array'; pos: SourcePosition; items: JsonNode[] }
   | { kind: 'string'; pos: SourcePosition; value: string; offsets: number[] }
   | { kind: 'number'; pos: SourcePosition; text: string }
@@ -28,7 +32,12 @@ class JsonReader {
   }
 
   fail(message: string, offset = this.i, hint?: string): never {
-    throw new PolicyError(message, { code: 'E_SYNTAX', file: this.file, position: this.lines.position(offset), hint });
+    throw new PolicyError(message, {
+      code: 'E_SYNTAX',
+      file: this.file,
+      position: this.lines.position(offset),
+      hint,
+    });
   }
 
   private ws(): void {
@@ -56,7 +65,11 @@ class JsonReader {
       this.i += m[0].length;
       return { kind: 'number', pos, text: m[0] };
     }
-    for (const [word, value] of [['true', true], ['false', false], ['null', null]] as const) {
+    for (const [word, value] of [
+      ['true', true],
+      ['false', false],
+      ['null', null],
+    ] as const) {
       if (this.src.startsWith(word, this.i)) {
         this.i += word.length;
         return { kind: 'literal', pos, value };
@@ -134,7 +147,16 @@ class JsonReader {
       if (c.charCodeAt(0) < 0x20) this.fail('Invalid control character in string.');
       if (c === '\\') {
         const e = this.src[this.i + 1];
-        const simple: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
+        const simple: Record<string, string> = {
+          '"': '"',
+          '\\': '\\',
+          '/': '/',
+          b: '\b',
+          f: '\f',
+          n: '\n',
+          r: '\r',
+          t: '\t',
+        };
         if (e !== undefined && e in simple) {
           value += simple[e];
           offsets.push(this.i);
@@ -167,30 +189,47 @@ class JsonToMessage {
 
   constructor(private readonly file: string | undefined) {}
 
-  private fail(message: string, pos: SourcePosition, code: PolicyError['code'], hint?: string): never {
+  private fail(
+    message: string,
+    pos: SourcePosition,
+    code: PolicyError['code'],
+    hint?: string,
+  ): never {
     throw new PolicyError(message, { code, file: this.file, position: pos, hint });
   }
 
   message(node: JsonNode, desc: MessageDescriptor, prefix: string): Record<string, unknown> {
-    if (node.kind !== 'object') this.fail(`Expected an object for ${desc.fullName}.`, node.pos, 'E_BAD_VALUE');
+    if (node.kind !== 'object')
+      this.fail(`Expected an object for ${desc.fullName}.`, node.pos, 'E_BAD_VALUE');
     const out: Record<string, unknown> = {};
     const seen = new Map<string, SourcePosition>();
     for (const { key, keyPos, value } of node.entries) {
       const f = desc.byJsonName.get(key) ?? desc.byName.get(key);
       if (!f) {
         const names = [...desc.byName.keys(), ...desc.byJsonName.keys()];
-        this.fail(`Message type "${desc.fullName}" has no field named "${key}".`, keyPos, 'E_UNKNOWN_FIELD', didYouMean(key, names));
+        this.fail(
+          `Message type "${desc.fullName}" has no field named "${key}".`,
+          keyPos,
+          'E_UNKNOWN_FIELD',
+          didYouMean(key, names),
+        );
       }
       const first = seen.get(f.name);
       if (first) {
-        this.fail(`Field "${f.name}" is given more than once.`, keyPos, 'E_DUPLICATE_FIELD', `first given at ${first.line}:${first.column}`);
+        this.fail(
+          `Field "${f.name}" is given more than once.`,
+          keyPos,
+          'E_DUPLICATE_FIELD',
+          `first given at ${first.line}:${first.column}`,
+        );
       }
       seen.set(f.name, keyPos);
       if (value.kind === 'literal' && value.value === null) continue;
       const path = joinPath(prefix, f.name);
       this.fields.set(path, { name: keyPos, value: value.pos });
       if (f.label === 'repeated') {
-        if (value.kind !== 'array') this.fail(`Field "${f.name}" is repeated: expected an array.`, value.pos, 'E_BAD_VALUE');
+        if (value.kind !== 'array')
+          this.fail(`Field "${f.name}" is repeated: expected an array.`, value.pos, 'E_BAD_VALUE');
         if (value.items.length === 0) continue;
         out[f.name] = value.items.map((item, i) => {
           const el = `${path}[${i}]`;
@@ -207,14 +246,28 @@ class JsonToMessage {
     if (node.kind === 'number') text = node.text;
     else if (node.kind === 'string') text = node.value.trim();
     if (text === undefined || !/^-?[0-9]+(\.0*)?([eE][+-]?[0-9]+)?$/.test(text)) {
-      this.fail(`Invalid value for ${f.type} field "${f.name}": expected an integer.`, node.pos, 'E_BAD_VALUE');
+      this.fail(
+        `Invalid value for ${f.type} field "${f.name}": expected an integer.`,
+        node.pos,
+        'E_BAD_VALUE',
+      );
     }
-    let v: bigint;
     const m = /^(-?[0-9]+)(?:\.0*)?(?:[eE]([+-]?[0-9]+))?$/.exec(text)!;
     const exp = Number(m[2] ?? 0);
-    if (exp < 0 || exp > 40) this.fail(`Invalid value for ${f.type} field "${f.name}": not an integer (${text}).`, node.pos, 'E_BAD_VALUE');
-    v = BigInt(m[1]!) * 10n ** BigInt(exp);
-    if (v < lo || v > hi) this.fail(`Integer out of range (${text}) for field "${f.name}".`, node.pos, 'E_BAD_VALUE', `${f.name} is ${f.type}: ${lo} to ${hi}`);
+    if (exp < 0 || exp > 40)
+      this.fail(
+        `Invalid value for ${f.type} field "${f.name}": not an integer (${text}).`,
+        node.pos,
+        'E_BAD_VALUE',
+      );
+    const v = BigInt(m[1]!) * 10n ** BigInt(exp);
+    if (v < lo || v > hi)
+      this.fail(
+        `Integer out of range (${text}) for field "${f.name}".`,
+        node.pos,
+        'E_BAD_VALUE',
+        `${f.name} is ${f.type}: ${lo} to ${hi}`,
+      );
     return v;
   }
 
@@ -223,18 +276,33 @@ class JsonToMessage {
       case 'message':
         return this.message(node, f.message!, path);
       case 'string':
-        if (node.kind !== 'string') this.fail(`Invalid value for string field "${f.name}": expected a string.`, node.pos, 'E_BAD_VALUE');
+        if (node.kind !== 'string')
+          this.fail(
+            `Invalid value for string field "${f.name}": expected a string.`,
+            node.pos,
+            'E_BAD_VALUE',
+          );
         this.stringOffsets.set(path, node.offsets);
         return node.value;
       case 'bytes': {
         if (node.kind !== 'string' || !BASE64.test(node.value)) {
-          this.fail(`Invalid value for bytes field "${f.name}": expected base64.`, node.pos, 'E_BAD_VALUE');
+          this.fail(
+            `Invalid value for bytes field "${f.name}": expected base64.`,
+            node.pos,
+            'E_BAD_VALUE',
+          );
         }
-        return Uint8Array.from(Buffer.from(node.value.replace(/-/g, '+').replace(/_/g, '/'), 'base64'));
+        return Uint8Array.from(
+          Buffer.from(node.value.replace(/-/g, '+').replace(/_/g, '/'), 'base64'),
+        );
       }
       case 'bool':
         if (node.kind !== 'literal' || node.value === null) {
-          this.fail(`Invalid value for bool field "${f.name}": expected true or false.`, node.pos, 'E_BAD_VALUE');
+          this.fail(
+            `Invalid value for bool field "${f.name}": expected true or false.`,
+            node.pos,
+            'E_BAD_VALUE',
+          );
         }
         return node.value;
       case 'enum': {
@@ -242,11 +310,22 @@ class JsonToMessage {
         if (node.kind === 'string' && !/^-?[0-9]+$/.test(node.value)) {
           const v = en.byName.get(node.value);
           if (v) return v.name;
-          this.fail(`Unknown enumeration value of "${node.value}" for field "${f.name}".`, node.pos, 'E_UNKNOWN_ENUM', didYouMean(node.value, en.byName.keys()) ?? `valid values: ${[...en.byName.keys()].join(', ')}`);
+          this.fail(
+            `Unknown enumeration value of "${node.value}" for field "${f.name}".`,
+            node.pos,
+            'E_UNKNOWN_ENUM',
+            didYouMean(node.value, en.byName.keys()) ??
+              `valid values: ${[...en.byName.keys()].join(', ')}`,
+          );
         }
         const n = this.integer(node, f, -(2n ** 31n), 2n ** 31n - 1n);
         const v = en.byNumber.get(Number(n));
-        if (!v) this.fail(`Unknown enumeration value of "${n}" for field "${f.name}".`, node.pos, 'E_UNKNOWN_ENUM');
+        if (!v)
+          this.fail(
+            `Unknown enumeration value of "${n}" for field "${f.name}".`,
+            node.pos,
+            'E_UNKNOWN_ENUM',
+          );
         return v.name;
       }
       default: {

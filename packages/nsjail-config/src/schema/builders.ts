@@ -129,14 +129,17 @@ function optionalScalar<T extends ScalarType>(type: T) {
       description,
       ...(opts.default !== undefined ? { default: opts.default } : {}),
     },
-    schema: scalarSchema(type).describe(describeDefault(description, opts.default)).optional() as z.ZodOptional<
-      ScalarTs[T]
-    >,
+    schema: scalarSchema(type)
+      .describe(describeDefault(description, opts.default))
+      .optional() as z.ZodOptional<ScalarTs[T]>,
   });
 }
 
 function repeatedScalar<T extends ScalarType>(type: T) {
-  return (number: number, description: string): FieldSpec<z.ZodOptional<z.ZodArray<ScalarTs[T]>>> => ({
+  return (
+    number: number,
+    description: string,
+  ): FieldSpec<z.ZodOptional<z.ZodArray<ScalarTs[T]>>> => ({
     spec: { number, label: 'repeated', type, description },
     schema: z.array(scalarSchema(type)).describe(description).optional(),
   });

@@ -40,57 +40,73 @@ export const RLimitType = defineEnum(
   'Where a resource limit comes from.',
   ['VALUE', 'SOFT', 'HARD', 'INF'],
   [
-    [0, 'The number in the matching rlimit_* field (in that field\'s unit).'],
+    [0, "The number in the matching rlimit_* field (in that field's unit)."],
     [1, "nsjail's own current soft limit."],
     [2, "nsjail's own current hard limit."],
     [3, 'Unlimited (RLIM64_INFINITY).'],
   ],
 );
 
-export const IdMap = defineMessage('nsjail.IdMap', 'One uid or gid mapping of the user namespace.', {
-  inside_id: field.string(1, 'First id inside the jail; empty means the current id.', {
-    default: '',
-  }),
-  outside_id: field.string(2, 'First id outside the jail; empty means the current id.', {
-    default: '',
-  }),
-  count: field.uint32(3, 'How many consecutive ids are mapped (see user_namespaces(7)).', {
-    default: 1,
-  }),
-  use_newidmap: field.bool(4, 'Write the map with the setuid newuidmap/newgidmap helpers.', {
-    default: false,
-  }),
-});
+export const IdMap = defineMessage(
+  'nsjail.IdMap',
+  'One uid or gid mapping of the user namespace.',
+  {
+    inside_id: field.string(1, 'First id inside the jail; empty means the current id.', {
+      default: '',
+    }),
+    outside_id: field.string(2, 'First id outside the jail; empty means the current id.', {
+      default: '',
+    }),
+    count: field.uint32(3, 'How many consecutive ids are mapped (see user_namespaces(7)).', {
+      default: 1,
+    }),
+    use_newidmap: field.bool(4, 'Write the map with the setuid newuidmap/newgidmap helpers.', {
+      default: false,
+    }),
+  },
+);
 
-export const MountPt = defineMessage('nsjail.MountPt', 'One mount (or symlink, or file) inside the jail.', {
-  src: field.string(1, 'Host path (bind) or source; may be empty for proc, tmpfs and the like.', {
-    default: '',
-  }),
-  prefix_src_env: field.string(2, 'Name of an environment variable whose value is prepended to src.', {
-    default: '',
-  }),
-  src_content: field.bytes(3, 'Bytes written to a new file at dst instead of mounting src.', {
-    default: '',
-  }),
-  dst: field.requiredString(4, 'Path inside the jail.'),
-  prefix_dst_env: field.string(5, 'Name of an environment variable whose value is prepended to dst.', {
-    default: '',
-  }),
-  fstype: field.string(6, 'Filesystem type (tmpfs, proc, ...); empty for bind mounts.', {
-    default: '',
-  }),
-  options: field.string(7, 'Mount data, e.g. "size=5000000" for tmpfs.', { default: '' }),
-  is_bind: field.bool(8, 'A bind mount of src at dst.', { default: false }),
-  rw: field.bool(9, 'Writable; otherwise the mount is read-only.', { default: false }),
-  is_dir: field.bool(10, 'Whether dst is a directory; unset lets nsjail look at src.'),
-  mandatory: field.bool(11, 'Fail the jail when this mount cannot be made.', { default: true }),
-  is_symlink: field.bool(12, 'Create dst as a symlink pointing at src instead of mounting.', {
-    default: false,
-  }),
-  nosuid: field.bool(13, 'Mount with MS_NOSUID.', { default: false }),
-  nodev: field.bool(14, 'Mount with MS_NODEV.', { default: false }),
-  noexec: field.bool(15, 'Mount with MS_NOEXEC.', { default: false }),
-});
+export const MountPt = defineMessage(
+  'nsjail.MountPt',
+  'One mount (or symlink, or file) inside the jail.',
+  {
+    src: field.string(1, 'Host path (bind) or source; may be empty for proc, tmpfs and the like.', {
+      default: '',
+    }),
+    prefix_src_env: field.string(
+      2,
+      'Name of an environment variable whose value is prepended to src.',
+      {
+        default: '',
+      },
+    ),
+    src_content: field.bytes(3, 'Bytes written to a new file at dst instead of mounting src.', {
+      default: '',
+    }),
+    dst: field.requiredString(4, 'Path inside the jail.'),
+    prefix_dst_env: field.string(
+      5,
+      'Name of an environment variable whose value is prepended to dst.',
+      {
+        default: '',
+      },
+    ),
+    fstype: field.string(6, 'Filesystem type (tmpfs, proc, ...); empty for bind mounts.', {
+      default: '',
+    }),
+    options: field.string(7, 'Mount data, e.g. "size=5000000" for tmpfs.', { default: '' }),
+    is_bind: field.bool(8, 'A bind mount of src at dst.', { default: false }),
+    rw: field.bool(9, 'Writable; otherwise the mount is read-only.', { default: false }),
+    is_dir: field.bool(10, 'Whether dst is a directory; unset lets nsjail look at src.'),
+    mandatory: field.bool(11, 'Fail the jail when this mount cannot be made.', { default: true }),
+    is_symlink: field.bool(12, 'Create dst as a symlink pointing at src instead of mounting.', {
+      default: false,
+    }),
+    nosuid: field.bool(13, 'Mount with MS_NOSUID.', { default: false }),
+    nodev: field.bool(14, 'Mount with MS_NODEV.', { default: false }),
+    noexec: field.bool(15, 'Mount with MS_NOEXEC.', { default: false }),
+  },
+);
 
 export const Exe = defineMessage('nsjail.Exe', 'The program to run, when not given after `--`.', {
   path: field.requiredString(1, 'Path of the program; also argv[0] unless arg0 is set.'),
@@ -162,28 +178,40 @@ export const UserNetBackend = defineEnum(
   ],
 );
 
-export const Pasta = defineMessage('nsjail.NsJailConfig.UserNet.Pasta', 'Settings of the pasta backend.', {
-  nat: field.bool(1, 'Translate addresses (user-mode NAT).', { default: true }),
-  enable_tcp: field.bool(2, 'Forward TCP.', { default: true }),
-  enable_udp: field.bool(3, 'Forward UDP.', { default: true }),
-  enable_icmp: field.bool(4, 'Forward ICMP.', { default: true }),
-  ip4_enabled: field.bool(5, 'Give the jail IPv4.', { default: true }),
-  mask4: field.string(6, 'IPv4 netmask inside the jail.', { default: '255.255.255.0' }),
-  enable_ip4_dhcp: field.bool(7, "Answer DHCPv4 from pasta.", { default: false }),
-  ip6_enabled: field.bool(8, 'Give the jail IPv6.', { default: true }),
-  mask6: field.string(9, 'IPv6 prefix length inside the jail.', { default: '64' }),
-  enable_ip6_dhcp: field.bool(10, 'Answer DHCPv6 from pasta.', { default: false }),
-  enable_ip6_ra: field.bool(11, 'Send IPv6 router advertisements.', { default: false }),
-  enable_dns: field.bool(12, 'Announce a DNS server to the jail.', { default: false }),
-  dns_forward: field.string(13, 'Address the jail sees that is forwarded to the host resolver.', {
-    default: '',
-  }),
-  map_gw: field.bool(14, 'Connections to the gateway address reach the host.', { default: true }),
-  tcp_map_in: field.string(15, 'TCP ports forwarded from the host into the jail.', { default: 'none' }),
-  udp_map_in: field.string(16, 'UDP ports forwarded from the host into the jail.', { default: 'none' }),
-  tcp_map_out: field.string(17, 'TCP ports forwarded from the jail to the host.', { default: 'none' }),
-  udp_map_out: field.string(18, 'UDP ports forwarded from the jail to the host.', { default: 'none' }),
-});
+export const Pasta = defineMessage(
+  'nsjail.NsJailConfig.UserNet.Pasta',
+  'Settings of the pasta backend.',
+  {
+    nat: field.bool(1, 'Translate addresses (user-mode NAT).', { default: true }),
+    enable_tcp: field.bool(2, 'Forward TCP.', { default: true }),
+    enable_udp: field.bool(3, 'Forward UDP.', { default: true }),
+    enable_icmp: field.bool(4, 'Forward ICMP.', { default: true }),
+    ip4_enabled: field.bool(5, 'Give the jail IPv4.', { default: true }),
+    mask4: field.string(6, 'IPv4 netmask inside the jail.', { default: '255.255.255.0' }),
+    enable_ip4_dhcp: field.bool(7, 'Answer DHCPv4 from pasta.', { default: false }),
+    ip6_enabled: field.bool(8, 'Give the jail IPv6.', { default: true }),
+    mask6: field.string(9, 'IPv6 prefix length inside the jail.', { default: '64' }),
+    enable_ip6_dhcp: field.bool(10, 'Answer DHCPv6 from pasta.', { default: false }),
+    enable_ip6_ra: field.bool(11, 'Send IPv6 router advertisements.', { default: false }),
+    enable_dns: field.bool(12, 'Announce a DNS server to the jail.', { default: false }),
+    dns_forward: field.string(13, 'Address the jail sees that is forwarded to the host resolver.', {
+      default: '',
+    }),
+    map_gw: field.bool(14, 'Connections to the gateway address reach the host.', { default: true }),
+    tcp_map_in: field.string(15, 'TCP ports forwarded from the host into the jail.', {
+      default: 'none',
+    }),
+    udp_map_in: field.string(16, 'UDP ports forwarded from the host into the jail.', {
+      default: 'none',
+    }),
+    tcp_map_out: field.string(17, 'TCP ports forwarded from the jail to the host.', {
+      default: 'none',
+    }),
+    udp_map_out: field.string(18, 'UDP ports forwarded from the jail to the host.', {
+      default: 'none',
+    }),
+  },
+);
 
 export const NstunDirection = defineEnum(
   'nsjail.NsJailConfig.UserNet.NstunRule.Direction',
@@ -232,7 +260,10 @@ export const NstunRule = defineMessage(
     sport: field.uint32(4, 'Source port (start of range).'),
     sport_end: field.uint32(5, 'End of the source port range.'),
     dst_ip: field.string(6, 'Destination network.'),
-    dport: field.uint32(7, 'Destination port (start of range; the listening port for HOST_TO_GUEST).'),
+    dport: field.uint32(
+      7,
+      'Destination port (start of range; the listening port for HOST_TO_GUEST).',
+    ),
     dport_end: field.uint32(8, 'End of the destination port range.'),
     redirect_ip: field.string(9, 'Target address of REDIRECT and ENCAP_* actions.'),
     redirect_port: field.uint32(10, 'Target port of REDIRECT and ENCAP_* actions.'),
@@ -247,8 +278,16 @@ export const UserNet = defineMessage(
       default: 'NSTUN',
     }),
     pasta: field.message(2, Pasta, 'pasta settings (backend PASTA).'),
-    rule4: field.repeatedMessage(3, NstunRule, 'IPv4 rules of the nstun backend, first match wins.'),
-    rule6: field.repeatedMessage(12, NstunRule, 'IPv6 rules of the nstun backend, first match wins.'),
+    rule4: field.repeatedMessage(
+      3,
+      NstunRule,
+      'IPv4 rules of the nstun backend, first match wins.',
+    ),
+    rule6: field.repeatedMessage(
+      12,
+      NstunRule,
+      'IPv6 rules of the nstun backend, first match wins.',
+    ),
     ip4: field.string(4, 'IPv4 address of the jail.', { default: '10.255.255.2' }),
     gw4: field.string(5, 'IPv4 gateway of the jail.', { default: '10.255.255.1' }),
     ip6: field.string(6, 'IPv6 address of the jail.', { default: 'fc00::2' }),
@@ -283,15 +322,19 @@ export const NsJailConfig = defineMessage('nsjail.NsJailConfig', 'An nsjail sand
   max_conns: field.uint32(9, 'Mode LISTEN: most connections at once; 0 is no limit.', {
     default: 0,
   }),
-  max_conns_per_ip: field.uint32(10, 'Mode LISTEN: most connections from one address; 0 is no limit.', {
-    default: 0,
-  }),
+  max_conns_per_ip: field.uint32(
+    10,
+    'Mode LISTEN: most connections from one address; 0 is no limit.',
+    {
+      default: 0,
+    },
+  ),
   time_limit: field.uint32(11, 'Wall-clock limit in seconds; 0 is no limit.', { default: 600 }),
   daemon: field.bool(12, 'Detach nsjail into the background.', { default: false }),
   max_cpus: field.uint32(13, 'Most CPUs the command may run on; 0 is no limit.', { default: 0 }),
   nice_level: field.int32(14, 'Niceness of the command.', { default: 19 }),
-  log_fd: field.int32(15, "Descriptor nsjail writes its log to."),
-  log_file: field.string(16, "File nsjail writes its log to."),
+  log_fd: field.int32(15, 'Descriptor nsjail writes its log to.'),
+  log_file: field.string(16, 'File nsjail writes its log to.'),
   log_level: field.enum(17, LogLevel, "Lowest severity of nsjail's log lines shown."),
   keep_env: field.bool(18, "Pass nsjail's whole environment to the command.", { default: false }),
   envar: field.repeatedString(
@@ -301,7 +344,10 @@ export const NsJailConfig = defineMessage('nsjail.NsJailConfig', 'An nsjail sand
   keep_caps: field.bool(20, 'Keep all capabilities; otherwise all are dropped but `cap`.', {
     default: false,
   }),
-  cap: field.repeatedString(21, 'Capabilities kept when keep_caps is false, e.g. "CAP_SYS_PTRACE".'),
+  cap: field.repeatedString(
+    21,
+    'Capabilities kept when keep_caps is false, e.g. "CAP_SYS_PTRACE".',
+  ),
   silent: field.bool(22, 'Close descriptors 0, 1 and 2 before running the command.', {
     default: false,
   }),
@@ -312,15 +358,23 @@ export const NsJailConfig = defineMessage('nsjail.NsJailConfig', 'An nsjail sand
   ),
   stderr_to_null: field.bool(24, "Send the command's stderr to /dev/null.", { default: false }),
   pass_fd: field.repeatedInt32(25, 'Descriptors passed to the command besides 0, 1 and 2.'),
-  disable_no_new_privs: field.bool(26, 'Allow setuid binaries to gain privileges inside the jail.', {
-    default: false,
-  }),
+  disable_no_new_privs: field.bool(
+    26,
+    'Allow setuid binaries to gain privileges inside the jail.',
+    {
+      default: false,
+    },
+  ),
   forward_signals: field.bool(27, 'Forward fatal signals to the command instead of SIGKILL.', {
     default: false,
   }),
-  disable_tsc: field.bool(28, 'Make rdtsc/rdtscp fault (x86 only; also filter prctl(PR_SET_TSC)).', {
-    default: false,
-  }),
+  disable_tsc: field.bool(
+    28,
+    'Make rdtsc/rdtscp fault (x86 only; also filter prctl(PR_SET_TSC)).',
+    {
+      default: false,
+    },
+  ),
   oom_score_adj: field.int32(29, 'OOM score adjustment of the command (-1000 to 1000).'),
   rlimit_as: rl(30, 'Address-space', 'MiB', 4096n),
   rlimit_as_type: rlType(31, 'address-space', 'VALUE'),
@@ -345,7 +399,9 @@ export const NsJailConfig = defineMessage('nsjail.NsJailConfig', 'An nsjail sand
   disable_rl: field.bool(50, "Apply no rlimits at all: the command inherits nsjail's.", {
     default: false,
   }),
-  persona_addr_compat_layout: field.bool(51, 'personality(ADDR_COMPAT_LAYOUT).', { default: false }),
+  persona_addr_compat_layout: field.bool(51, 'personality(ADDR_COMPAT_LAYOUT).', {
+    default: false,
+  }),
   persona_mmap_page_zero: field.bool(52, 'personality(MMAP_PAGE_ZERO).', { default: false }),
   persona_read_implies_exec: field.bool(53, 'personality(READ_IMPLIES_EXEC).', { default: false }),
   persona_addr_limit_3gb: field.bool(54, 'personality(ADDR_LIMIT_3GB).', { default: false }),
@@ -367,7 +423,11 @@ export const NsJailConfig = defineMessage('nsjail.NsJailConfig', 'An nsjail sand
   mount_proc: field.bool(66, 'Mount a read-only /proc (a `mount` entry can do the same).', {
     default: false,
   }),
-  mount: field.repeatedMessage(67, MountPt, 'Mounts, made in this order; none means an empty root.'),
+  mount: field.repeatedMessage(
+    67,
+    MountPt,
+    'Mounts, made in this order; none means an empty root.',
+  ),
   seccomp_policy_file: field.string(68, 'File holding a kafel seccomp policy.'),
   seccomp_string: field.repeatedString(
     69,
@@ -384,9 +444,13 @@ export const NsJailConfig = defineMessage('nsjail.NsJailConfig', 'An nsjail sand
   cgroup_mem_max: field.uint64(71, 'Memory limit of the jail in bytes; 0 is no limit.', {
     default: 0n,
   }),
-  cgroup_mem_memsw_max: field.uint64(72, 'Memory + swap limit in bytes (cgroup v1); 0 is no limit.', {
-    default: 0n,
-  }),
+  cgroup_mem_memsw_max: field.uint64(
+    72,
+    'Memory + swap limit in bytes (cgroup v1); 0 is no limit.',
+    {
+      default: 0n,
+    },
+  ),
   cgroup_mem_swap_max: field.int64(73, 'Swap limit in bytes; -1 is no limit.', { default: -1n }),
   cgroup_mem_mount: field.string(74, cg('memory'), { default: '/sys/fs/cgroup/memory' }),
   cgroup_mem_parent: field.string(75, cgParent('memory'), { default: 'NSJAIL' }),
@@ -395,14 +459,18 @@ export const NsJailConfig = defineMessage('nsjail.NsJailConfig', 'An nsjail sand
   }),
   cgroup_pids_mount: field.string(77, cg('pids'), { default: '/sys/fs/cgroup/pids' }),
   cgroup_pids_parent: field.string(78, cgParent('pids'), { default: 'NSJAIL' }),
-  cgroup_net_cls_classid: field.uint32(79, 'net_cls class id of the jail\'s packets; 0 is none.', {
+  cgroup_net_cls_classid: field.uint32(79, "net_cls class id of the jail's packets; 0 is none.", {
     default: 0,
   }),
   cgroup_net_cls_mount: field.string(80, cg('net_cls'), { default: '/sys/fs/cgroup/net_cls' }),
   cgroup_net_cls_parent: field.string(81, cgParent('net_cls'), { default: 'NSJAIL' }),
-  cgroup_cpu_ms_per_sec: field.uint32(82, 'CPU milliseconds per second the jail may use; 0 is no limit.', {
-    default: 0,
-  }),
+  cgroup_cpu_ms_per_sec: field.uint32(
+    82,
+    'CPU milliseconds per second the jail may use; 0 is no limit.',
+    {
+      default: 0,
+    },
+  ),
   cgroup_cpu_mount: field.string(83, cg('cpu'), { default: '/sys/fs/cgroup/cpu' }),
   cgroup_cpu_parent: field.string(84, cgParent('cpu'), { default: 'NSJAIL' }),
   cgroupv2_mount: field.string(85, 'Mount point of the cgroup v2 hierarchy.', {
@@ -413,8 +481,12 @@ export const NsJailConfig = defineMessage('nsjail.NsJailConfig', 'An nsjail sand
   iface_no_lo: field.bool(88, 'Leave the loopback interface down.', { default: false }),
   iface_own: field.repeatedString(89, 'Host interfaces moved into the jail.'),
   macvlan_iface: field.string(90, 'Host interface to clone into the jail as MACVLAN, e.g. "eth0".'),
-  macvlan_vs_ip: field.string(91, 'IPv4 address of the MACVLAN interface.', { default: '192.168.0.2' }),
-  macvlan_vs_nm: field.string(92, 'Netmask of the MACVLAN interface.', { default: '255.255.255.0' }),
+  macvlan_vs_ip: field.string(91, 'IPv4 address of the MACVLAN interface.', {
+    default: '192.168.0.2',
+  }),
+  macvlan_vs_nm: field.string(92, 'Netmask of the MACVLAN interface.', {
+    default: '255.255.255.0',
+  }),
   macvlan_vs_gw: field.string(93, 'Gateway of the MACVLAN interface.', { default: '192.168.0.1' }),
   macvlan_vs_ma: field.string(94, 'MAC address of the MACVLAN interface.', { default: '' }),
   macvlan_vs_mo: field.string(95, 'MACVLAN mode (private, vepa, bridge, passthru).', {

@@ -36,7 +36,8 @@ export function decodeUtf8(bytes: number[]): string {
 /** Per decoded UTF-16 unit, the source offset of the byte that began its code point. */
 function charOffsets(d: DecodedString, decoded: string, fallback: number): number[] {
   const starts: number[] = [];
-  for (let i = 0; i < d.bytes.length; i++) if ((d.bytes[i]! & 0xc0) !== 0x80) starts.push(d.offsets[i]!);
+  for (let i = 0; i < d.bytes.length; i++)
+    if ((d.bytes[i]! & 0xc0) !== 0x80) starts.push(d.offsets[i]!);
   const out: number[] = [];
   let cp = 0;
   for (let i = 0; i < decoded.length; i++) {
@@ -59,7 +60,12 @@ class TextParser {
     this.tok = new Tokenizer(src, { file: opts.file });
   }
 
-  private fail(message: string, pos: SourcePosition, code: PolicyError['code'] = 'E_SYNTAX', hint?: string): never {
+  private fail(
+    message: string,
+    pos: SourcePosition,
+    code: PolicyError['code'] = 'E_SYNTAX',
+    hint?: string,
+  ): never {
     throw new PolicyError(message, { code, file: this.opts.file, position: pos, hint });
   }
 
@@ -93,12 +99,22 @@ class TextParser {
     let close = '}';
     if (this.tryConsume('<')) close = '>';
     else if (!this.lookingAt('{')) {
-      this.fail(`Expected "{", found "${open.type === 'eof' ? '' : open.text}".`, open.pos, 'E_SYNTAX', `${desc.name} fields go inside { ... }`);
+      this.fail(
+        `Expected "{", found "${open.type === 'eof' ? '' : open.text}".`,
+        open.pos,
+        'E_SYNTAX',
+        `${desc.name} fields go inside { ... }`,
+      );
     } else this.tok.next();
     const out: Record<string, unknown> = {};
     while (!this.lookingAt(close)) {
       if (this.tok.token.type === 'eof') {
-        this.fail(`Expected "${close}".`, this.tok.token.pos, 'E_SYNTAX', `the block opened at ${open.pos.line}:${open.pos.column} is not closed`);
+        this.fail(
+          `Expected "${close}".`,
+          this.tok.token.pos,
+          'E_SYNTAX',
+          `the block opened at ${open.pos.line}:${open.pos.column} is not closed`,
+        );
       }
       this.parseField(desc, out, path);
     }
@@ -109,8 +125,15 @@ class TextParser {
   private parseField(desc: MessageDescriptor, out: Record<string, unknown>, prefix: string): void {
     const nameTok = this.tok.token;
     if (nameTok.type !== 'ident') {
-      const hint = this.lookingAt('[') ? 'nsjail policies have no extensions or Any fields' : undefined;
-      this.fail(`Expected identifier, got: ${nameTok.type === 'eof' ? '' : nameTok.text}`, nameTok.pos, 'E_SYNTAX', hint);
+      const hint = this.lookingAt('[')
+        ? 'nsjail policies have no extensions or Any fields'
+        : undefined;
+      this.fail(
+        `Expected identifier, got: ${nameTok.type === 'eof' ? '' : nameTok.text}`,
+        nameTok.pos,
+        'E_SYNTAX',
+        hint,
+      );
     }
     this.tok.next();
     const f = desc.byName.get(nameTok.text);
@@ -119,7 +142,8 @@ class TextParser {
         `Message type "${desc.fullName}" has no field named "${nameTok.text}".`,
         nameTok.pos,
         'E_UNKNOWN_FIELD',
-        didYouMean(nameTok.text, desc.byName.keys()) ?? `see \`ktl sandbox policy explain\` or nsjail's config.proto for ${desc.name}'s fields`,
+        didYouMean(nameTok.text, desc.byName.keys()) ??
+          `see \`ktl sandbox policy explain\` or nsjail's config.proto for ${desc.name}'s fields`,
       );
     }
     const path = joinPath(prefix, f.name);
@@ -136,7 +160,12 @@ class TextParser {
     else {
       const t = this.tok.token;
       if (!this.lookingAt(':')) {
-        this.fail(`Expected ":", found "${t.type === 'eof' ? '' : t.text}".`, t.pos, 'E_SYNTAX', `write \`${f.name}: <value>\``);
+        this.fail(
+          `Expected ":", found "${t.type === 'eof' ? '' : t.text}".`,
+          t.pos,
+          'E_SYNTAX',
+          `write \`${f.name}: <value>\``,
+        );
       }
       this.tok.next();
     }
@@ -149,7 +178,8 @@ class TextParser {
         const elPath = `${path}[${idx}]`;
         const valueTok = this.tok.token;
         this.fields.set(elPath, { name: nameTok.pos, value: valueTok.pos });
-        if (!this.fields.has(path)) this.fields.set(path, { name: nameTok.pos, value: valueTok.pos });
+        if (!this.fields.has(path))
+          this.fields.set(path, { name: nameTok.pos, value: valueTok.pos });
         list.push(this.parseValue(f, elPath));
       };
       if (this.tryConsume('[')) {
@@ -177,10 +207,16 @@ class TextParser {
       case 'string':
       case 'bytes': {
         if (t.type !== 'string') {
-          this.fail(`Expected string, got: ${shown}`, t.pos, 'E_BAD_VALUE', `quote it: ${f.name}: "${shown}"`);
+          this.fail(
+            `Expected string, got: ${shown}`,
+            t.pos,
+            'E_BAD_VALUE',
+            `quote it: ${f.name}: "${shown}"`,
+          );
         }
         const d: DecodedString = { bytes: [], offsets: [] };
-        while (this.tok.token.type === 'string') decodeString(this.tok.next(), this.opts.latin1 ?? false, d);
+        while (this.tok.token.type === 'string')
+          decodeString(this.tok.next(), this.opts.latin1 ?? false, d);
         if (f.type === 'bytes') return Uint8Array.from(d.bytes);
         const s = decodeUtf8(d.bytes);
         this.stringOffsets.set(path, charOffsets(d, s, t.pos.offset));
@@ -191,13 +227,23 @@ class TextParser {
           const v = this.unsigned(t, 1n, f);
           return v === 1n;
         }
-        if (t.type !== 'ident') this.fail(`Expected identifier, got: ${shown}`, t.pos, 'E_BAD_VALUE', 'use true or false');
+        if (t.type !== 'ident')
+          this.fail(
+            `Expected identifier, got: ${shown}`,
+            t.pos,
+            'E_BAD_VALUE',
+            'use true or false',
+          );
         this.tok.next();
         if (t.text === 'true' || t.text === 'True' || t.text === 't') return true;
         if (t.text === 'false' || t.text === 'False' || t.text === 'f') return false;
-        this.fail(`Invalid value for boolean field "${f.name}". Value: "${t.text}".`, t.pos, 'E_BAD_VALUE', 'use true or false');
+        return this.fail(
+          `Invalid value for boolean field "${f.name}". Value: "${t.text}".`,
+          t.pos,
+          'E_BAD_VALUE',
+          'use true or false',
+        );
       }
-      // biome-ignore lint/suspicious/noFallthroughSwitchClause: fail() never returns
       case 'enum': {
         const en = f.enum!;
         const names = en.values.map((v) => v.name);
@@ -216,11 +262,20 @@ class TextParser {
           const n = this.signed(f, -(2n ** 31n), 2n ** 31n - 1n);
           const v = en.byNumber.get(Number(n));
           if (v) return v.name;
-          this.fail(`Unknown enumeration value of "${n}" for field "${f.name}".`, t.pos, 'E_UNKNOWN_ENUM', `valid values: ${en.values.map((x) => `${x.name} (${x.number})`).join(', ')}`);
+          this.fail(
+            `Unknown enumeration value of "${n}" for field "${f.name}".`,
+            t.pos,
+            'E_UNKNOWN_ENUM',
+            `valid values: ${en.values.map((x) => `${x.name} (${x.number})`).join(', ')}`,
+          );
         }
-        this.fail(`Expected integer or identifier, got: ${shown}`, t.pos, 'E_BAD_VALUE', `valid values: ${names.join(', ')}`);
+        return this.fail(
+          `Expected integer or identifier, got: ${shown}`,
+          t.pos,
+          'E_BAD_VALUE',
+          `valid values: ${names.join(', ')}`,
+        );
       }
-      // biome-ignore lint/suspicious/noFallthroughSwitchClause: fail() never returns
       case 'uint32':
       case 'uint64': {
         const max = BigInt(SCALAR_RANGES[f.type][1]);
@@ -244,12 +299,19 @@ class TextParser {
 
   private unsigned(t: Token, max: bigint, f: FieldDescriptor): bigint {
     if (t.type !== 'int') {
-      const hint = t.text === '-' ? `${f.name} cannot be negative (${this.rangeHint(f)})` : this.rangeHint(f);
-      this.fail(`Expected integer, got: ${t.type === 'eof' ? '' : t.text}`, t.pos, 'E_BAD_VALUE', hint);
+      const hint =
+        t.text === '-' ? `${f.name} cannot be negative (${this.rangeHint(f)})` : this.rangeHint(f);
+      this.fail(
+        `Expected integer, got: ${t.type === 'eof' ? '' : t.text}`,
+        t.pos,
+        'E_BAD_VALUE',
+        hint,
+      );
     }
     this.tok.next();
     const v = parseIntegerToken(t.text);
-    if (v > max) this.fail(`Integer out of range (${t.text})`, t.pos, 'E_BAD_VALUE', this.rangeHint(f));
+    if (v > max)
+      this.fail(`Integer out of range (${t.text})`, t.pos, 'E_BAD_VALUE', this.rangeHint(f));
     return v;
   }
 
@@ -258,20 +320,34 @@ class TextParser {
     const negative = this.tryConsume('-');
     const t = this.tok.token;
     if (t.type !== 'int') {
-      this.fail(`Expected integer, got: ${t.type === 'eof' ? '' : t.text}`, t.pos, 'E_BAD_VALUE', this.rangeHint(f));
+      this.fail(
+        `Expected integer, got: ${t.type === 'eof' ? '' : t.text}`,
+        t.pos,
+        'E_BAD_VALUE',
+        this.rangeHint(f),
+      );
     }
     this.tok.next();
     let v = parseIntegerToken(t.text);
     if (negative) v = -v;
     if (v < lo || v > hi) {
-      this.fail(`Integer out of range (${negative ? '-' : ''}${t.text})`, start.pos, 'E_BAD_VALUE', f.type === 'enum' ? undefined : this.rangeHint(f));
+      this.fail(
+        `Integer out of range (${negative ? '-' : ''}${t.text})`,
+        start.pos,
+        'E_BAD_VALUE',
+        f.type === 'enum' ? undefined : this.rangeHint(f),
+      );
     }
     return v;
   }
 }
 
 /** Parses protobuf text format into a plain object holding only the fields that were set. */
-export function parseText(src: string, desc: MessageDescriptor, opts: TextParseOptions = {}): TextParseResult {
+export function parseText(
+  src: string,
+  desc: MessageDescriptor,
+  opts: TextParseOptions = {},
+): TextParseResult {
   const p = new TextParser(src, opts);
   const value = p.parseTop(desc);
   return { value, fields: p.fields, stringOffsets: p.stringOffsets };

@@ -60,7 +60,12 @@ export class Tokenizer {
   }
 
   error(message: string, pos: SourcePosition, hint?: string): PolicyError {
-    return new PolicyError(message, { code: 'E_SYNTAX', file: this.opts.file, position: pos, hint });
+    return new PolicyError(message, {
+      code: 'E_SYNTAX',
+      file: this.opts.file,
+      position: pos,
+      hint,
+    });
   }
 
   private here(): SourcePosition {
@@ -105,7 +110,12 @@ export class Tokenizer {
     this.lastCodeLine = this.line;
     const c = src[this.i]!;
     const start = this.i;
-    const make = (type: TokenType): Token => ({ type, text: src.slice(start, this.i), pos, end: this.i });
+    const make = (type: TokenType): Token => ({
+      type,
+      text: src.slice(start, this.i),
+      pos,
+      end: this.i,
+    });
 
     if (isIdentStart(c)) {
       while (this.i < src.length && isIdentPart(src[this.i]!)) this.i++;
@@ -179,9 +189,14 @@ export class Tokenizer {
     this.i++;
     for (;;) {
       const c = src[this.i];
-      if (c === undefined) throw this.error('Unexpected end of string.', pos, `close it with ${quote}`);
+      if (c === undefined)
+        throw this.error('Unexpected end of string.', pos, `close it with ${quote}`);
       if (c === '\n') {
-        throw this.error('String literals cannot cross line boundaries.', pos, 'use "\\n" or split it into adjacent strings');
+        throw this.error(
+          'String literals cannot cross line boundaries.',
+          pos,
+          'use "\\n" or split it into adjacent strings',
+        );
       }
       if (c === quote) {
         this.i++;
@@ -194,7 +209,8 @@ export class Tokenizer {
         if ('abfnrtv\\?\'"'.includes(e) && e !== '') this.i += 2;
         else if (e >= '0' && e <= '7') this.i += 2;
         else if (e === 'x' || e === 'X') {
-          if (!isHex(src[this.i + 2] ?? '')) throw this.error('Expected hex digits for escape sequence.', escPos);
+          if (!isHex(src[this.i + 2] ?? ''))
+            throw this.error('Expected hex digits for escape sequence.', escPos);
           this.i += 3;
         } else if (e === 'u' || e === 'U') {
           const n = e === 'u' ? 4 : 8;
@@ -203,11 +219,18 @@ export class Tokenizer {
             throw this.error(`Expected ${n} hex digits for \\${e} escape sequence.`, escPos);
           }
           if (e === 'U' && Number.parseInt(digits, 16) > 0x10ffff) {
-            throw this.error('Expected eight hex digits up to 10ffff for \\U escape sequence', escPos);
+            throw this.error(
+              'Expected eight hex digits up to 10ffff for \\U escape sequence',
+              escPos,
+            );
           }
           this.i += 2 + n;
         } else {
-          throw this.error('Invalid escape sequence in string literal.', escPos, 'escape a backslash as "\\\\"');
+          throw this.error(
+            'Invalid escape sequence in string literal.',
+            escPos,
+            'escape a backslash as "\\\\"',
+          );
         }
         continue;
       }
@@ -256,7 +279,19 @@ export function decodeString(token: Token, latin1: boolean, out: DecodedString):
       continue;
     }
     const e = s[i + 1]!;
-    const simple: Record<string, number> = { a: 7, b: 8, f: 12, n: 10, r: 13, t: 9, v: 11, '\\': 92, '?': 63, "'": 39, '"': 34 };
+    const simple: Record<string, number> = {
+      a: 7,
+      b: 8,
+      f: 12,
+      n: 10,
+      r: 13,
+      t: 9,
+      v: 11,
+      '\\': 92,
+      '?': 63,
+      "'": 39,
+      '"': 34,
+    };
     if (e in simple) {
       out.bytes.push(simple[e]!);
       out.offsets.push(off);

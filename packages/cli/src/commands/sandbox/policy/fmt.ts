@@ -1,0 +1,58 @@
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { formatPolicy, PolicyError } from '@ktl/nsjail-config';
+import { Args, Command, Flags } from '@oclif/core';
+
+export default class SandboxPolicyFmt extends Command {
+  static override summary = 'Format nsjail policies, keeping comments and field order.';
+  static override description =
+    'Prints the formatted policy, or rewrites the files with --write, or with --check exits 1 when any file is not formatted.';
+  static override examples = [
+    '<%= config.bin %> sandbox policy fmt policy.cfg',
+    '<%= config.bin %> sandbox policy fmt --write testdata/sandbox/*.cfg',
+    '<%= config.bin %> sandbox policy fmt --check testdata/sandbox/*.cfg',
+  ];
+  static override strict = false;
+  static override args = { file: Args.string({ description: 'policy files', required: true }) };
+  static override flags = {
+    write: Flags.boolean({
+      char: 'w',
+      description: 'rewrite the files in place (atomically)',
+      exclusive: ['check'],
+    }),
+    check: Flags.boolean({
+      description: 'only report files that are not formatted (exit 1)',
+      exclusive: ['write'],
+    }),
+  };
+
+  async run(): Promise<void> {
+    const { argv, flags } = await this.parse(SandboxPolicyFmt);
+    let failed = false;
+    for (const file of argv as string[]) {
+      try {
+        // latin1 round-trips every byte, so non-UTF-8 content is written back untouched.
+        const text = (await readFile(file)).toString('latin1');
+        const out = formatPolicy(text, { filename: file });
+        if (flags.check) {
+          if (out !== text) {
+            process.stderr.write(
+              `${file}: not formatted (run ktl sandbox policy fmt --write ${file})\n`,
+            );
+            failed = true;
+          }
+        } else if (flags.write) {
+          if (out !== text) {
+            const tmp = `${file}.ktl-fmt-${process.pid}`;
+            await writeFile(tmp, Buffer.from(out, 'latin1'));
+            await rename(tmp, file);
+          }
+        } else process.stdout.write(Buffer.from(out, 'latin1'));
+      } catch (e) {
+        const err = PolicyError.from(e, file);
+        process.stderr.write(`${err.message}\n`);
+        failed = true;
+      }
+    }
+    if (failed) this.exit(1);
+  }
+}
