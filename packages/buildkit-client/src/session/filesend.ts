@@ -1,0 +1,236 @@
+/**
+ * FileSend.DiffCopy, receiving side: the daemon pushes exporter output to us. The same method
+ * carries two formats, chosen by the exporter (`buildkit-attachable-exporter-id` header is the
+ * index into SolveRequest.Exporters):
+ * - `local`: fsutil packets; we are the receiver (REQ the files we want, FIN when done);
+ * - `tar`, `oci`, `docker`: raw archive bytes in BytesMessage.data until the daemon closes.
+ *
+ * Paths come from the build, i.e. from whatever the Dockerfile produced, so they are treated
+ * as hostile: each must be a clean relative path whose parent is a directory created by this
+ * transfer (or the destination itself), so a symlink in the export can never redirect a later
+ * write outside `dest`. Owners are not applied (files belong to the user running the build).
+ */
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  createWriteStream,
+  fchmodSync,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Stat } from '../gen/fsutil/types/stat';
+import { type Packet, Packet as PacketMsg, Packet_PacketType as T } from '../gen/fsutil/types/wire';
+import { BytesMessage } from '../gen/moby/filesync/v1/filesync';
+import { canRequestData, isDirMode, isSymlinkMode, posixPermBits } from './fsstat';
+import {
+  GRPC_INVALID_ARGUMENT,
+  GRPC_NOT_FOUND,
+  type GrpcCall,
+  GrpcStatusError,
+  type Handler,
+} from './grpc-server';
+import { cleanPath } from './patterns';
+
+export type ExportTarget =
+  | { readonly kind: 'dir'; readonly dest: string }
+  | { readonly kind: 'file'; readonly path: string };
+
+function encode(p: Partial<Packet>): Uint8Array {
+  return PacketMsg.encode(PacketMsg.fromPartial(p)).finish();
+}
+
+function unsafe(path: string, why: string): GrpcStatusError {
+  return new GrpcStatusError(
+    GRPC_INVALID_ARGUMENT,
+    `refusing exported path ${JSON.stringify(path)}: ${why}`,
+  );
+}
+
+/** Checks a path from the daemon; returns it unchanged when acceptable. */
+export function checkExportPath(p: string): string {
+  if (p === '' || p.includes('\0')) throw unsafe(p, 'empty or contains NUL');
+  if (p.startsWith('/')) throw unsafe(p, 'absolute');
+  if (cleanPath(p) !== p || p === '.') throw unsafe(p, 'not a clean relative path');
+  if (p === '..' || p.startsWith('../')) throw unsafe(p, 'escapes the destination');
+  return p;
+}
+
+const toSeconds = (ns: bigint): number => Number(ns / 1000n) / 1e6;
+
+class LocalReceiver {
+  private readonly dirs = new Set<string>(['.']);
+  private readonly regular = new Set<string>();
+  private readonly open = new Map<number, { fd: number; path: string; stat: Stat }>();
+  private readonly dirTimes: Array<{ abs: string; stat: Stat }> = [];
+  private listingDone = false;
+  private id = 0;
+
+  constructor(
+    private readonly dest: string,
+    private readonly call: GrpcCall,
+  ) {}
+
+  private abs(rel: string): string {
+    return join(this.dest, rel);
+  }
+
+  /** Removes whatever non-directory is in the way (merging into an existing dest). */
+  private clear(rel: string, keepDir: boolean): void {
+    let st: ReturnType<typeof lstatSync> | undefined;
+    try {
+      st = lstatSync(this.abs(rel));
+    } catch {
+      return;
+    }
+    if (keepDir && st.isDirectory()) return;
+    rmSync(this.abs(rel), { recursive: true, force: true });
+  }
+
+  async onStat(stat: Stat): Promise<void> {
+    const id = this.id++;
+    const rel = checkExportPath(stat.path);
+    const parent = rel.includes('/') ? dirname(rel) : '.';
+    if (!this.dirs.has(parent)) throw unsafe(rel, 'parent is not a directory of this export');
+    const abs = this.abs(rel);
+    const mode = stat.mode;
+    if (isDirMode(mode)) {
+      this.clear(rel, true);
+      try {
+        mkdirSync(abs, { mode: 0o700 });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      this.dirs.add(rel);
+      this.dirTimes.push({ abs, stat });
+    } else if (isSymlinkMode(mode)) {
+      this.clear(rel, false);
+      symlinkSync(stat.linkname, abs);
+      lutimesSync(abs, toSeconds(stat.modTime), toSeconds(stat.modTime));
+    } else if (canRequestData(mode)) {
+      this.clear(rel, false);
+      if (stat.linkname !== '') {
+        const target = checkExportPath(stat.linkname);
+        if (!this.regular.has(target)) throw unsafe(rel, `hardlink to unknown path ${target}`);
+        linkSync(this.abs(target), abs);
+        return;
+      }
+      const fd = openSync(
+        abs,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        0o600,
+      );
+      this.regular.add(rel);
+      this.open.set(id, { fd, path: abs, stat });
+      await this.call.send(encode({ type: T.PACKET_REQ, ID: id }));
+    }
+    // Devices, fifos and sockets are skipped: an unprivileged export cannot create them.
+  }
+
+  onData(p: Packet): void {
+    const f = this.open.get(p.ID);
+    if (!f) throw new GrpcStatusError(GRPC_INVALID_ARGUMENT, `invalid file request ${p.ID}`);
+    if (p.data.length > 0) {
+      writeSync(f.fd, p.data);
+      return;
+    }
+    fchmodSync(f.fd, posixPermBits(f.stat.mode));
+    closeSync(f.fd);
+    utimesSync(f.path, toSeconds(f.stat.modTime), toSeconds(f.stat.modTime));
+    this.open.delete(p.ID);
+  }
+
+  /** Finish once the listing ended and every requested file arrived. */
+  get complete(): boolean {
+    return this.listingDone && this.open.size === 0;
+  }
+
+  endListing(): void {
+    this.listingDone = true;
+  }
+
+  finalize(): void {
+    // Directory modes and times last: writing children changes a directory's mtime, and a
+    // read-only mode would stop us writing into it.
+    for (const { abs, stat } of this.dirTimes.reverse()) {
+      chmodSync(abs, posixPermBits(stat.mode));
+      utimesSync(abs, toSeconds(stat.modTime), toSeconds(stat.modTime));
+    }
+  }
+
+  abort(): void {
+    for (const f of this.open.values()) closeSync(f.fd);
+    this.open.clear();
+  }
+}
+
+async function receiveLocal(call: GrpcCall, dest: string): Promise<void> {
+  mkdirSync(dest, { recursive: true });
+  const r = new LocalReceiver(dest, call);
+  let finSent = false;
+  try {
+    for await (const raw of call.messages()) {
+      const p = PacketMsg.decode(raw);
+      switch (p.type) {
+        case T.PACKET_STAT:
+          if (p.stat === undefined) r.endListing();
+          else await r.onStat(p.stat);
+          break;
+        case T.PACKET_DATA:
+          r.onData(p);
+          break;
+        case T.PACKET_ERR:
+          throw new Error(`error from sender: ${Buffer.from(p.data).toString('utf8')}`);
+        case T.PACKET_FIN:
+          // The sender's answer to our FIN: nothing more will come.
+          return;
+      }
+      if (r.complete && !finSent) {
+        r.finalize();
+        finSent = true;
+        await call.send(encode({ type: T.PACKET_FIN }));
+      }
+    }
+    if (!finSent) throw new Error('daemon ended the export before it was complete');
+  } catch (err) {
+    r.abort();
+    const msg = err instanceof Error ? err.message : String(err);
+    await call.send(encode({ type: T.PACKET_ERR, data: Buffer.from(msg) })).catch(() => {});
+    throw err;
+  }
+}
+
+async function receiveFile(call: GrpcCall, path: string): Promise<void> {
+  mkdirSync(dirname(path), { recursive: true });
+  const out = createWriteStream(path);
+  try {
+    for await (const raw of call.messages()) {
+      const chunk = BytesMessage.decode(raw).data;
+      if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
+    }
+  } finally {
+    await new Promise<void>((resolve, reject) =>
+      out.end((err?: Error | null) => (err ? reject(err) : resolve())),
+    );
+  }
+}
+
+/** FileSend.DiffCopy, dispatching on the exporter index to the matching target. */
+export function fileSendReceiver(targets: readonly (ExportTarget | undefined)[]): Handler {
+  return async (call) => {
+    const raw = call.metadata('buildkit-attachable-exporter-id')[0];
+    const index = raw === undefined ? 0 : Number.parseInt(raw, 10);
+    const target = targets[Number.isNaN(index) ? 0 : index];
+    if (!target) throw new GrpcStatusError(GRPC_NOT_FOUND, `exporter ${raw ?? 0} not found`);
+    if (target.kind === 'dir') await receiveLocal(call, target.dest);
+    else await receiveFile(call, target.path);
+  };
+}

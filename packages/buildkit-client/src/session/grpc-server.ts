@@ -1,0 +1,249 @@
+/**
+ * A minimal gRPC server on node:http2, for the session. The daemon is the HTTP/2 client on a
+ * connection we did not accept (an upgraded engine socket or a Control.Session tunnel), so we
+ * hand that byte stream to an http2 server ourselves.
+ *
+ * Why not @grpc/grpc-js's Server: it joins repeated request headers into one comma-separated
+ * string, which corrupts `.dockerignore` patterns containing ", " (sent one pattern per header);
+ * `rawHeaders` here keeps each value apart.
+ */
+import * as http2 from 'node:http2';
+import type { Duplex } from 'node:stream';
+
+export class GrpcStatusError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const GRPC_OK = 0;
+export const GRPC_CANCELLED = 1;
+export const GRPC_UNKNOWN = 2;
+export const GRPC_INVALID_ARGUMENT = 3;
+export const GRPC_NOT_FOUND = 5;
+export const GRPC_UNIMPLEMENTED = 12;
+export const GRPC_INTERNAL = 13;
+
+export interface GrpcCall {
+  /** `/package.Service/Method`. */
+  readonly method: string;
+  /**
+   * All values of a request header, in order. Values sent with `<name>-encoded: 1` are
+   * URL-decoded (the daemon does that for non-ASCII paths and patterns).
+   */
+  metadata(name: string): string[];
+  /** Request messages as they arrive. */
+  messages(): AsyncGenerator<Buffer>;
+  /** Sends one response message; resolves when the stream can take more. */
+  send(msg: Uint8Array): Promise<void>;
+  /** Aborted when the daemon cancels the call or the connection drops. */
+  readonly signal: AbortSignal;
+}
+
+export type Handler = (call: GrpcCall) => Promise<void>;
+
+function percentEncode(s: string): string {
+  return Buffer.from(s, 'utf8').reduce(
+    (out, b) =>
+      out +
+      (b >= 0x20 && b <= 0x7e && b !== 0x25
+        ? String.fromCharCode(b)
+        : `%${b.toString(16).toUpperCase().padStart(2, '0')}`),
+    '',
+  );
+}
+
+/** Go's url.QueryUnescape: `+` is a space. */
+function queryUnescape(s: string): string {
+  try {
+    return decodeURIComponent(s.replace(/\+/g, ' '));
+  } catch {
+    return s;
+  }
+}
+
+/**
+ * Request messages. Not `for await (… of stream)`: leaving that loop early destroys the stream,
+ * which the daemon sees as RST_STREAM CANCEL before it has read our last message and trailers.
+ * Here an early exit only stops listening, and further input is drained and dropped.
+ */
+async function* readMessages(stream: http2.ServerHttp2Stream): AsyncGenerator<Buffer> {
+  let buf: Buffer = Buffer.alloc(0);
+  const chunks: Buffer[] = [];
+  let ended = false;
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  const onData = (c: Buffer) => {
+    chunks.push(c);
+    if (chunks.length > 64) stream.pause();
+    wake?.();
+  };
+  const onEnd = () => {
+    ended = true;
+    wake?.();
+  };
+  const onClose = () => {
+    if (!ended) failure ??= new GrpcStatusError(GRPC_CANCELLED, 'call cancelled by the daemon');
+    wake?.();
+  };
+  stream.on('data', onData);
+  stream.once('end', onEnd);
+  stream.once('close', onClose);
+  try {
+    for (;;) {
+      const c = chunks.shift();
+      if (c === undefined) {
+        if (ended) break;
+        if (failure) throw failure;
+        stream.resume();
+        await new Promise<void>((r) => {
+          wake = r;
+        });
+        continue;
+      }
+      buf = buf.length === 0 ? c : Buffer.concat([buf, c]);
+      while (buf.length >= 5) {
+        const len = buf.readUInt32BE(1);
+        if (buf.length < 5 + len) break;
+        if (buf[0] !== 0) {
+          throw new GrpcStatusError(GRPC_UNIMPLEMENTED, 'compressed messages are not supported');
+        }
+        const msg = buf.subarray(5, 5 + len);
+        buf = buf.subarray(5 + len);
+        yield msg;
+      }
+    }
+    if (buf.length > 0) throw new GrpcStatusError(GRPC_INTERNAL, 'truncated gRPC message');
+  } finally {
+    stream.off('data', onData);
+    stream.off('end', onEnd);
+    stream.off('close', onClose);
+    if (!ended) stream.resume(); // discard the rest without resetting the stream
+  }
+}
+
+function makeCall(stream: http2.ServerHttp2Stream, method: string, rawHeaders: string[]): GrpcCall {
+  const values = new Map<string, string[]>();
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const k = rawHeaders[i]!.toLowerCase();
+    const list = values.get(k) ?? [];
+    list.push(rawHeaders[i + 1]!);
+    values.set(k, list);
+  }
+  const ac = new AbortController();
+  stream.once('close', () => ac.abort());
+  return {
+    method,
+    metadata(name) {
+      const k = name.toLowerCase();
+      const v = values.get(k) ?? [];
+      const enc = values.get(`${k}-encoded`)?.[0];
+      return enc === '1' || enc === 'true' ? v.map(queryUnescape) : [...v];
+    },
+    messages: () => readMessages(stream),
+    send(msg) {
+      const frame = Buffer.allocUnsafe(5 + msg.length);
+      frame[0] = 0;
+      frame.writeUInt32BE(msg.length, 1);
+      frame.set(msg, 5);
+      if (stream.write(frame)) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const done = () => {
+          stream.off('drain', done);
+          stream.off('close', closed);
+          resolve();
+        };
+        const closed = () => {
+          stream.off('drain', done);
+          reject(new GrpcStatusError(GRPC_CANCELLED, 'stream closed'));
+        };
+        stream.once('drain', done);
+        stream.once('close', closed);
+      });
+    },
+    signal: ac.signal,
+  };
+}
+
+function finish(stream: http2.ServerHttp2Stream, code: number, message: string): void {
+  if (stream.closed || stream.destroyed) return;
+  const trailers: http2.OutgoingHttpHeaders = { 'grpc-status': String(code) };
+  if (message) trailers['grpc-message'] = percentEncode(message);
+  if (!stream.headersSent) {
+    // Trailers-only response.
+    stream.respond(
+      { ':status': 200, 'content-type': 'application/grpc', ...trailers },
+      { endStream: true },
+    );
+    return;
+  }
+  stream.once('wantTrailers', () => stream.sendTrailers(trailers));
+  stream.end();
+}
+
+export interface ServeOptions {
+  /** Called with handler failures (they are also returned to the daemon as gRPC errors). */
+  readonly onError?: ((method: string, err: unknown) => void) | undefined;
+}
+
+/**
+ * Serves `handlers` on `conn`. Resolves when the connection closes. The returned `close`
+ * ends the HTTP/2 session (GOAWAY) and the underlying stream.
+ */
+export function serveGrpc(
+  conn: Duplex,
+  handlers: ReadonlyMap<string, Handler>,
+  opts: ServeOptions = {},
+): { done: Promise<void>; close(): void } {
+  // Large windows: the daemon streams exported files to us; 64 KiB windows cap throughput.
+  const server = http2.createServer({ settings: { initialWindowSize: 4 * 1024 * 1024 } });
+  let session: http2.ServerHttp2Session | undefined;
+  const done = new Promise<void>((resolve) => {
+    server.on('session', (s) => {
+      session = s;
+      s.once('connect', () => s.setLocalWindowSize(16 * 1024 * 1024));
+      s.once('close', () => resolve());
+      s.on('error', () => {});
+    });
+    conn.once('close', () => resolve());
+  });
+  const onStream = (
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    _flags: number,
+    rawHeaders: string[],
+  ) => {
+    const method = String(headers[':path'] ?? '');
+    stream.on('error', () => {});
+    const handler = handlers.get(method);
+    if (!handler) {
+      finish(stream, GRPC_UNIMPLEMENTED, `unknown method ${method}`);
+      return;
+    }
+    const call = makeCall(stream, method, rawHeaders);
+    stream.respond(
+      { ':status': 200, 'content-type': 'application/grpc' },
+      { waitForTrailers: true },
+    );
+    handler(call).then(
+      () => finish(stream, GRPC_OK, ''),
+      (err: unknown) => {
+        opts.onError?.(method, err);
+        const code = err instanceof GrpcStatusError ? err.code : GRPC_UNKNOWN;
+        finish(stream, code, err instanceof Error ? err.message : String(err));
+      },
+    );
+  };
+  server.on('stream', onStream);
+  server.emit('connection', conn);
+  return {
+    done,
+    close() {
+      session?.close();
+      conn.destroy();
+    },
+  };
+}

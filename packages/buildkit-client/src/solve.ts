@@ -1,0 +1,174 @@
+/**
+ * solve(): one Dockerfile build on a connected builder, with the context and Dockerfile
+ * served from local directories through a session, and outputs exported to us.
+ */
+
+import { basename, dirname, resolve } from 'node:path';
+import { Metadata } from '@grpc/grpc-js';
+import { BuildkitError } from './errors';
+import {
+  type Exporter,
+  SolveRequest,
+  type SolveResponse,
+  StatusRequest,
+  type StatusResponse,
+} from './gen/moby/buildkit/v1/control';
+import type { ExportTarget } from './session/filesend';
+import type { SyncProgress } from './session/filesync';
+import { BuildSession, newSessionId } from './session/session';
+import type { BuildkitConnection } from './transport/connect';
+import { errorDetails, fromGrpc, isServiceError } from './transport/grpc-errors';
+
+export type ExportSpec =
+  /** Files of the result, written under `dest` (merged into what is there). */
+  | {
+      readonly type: 'local';
+      readonly dest: string;
+      readonly attrs?: Readonly<Record<string, string>>;
+    }
+  /** A tar of the result's files, or an OCI / docker image archive, written to `dest`. */
+  | {
+      readonly type: 'tar' | 'oci' | 'docker';
+      readonly dest: string;
+      readonly attrs?: Readonly<Record<string, string>>;
+    }
+  /** Stored in the builder (and pushed with `push: 'true'`); nothing comes back to us. */
+  | { readonly type: 'image'; readonly attrs: Readonly<Record<string, string>> };
+
+export interface DockerfileBuildOptions {
+  readonly contextDir: string;
+  /** Default `<contextDir>/Dockerfile`. */
+  readonly dockerfile?: string | undefined;
+  readonly buildArgs?: Readonly<Record<string, string>> | undefined;
+  readonly target?: string | undefined;
+  /** e.g. `['linux/amd64']`. */
+  readonly platforms?: readonly string[] | undefined;
+  readonly noCache?: boolean | undefined;
+  readonly labels?: Readonly<Record<string, string>> | undefined;
+  /** Extra frontend attributes, sent as given. */
+  readonly frontendAttrs?: Readonly<Record<string, string>> | undefined;
+  readonly exports?: readonly ExportSpec[] | undefined;
+  readonly secrets?: Readonly<Record<string, Uint8Array>> | undefined;
+  readonly onStatus?: ((s: StatusResponse) => void) | undefined;
+  readonly onSync?: ((p: SyncProgress) => void) | undefined;
+  readonly signal?: AbortSignal | undefined;
+  /** Build id (default random); Control.Status and build history use it. */
+  readonly ref?: string | undefined;
+}
+
+export interface SolveResult {
+  readonly ref: string;
+  /** What the exporters reported, e.g. `containerimage.digest`. */
+  readonly exporterResponse: Readonly<Record<string, string>>;
+}
+
+function frontendAttrs(o: DockerfileBuildOptions, dockerfile: string): Record<string, string> {
+  const attrs: Record<string, string> = { filename: basename(dockerfile) };
+  for (const [k, v] of Object.entries(o.buildArgs ?? {})) attrs[`build-arg:${k}`] = v;
+  for (const [k, v] of Object.entries(o.labels ?? {})) attrs[`label:${k}`] = v;
+  if (o.target) attrs.target = o.target;
+  if (o.platforms && o.platforms.length > 0) attrs.platform = o.platforms.join(',');
+  if (o.noCache) attrs['no-cache'] = '';
+  return { ...attrs, ...(o.frontendAttrs ?? {}) };
+}
+
+function solveError(e: unknown): BuildkitError {
+  const err = fromGrpc('build', e, 'E_SOLVE');
+  if (!isServiceError(e)) return err;
+  // The last line of BuildKit's message is the useful one; details add the failing step.
+  const message = e.details || err.message;
+  const details = errorDetails(e);
+  return new BuildkitError(message, {
+    code: 'E_SOLVE',
+    grpcCode: e.code,
+    cause: e,
+    details,
+    hint: details.length > 0 ? undefined : err.hint,
+  });
+}
+
+export async function solveDockerfile(
+  conn: BuildkitConnection,
+  opts: DockerfileBuildOptions,
+): Promise<SolveResult> {
+  const contextDir = resolve(opts.contextDir);
+  const dockerfile = resolve(contextDir, opts.dockerfile ?? 'Dockerfile');
+  const exports = opts.exports ?? [];
+  const targets: (ExportTarget | undefined)[] = exports.map((x) =>
+    x.type === 'local'
+      ? { kind: 'dir', dest: resolve(x.dest) }
+      : x.type === 'image'
+        ? undefined
+        : { kind: 'file', path: resolve(x.dest) },
+  );
+  const exporters: Exporter[] = exports.map((x) => ({
+    Type: x.type,
+    Attrs: { ...(x.attrs ?? {}) },
+  }));
+  const ref = opts.ref ?? newSessionId();
+
+  let sessionFailure: unknown;
+  const session = await BuildSession.start(conn, {
+    name: basename(contextDir),
+    sharedKey: contextDir,
+    dirs: { context: contextDir, dockerfile: dirname(dockerfile) },
+    exports: targets,
+    secrets: opts.secrets,
+    onSync: opts.onSync,
+    onError: (_m, err) => {
+      sessionFailure ??= err;
+    },
+  });
+
+  const status = conn.control.status(StatusRequest.fromPartial({ Ref: ref }));
+  const statusDone = new Promise<void>((res) => {
+    status.on('data', (s: StatusResponse) => opts.onStatus?.(s));
+    status.on('end', () => res());
+    status.on('error', () => res()); // status is best effort; the Solve result decides
+  });
+
+  const req = SolveRequest.fromPartial({
+    Ref: ref,
+    Session: session.id,
+    Frontend: 'dockerfile.v0',
+    FrontendAttrs: frontendAttrs(opts, dockerfile),
+    Exporters: exporters,
+    // Daemons before BuildKit v0.13 only read the single deprecated exporter fields.
+    ...(exporters[0]
+      ? { ExporterDeprecated: exporters[0].Type, ExporterAttrsDeprecated: exporters[0].Attrs }
+      : {}),
+  });
+
+  try {
+    const res = await new Promise<SolveResponse>((resolveSolve, reject) => {
+      const call = conn.control.solve(req, new Metadata(), {}, (err, r) =>
+        err ? reject(err) : resolveSolve(r),
+      );
+      const abort = () => call.cancel();
+      if (opts.signal?.aborted) abort();
+      opts.signal?.addEventListener('abort', abort, { once: true });
+    });
+    await Promise.race([statusDone, new Promise((r) => setTimeout(r, 2000).unref())]);
+    return { ref, exporterResponse: { ...res.ExporterResponse } };
+  } catch (e) {
+    if (opts.signal?.aborted) {
+      throw new BuildkitError('build cancelled', { code: 'E_SOLVE', cause: e });
+    }
+    const err = solveError(e);
+    if (sessionFailure !== undefined && BuildkitError.is(err)) {
+      throw new BuildkitError(
+        `${err.message} (client side: ${(sessionFailure as Error).message ?? sessionFailure})`,
+        {
+          code: 'E_SOLVE',
+          grpcCode: err.grpcCode,
+          details: err.details,
+          cause: e,
+        },
+      );
+    }
+    throw err;
+  } finally {
+    status.cancel();
+    await session.close();
+  }
+}

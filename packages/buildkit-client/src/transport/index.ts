@@ -1,0 +1,34 @@
+import type { BuildkitAddress } from './address';
+import { type BuildkitConnection, type ConnectOptions, connectTo } from './connect';
+import { type DiscoverOptions, discover } from './discover';
+
+export {
+  type BuildkitAddress,
+  DEFAULT_BUILDKITD_SOCKET,
+  DEFAULT_DOCKER_SOCKET,
+  type EngineAddress,
+  formatAddress,
+  parseAddress,
+} from './address';
+export {
+  type BuildkitConnection,
+  type BuildkitVersionInfo,
+  type ConnectOptions,
+  connectTo,
+  formatPlatform,
+  type WorkerInfo,
+} from './connect';
+export { type Candidate, candidates, type DiscoverOptions, discover } from './discover';
+export type { SessionHandshake } from './session-stream';
+export type { TlsOptions } from './upgrade';
+
+/**
+ * Connects to `address`, or, when it is undefined, to the first builder discovery finds
+ * (BUILDKIT_HOST, DOCKER_HOST, default buildkitd socket, default Docker socket).
+ */
+export function connect(
+  address?: string | BuildkitAddress | undefined,
+  opts: ConnectOptions & DiscoverOptions = {},
+): Promise<BuildkitConnection> {
+  return address === undefined ? discover(opts) : connectTo(address, opts);
+}

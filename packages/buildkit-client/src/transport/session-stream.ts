@@ -1,0 +1,62 @@
+/**
+ * Control.Session as a byte stream. buildkitd (unlike the Docker engine, which offers
+ * `POST /session`) carries the session's HTTP/2 connection inside this bidi call: each
+ * BytesMessage is a slice of the raw connection. The daemon is the HTTP/2 client on it.
+ */
+
+import { Duplex } from 'node:stream';
+import { type ClientDuplexStream, Metadata } from '@grpc/grpc-js';
+import type { BytesMessage, ControlClient } from '../gen/moby/buildkit/v1/control';
+
+export interface SessionHandshake {
+  readonly id: string;
+  readonly name: string;
+  readonly sharedKey: string;
+  /** gRPC paths we serve, e.g. `/moby.filesync.v1.FileSync/DiffCopy`. */
+  readonly methods: readonly string[];
+}
+
+/** Header lines announcing a session. One line per method: a comma-joined list matches none. */
+export function sessionHeaders(h: SessionHandshake): Array<[string, string]> {
+  const out: Array<[string, string]> = [
+    ['X-Docker-Expose-Session-Uuid', h.id],
+    ['X-Docker-Expose-Session-Name', h.name],
+    ['X-Docker-Expose-Session-Sharedkey', h.sharedKey],
+  ];
+  for (const m of h.methods) out.push(['X-Docker-Expose-Session-Grpc-Method', m]);
+  return out;
+}
+
+export function openControlSession(control: ControlClient, h: SessionHandshake): Duplex {
+  const md = new Metadata();
+  for (const [k, v] of sessionHeaders(h)) md.add(k.toLowerCase(), v);
+  const call: ClientDuplexStream<BytesMessage, BytesMessage> = control.session(md);
+  const duplex = new Duplex({
+    write(chunk: Buffer, _enc, cb) {
+      // Copy: http2 may reuse the buffer after the write callback, grpc-js serializes later.
+      call.write({ data: Buffer.from(chunk) }, cb);
+    },
+    final(cb) {
+      call.end();
+      cb();
+    },
+    read() {
+      call.resume();
+    },
+    destroy(err, cb) {
+      call.cancel();
+      cb(err);
+    },
+  });
+  call.on('data', (m: BytesMessage) => {
+    if (!duplex.push(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength)))
+      call.pause();
+  });
+  call.on('end', () => duplex.push(null));
+  call.on('error', (e: Error & { code?: number }) => {
+    // 1 = CANCELLED: our own destroy(); anything else is a real failure.
+    if (e.code === 1) duplex.push(null);
+    else duplex.destroy(e);
+  });
+  return duplex;
+}

@@ -1,0 +1,155 @@
+/**
+ * The Docker engine serves BuildKit's gRPC API and the build session behind HTTP/1.1 upgrades:
+ * `POST /grpc` (we become the HTTP/2 client) and `POST /session` (the daemon becomes the
+ * HTTP/2 client and we serve). Only `Upgrade: h2c` is accepted; `h2` is refused.
+ */
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { BuildkitError } from '../errors';
+import type { EngineAddress } from './address';
+
+export interface TlsOptions {
+  /** PEM contents (not paths). */
+  readonly ca?: string | Buffer | undefined;
+  readonly cert?: string | Buffer | undefined;
+  readonly key?: string | Buffer | undefined;
+  /** Name to verify the server certificate against, when it differs from the host. */
+  readonly serverName?: string | undefined;
+}
+
+const MAX_RESPONSE_HEAD = 64 * 1024;
+
+/** Opens a raw byte stream to an engine (or buildkitd) address. */
+export function dialRaw(
+  addr: EngineAddress,
+  tlsOpts?: TlsOptions,
+  timeoutMs = 10_000,
+): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    let sock: net.Socket;
+    const useTls = addr.kind === 'tcp' && tlsOpts !== undefined;
+    if (addr.kind === 'unix') sock = net.connect({ path: addr.path });
+    else if (useTls)
+      sock = tls.connect({
+        host: addr.host,
+        port: addr.port,
+        ...(tlsOpts.ca === undefined ? {} : { ca: tlsOpts.ca }),
+        ...(tlsOpts.cert === undefined ? {} : { cert: tlsOpts.cert }),
+        ...(tlsOpts.key === undefined ? {} : { key: tlsOpts.key }),
+        servername: tlsOpts.serverName ?? addr.host,
+        ALPNProtocols: ['http/1.1'],
+      });
+    else sock = net.connect({ host: addr.host, port: addr.port });
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' }));
+    }, timeoutMs);
+    const onErr = (err: Error) => {
+      clearTimeout(timer);
+      reject(err);
+    };
+    sock.once('error', onErr);
+    sock.once(useTls ? 'secureConnect' : 'connect', () => {
+      clearTimeout(timer);
+      sock.off('error', onErr);
+      resolve(sock);
+    });
+  });
+}
+
+export interface UpgradeRequest {
+  /** `/grpc` or `/session`. */
+  readonly path: string;
+  /** Extra request headers. Repeated names are sent as separate lines on purpose. */
+  readonly headers?: ReadonlyArray<readonly [string, string]>;
+  readonly timeoutMs?: number;
+}
+
+function headerSafe(s: string): boolean {
+  return !/[\r\n\0]/.test(s);
+}
+
+/**
+ * Sends the upgrade request on `sock` and resolves with the same socket once the engine has
+ * answered `101 Switching Protocols`. Any bytes that arrived in the same read as the response
+ * head (the start of the HTTP/2 stream) are pushed back with `unshift` so the next reader sees
+ * them. Rejects with E_UPGRADE carrying the engine's status and body otherwise.
+ */
+export function httpUpgrade(sock: net.Socket, req: UpgradeRequest): Promise<net.Socket> {
+  const lines = [
+    `POST ${req.path} HTTP/1.1`,
+    'Host: docker',
+    'Connection: Upgrade',
+    'Upgrade: h2c',
+    'Content-Length: 0',
+  ];
+  for (const [k, v] of req.headers ?? []) {
+    if (!headerSafe(k) || !headerSafe(v)) throw new Error(`invalid header ${JSON.stringify(k)}`);
+    lines.push(`${k}: ${v}`);
+  }
+  return new Promise((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    const timer = setTimeout(
+      () => fail(new Error(`no answer to POST ${req.path} within ${req.timeoutMs ?? 10_000} ms`)),
+      req.timeoutMs ?? 10_000,
+    );
+    const cleanup = () => {
+      clearTimeout(timer);
+      sock.off('data', onData);
+      sock.off('error', fail);
+      sock.off('end', onEnd);
+    };
+    function fail(err: Error) {
+      cleanup();
+      sock.destroy();
+      reject(
+        err instanceof BuildkitError
+          ? err
+          : new BuildkitError(err.message, { code: 'E_UPGRADE', cause: err }),
+      );
+    }
+    let ended = false;
+    const onEnd = () => {
+      ended = true;
+      if (buf.includes('\r\n\r\n')) onData(Buffer.alloc(0));
+      else fail(new Error(`engine closed the connection during POST ${req.path}`));
+    };
+    const onData = (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (buf.length > MAX_RESPONSE_HEAD) fail(new Error('oversized response head'));
+        return;
+      }
+      const head = buf.subarray(0, end).toString('latin1');
+      const rest = buf.subarray(end + 4);
+      const status = /^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1];
+      if (status === '101') {
+        cleanup();
+        sock.pause();
+        if (rest.length > 0) sock.unshift(rest);
+        resolve(sock);
+        return;
+      }
+      // Error answers from the engine are short JSON bodies ({"message": "..."}); wait for
+      // the whole body when its length is announced, so the message is not cut.
+      const len = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? '0');
+      if (rest.length < len && rest.length < 4096 && !ended) return;
+      const body = rest.toString('utf8').trim().slice(0, 500);
+      const first = head.split('\r\n')[0] ?? head;
+      fail(
+        new BuildkitError(`engine refused POST ${req.path}: ${first}${body ? ` ${body}` : ''}`, {
+          code: 'E_UPGRADE',
+          hint:
+            status === '404'
+              ? 'this Docker engine has no BuildKit endpoint; use Docker 18.09+ or buildkitd'
+              : undefined,
+        }),
+      );
+    };
+    sock.on('data', onData);
+    sock.on('error', fail);
+    sock.on('end', onEnd);
+    sock.write(`${lines.join('\r\n')}\r\n\r\n`);
+  });
+}

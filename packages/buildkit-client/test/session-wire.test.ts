@@ -1,0 +1,253 @@
+/**
+ * The session server spoken to the way the daemon speaks to it: an HTTP/2 client on a raw
+ * connection, calling Health, FileSync.DiffCopy and FileSend.DiffCopy. No daemon needed.
+ */
+import { lstat, mkdir, mkdtemp, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { Packet, Packet_PacketType as T } from '../src/gen/fsutil/types/wire';
+import { fileSendReceiver } from '../src/session/filesend';
+import { diffCopySender } from '../src/session/filesync';
+import { type Handler, serveGrpc } from '../src/session/grpc-server';
+
+let dir: string;
+let server: net.Server;
+let client: http2.ClientHttp2Session;
+let stopServe: () => void;
+
+const frame = (m: Uint8Array) => {
+  const b = Buffer.alloc(5 + m.length);
+  b.writeUInt32BE(m.length, 1);
+  b.set(m, 5);
+  return b;
+};
+
+/** A bidi call from the client side: send packets, read packets, see the trailers. */
+function open(path: string) {
+  const req = client.request({
+    ':method': 'POST',
+    ':path': path,
+    'content-type': 'application/grpc',
+    te: 'trailers',
+  });
+  let buf = Buffer.alloc(0);
+  const msgs: Buffer[] = [];
+  let waiter: (() => void) | undefined;
+  const trailers = new Promise<http2.IncomingHttpHeaders>((res) => {
+    req.on('trailers', (t) => res(t));
+    req.on('response', (r) => {
+      if (r['grpc-status'] !== undefined) res(r);
+    });
+  });
+  req.on('data', (c: Buffer) => {
+    buf = Buffer.concat([buf, c]);
+    while (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
+      const n = buf.readUInt32BE(1);
+      msgs.push(buf.subarray(5, 5 + n));
+      buf = buf.subarray(5 + n);
+    }
+    waiter?.();
+  });
+  return {
+    req,
+    trailers,
+    send: (m: Uint8Array) => req.write(frame(m)),
+    async next(): Promise<Buffer> {
+      while (msgs.length === 0) await new Promise<void>((r) => (waiter = r));
+      return msgs.shift()!;
+    },
+  };
+}
+
+/** Header object whose repeated names are arrays: node sends each element as its own field. */
+function repeatedHeaders(headers: Array<[string, string]>) {
+  const h: Record<string, string | string[]> = {};
+  for (const [k, v] of headers) {
+    const cur = h[k];
+    h[k] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [cur, v];
+  }
+  return h;
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ktl-wire-'));
+  await mkdir(join(dir, 'ctx/sub'), { recursive: true });
+  await writeFile(join(dir, 'ctx/Dockerfile'), 'FROM scratch\n');
+  await writeFile(join(dir, 'ctx/big.bin'), Buffer.alloc(100_000, 7));
+  await writeFile(join(dir, 'ctx/a, b.txt'), 'comma');
+  await writeFile(join(dir, 'ctx/sub/s.txt'), 's');
+  const handlers = new Map<string, Handler>([
+    [
+      '/moby.filesync.v1.FileSync/DiffCopy',
+      diffCopySender(new Map([['context', join(dir, 'ctx')]])),
+    ],
+    [
+      '/moby.filesync.v1.FileSend/DiffCopy',
+      fileSendReceiver([{ kind: 'dir', dest: join(dir, 'out') }]),
+    ],
+    [
+      '/grpc.health.v1.Health/Check',
+      async (call) => {
+        for await (const _ of call.messages()) {
+          // drain the request
+        }
+        await call.send(Buffer.from([8, 1]));
+      },
+    ],
+  ]);
+  server = net.createServer((sock) => {
+    stopServe = serveGrpc(sock, handlers).close;
+  });
+  await new Promise<void>((r) => server.listen(join(dir, 's.sock'), r));
+  client = http2.connect('http://session', {
+    createConnection: () => net.connect(join(dir, 's.sock')),
+  });
+});
+
+afterAll(async () => {
+  client.close();
+  stopServe?.();
+  await new Promise<void>((r) => server.close(() => r()));
+  await rm(dir, { recursive: true, force: true });
+});
+
+const pkt = (p: Parameters<typeof Packet.fromPartial>[0]) =>
+  Packet.encode(Packet.fromPartial(p)).finish();
+
+describe('session gRPC server', () => {
+  test('Health/Check answers SERVING (08 01)', async () => {
+    const c = open('/grpc.health.v1.Health/Check');
+    c.send(new Uint8Array());
+    c.req.end();
+    expect([...(await c.next())]).toEqual([8, 1]);
+    expect((await c.trailers)['grpc-status']).toBe('0');
+  });
+
+  test('unknown methods are UNIMPLEMENTED', async () => {
+    const c = open('/moby.sshforward.v1.SSH/CheckAgent');
+    c.req.end();
+    expect((await c.trailers)['grpc-status']).toBe('12');
+  });
+
+  test('DiffCopy: stats, then data for requested ids, FIN answered with FIN and OK', async () => {
+    const headers = repeatedHeaders([
+      ['dir-name', 'context'],
+      ['exclude-patterns', 'a, b.txt'],
+      ['exclude-patterns', 'sub'],
+    ]);
+    const req = client.request({
+      ':method': 'POST',
+      ':path': '/moby.filesync.v1.FileSync/DiffCopy',
+      'content-type': 'application/grpc',
+      ...headers,
+    });
+    let buf = Buffer.alloc(0);
+    const got: Packet[] = [];
+    let wake: (() => void) | undefined;
+    req.on('data', (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      while (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
+        got.push(Packet.decode(buf.subarray(5, 5 + buf.readUInt32BE(1))));
+        buf = buf.subarray(5 + buf.readUInt32BE(1));
+      }
+      wake?.();
+    });
+    const trailers = new Promise<http2.IncomingHttpHeaders>((r) => req.on('trailers', r));
+    const until = async (pred: () => boolean) => {
+      while (!pred()) await new Promise<void>((r) => (wake = r));
+    };
+    await until(() => got.some((p) => p.type === T.PACKET_STAT && p.stat === undefined));
+    const stats = got.filter((p) => p.stat).map((p) => p.stat!.path);
+    expect(stats).toEqual(['Dockerfile', 'big.bin']); // both patterns applied, one per header
+    req.write(frame(pkt({ type: T.PACKET_REQ, ID: 1 })));
+    await until(() => got.some((p) => p.type === T.PACKET_DATA && p.data.length === 0));
+    const data = Buffer.concat(
+      got.filter((p) => p.type === T.PACKET_DATA).map((p) => Buffer.from(p.data)),
+    );
+    expect(data.equals(Buffer.alloc(100_000, 7))).toBe(true);
+    expect(Math.max(...got.filter((p) => p.type === T.PACKET_DATA).map((p) => p.data.length))).toBe(
+      32 * 1024,
+    );
+    req.write(frame(pkt({ type: T.PACKET_FIN })));
+    await until(() => got.some((p) => p.type === T.PACKET_FIN));
+    req.end();
+    expect((await trailers)['grpc-status']).toBe('0');
+  });
+
+  test('DiffCopy: an id that is not a requestable file fails the call', async () => {
+    const req = client.request({
+      ':method': 'POST',
+      ':path': '/moby.filesync.v1.FileSync/DiffCopy',
+      'content-type': 'application/grpc',
+      'dir-name': 'context',
+    });
+    req.resume();
+    const trailers = new Promise<http2.IncomingHttpHeaders>((r) => req.on('trailers', r));
+    req.write(frame(pkt({ type: T.PACKET_REQ, ID: 999 })));
+    const t = await trailers;
+    expect(t['grpc-status']).toBe('3');
+    expect(decodeURIComponent(String(t['grpc-message']))).toBe('invalid file id 999');
+    req.close();
+  });
+
+  test('FileSend local: files, dirs, links land under dest; REQ/DATA/FIN exchange', async () => {
+    const c = open('/moby.filesync.v1.FileSend/DiffCopy');
+    const mtime = 1_600_000_000_123_456_789n;
+    c.send(
+      pkt({
+        type: T.PACKET_STAT,
+        stat: { path: 'd', mode: (0x80000000 | 0o755) >>> 0, modTime: mtime },
+      }),
+    );
+    c.send(
+      pkt({ type: T.PACKET_STAT, stat: { path: 'd/f', mode: 0o640, size: 5n, modTime: mtime } }),
+    );
+    c.send(pkt({ type: T.PACKET_STAT, stat: { path: 'd/hl', mode: 0o640, linkname: 'd/f' } }));
+    c.send(
+      pkt({
+        type: T.PACKET_STAT,
+        stat: { path: 'ln', mode: (1 << 27) | 0o777, linkname: '/etc/passwd' },
+      }),
+    );
+    c.send(pkt({ type: T.PACKET_STAT }));
+    const req = Packet.decode(await c.next());
+    expect(req.type).toBe(T.PACKET_REQ);
+    expect(req.ID).toBe(1); // ids count every stat, the dir included
+    c.send(pkt({ type: T.PACKET_DATA, ID: 1, data: Buffer.from('hello') }));
+    c.send(pkt({ type: T.PACKET_DATA, ID: 1 }));
+    expect(Packet.decode(await c.next()).type).toBe(T.PACKET_FIN);
+    c.send(pkt({ type: T.PACKET_FIN }));
+    c.req.end();
+    expect((await c.trailers)['grpc-status']).toBe('0');
+    const out = join(dir, 'out');
+    expect(await readFile(join(out, 'd/f'), 'utf8')).toBe('hello');
+    expect((await stat(join(out, 'd/f'))).mode & 0o777).toBe(0o640);
+    expect((await stat(join(out, 'd/hl'))).ino).toBe((await stat(join(out, 'd/f'))).ino);
+    expect(await readlink(join(out, 'ln'))).toBe('/etc/passwd');
+    expect((await stat(join(out, 'd'))).mtimeMs).toBeCloseTo(1_600_000_000_123.456, 2);
+  });
+
+  test.each([
+    ['../escape', /escapes the destination/],
+    ['/abs', /absolute/],
+    ['a/../../b', /not a clean relative path/],
+    ['ln/passwd', /parent is not a directory of this export/], // through the symlink above
+  ])('FileSend local refuses %j', async (path, why) => {
+    const c = open('/moby.filesync.v1.FileSend/DiffCopy');
+    c.req.on('error', () => {});
+    c.send(
+      pkt({ type: T.PACKET_STAT, stat: { path: 'ln', mode: (1 << 27) | 0o777, linkname: '/etc' } }),
+    );
+    c.send(pkt({ type: T.PACKET_STAT, stat: { path, mode: 0o644 } }));
+    const err = Packet.decode(await c.next());
+    expect(err.type).toBe(T.PACKET_ERR);
+    expect(Buffer.from(err.data).toString()).toMatch(why);
+    const t = await c.trailers;
+    expect(t['grpc-status']).toBe('3');
+    c.req.close();
+    await expect(lstat('/etc/passwd-ktl-test')).rejects.toThrow();
+  });
+});
