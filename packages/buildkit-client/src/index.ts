@@ -23,3 +23,4 @@ export {
   solveDockerfile,
 } from './solve';
 export * from './transport/index';
+export { type Gateway, type GatewayOptions, type SolvePolicy, solvePolicy, startGateway } from './gateway/gateway';

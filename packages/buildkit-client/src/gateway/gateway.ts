@@ -1,0 +1,214 @@
+/**
+ * The sandbox gateway: a unix socket handed to a jailed build client instead of the builder's
+ * own socket. A Docker socket is root on the host (create a privileged container, mount /),
+ * so the jail never gets it; the gateway forwards only BuildKit's API — `/grpc` (filtered call
+ * by call) and `/session` (the daemon calling back into the client) for an engine, the Control
+ * service for buildkitd — and refuses everything else with a message saying why.
+ */
+import { chmodSync, rmSync } from 'node:fs';
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import type { SolveRequest } from '../gen/moby/buildkit/v1/control';
+import type { BuildkitAddress, EngineAddress } from '../transport/address';
+import { dialRaw, httpUpgrade, type TlsOptions } from '../transport/upgrade';
+import { DEFAULT_ALLOWED_METHODS, serveFiltered } from './grpc-filter';
+import { header, type RequestHead, readRequestHead, refuseHttp } from './http-head';
+
+export interface GatewayOptions {
+  /** The real builder. */
+  upstream: BuildkitAddress;
+  tls?: TlsOptions;
+  /** Where to listen; created 0600, removed on close. */
+  socketPath: string;
+  /** Control methods allowed (full gRPC paths); defaults to Solve, Status, Info, ListWorkers, Session. */
+  allowMethods?: readonly string[];
+  checkSolve?: (req: SolveRequest) => string | undefined;
+  /** Called with one line per refused request or failure (`[gateway] ...` in ktl's logs). */
+  log?: (line: string) => void;
+}
+
+export interface Gateway {
+  /** The address the jailed client should use (docker://unix://... or unix://...). */
+  readonly address: string;
+  readonly socketPath: string;
+  /** Everything refused so far, for tests and reports. */
+  readonly refused: readonly string[];
+  close(): Promise<void>;
+}
+
+const ENGINE_PATH = /^(\/v1\.[0-9]{1,3})?\/(grpc|session|_ping)$/;
+
+export interface SolvePolicy {
+  /** Entitlements the user asked for on the command line (`network.host`, `security.insecure`). */
+  entitlements?: readonly string[];
+  /** Refuse a Solve whose RUN steps would have network (`--hermetic`). */
+  requireNetworkNone?: boolean;
+  /** When set, image-type exports may only use these names (the user's -t tags). */
+  imageNames?: readonly string[];
+}
+
+/** The checks `ktl build` applies to Solve requests coming out of the sandbox. */
+export function solvePolicy(p: SolvePolicy): (req: SolveRequest) => string | undefined {
+  return (req) => {
+    for (const e of req.Entitlements) {
+      if (!(p.entitlements ?? []).includes(e))
+        return `entitlement ${e} was not granted on the command line`;
+    }
+    if (p.requireNetworkNone && req.FrontendAttrs['force-network-mode'] !== 'none') {
+      return 'a hermetic build must run its steps without network (force-network-mode=none)';
+    }
+    if (p.imageNames) {
+      const exps = [
+        ...req.Exporters.map((e) => ({ type: e.Type, attrs: e.Attrs })),
+        ...(req.ExporterDeprecated
+          ? [{ type: req.ExporterDeprecated, attrs: req.ExporterAttrsDeprecated }]
+          : []),
+      ];
+      for (const e of exps) {
+        const names = (e.attrs.name ?? '')
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
+        for (const n of names)
+          if (!p.imageNames.includes(n))
+            return `export names image "${n}", which was not given with -t`;
+      }
+    }
+    return undefined;
+  };
+}
+
+async function upstreamH2(
+  addr: BuildkitAddress,
+  tls: TlsOptions | undefined,
+): Promise<http2.ClientHttp2Session> {
+  const engine: EngineAddress = addr.kind === 'docker' ? addr.engine : addr;
+  let sock: net.Socket = await dialRaw(engine, tls);
+  if (addr.kind === 'docker') sock = await httpUpgrade(sock, { path: '/grpc' });
+  return http2.connect('http://buildkit', { createConnection: () => sock });
+}
+
+export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
+  const refused: string[] = [];
+  const log = (line: string) => {
+    if (line.startsWith('refused')) refused.push(line);
+    opts.log?.(line);
+  };
+  const allow = new Set(opts.allowMethods ?? DEFAULT_ALLOWED_METHODS);
+  const filter = {
+    allowMethods: allow,
+    log,
+    ...(opts.checkSolve ? { checkSolve: opts.checkSolve } : {}),
+  };
+  const conns = new Set<net.Socket>();
+
+  const onEngineConnection = async (sock: net.Socket) => {
+    let head: RequestHead;
+    try {
+      head = await readRequestHead(sock);
+    } catch (e) {
+      log(`refused a connection: ${(e as Error).message}`);
+      return refuseHttp(sock, 400, 'Bad Request', `ktl sandbox gateway: ${(e as Error).message}`);
+    }
+    const m = ENGINE_PATH.exec(head.target);
+    const what = `${head.method} ${head.target.slice(0, 200)}`;
+    if (
+      !m ||
+      (m[2] === '_ping' ? !['GET', 'HEAD'].includes(head.method) : head.method !== 'POST')
+    ) {
+      log(`refused ${what}: the sandbox may only use BuildKit's /grpc and /session`);
+      return refuseHttp(
+        sock,
+        403,
+        'Forbidden',
+        `ktl sandbox gateway: ${what} is not part of the BuildKit API; the sandbox cannot use the Docker API`,
+      );
+    }
+    if (m[2] === '_ping') return refuseHttp(sock, 200, 'OK', 'OK');
+    if (
+      (header(head, 'upgrade') ?? '').toLowerCase() !== 'h2c' ||
+      (head.rest.length > 0 && m[2] === 'session')
+    ) {
+      log(`refused ${what}: expected an h2c upgrade with no body`);
+      return refuseHttp(sock, 400, 'Bad Request', 'ktl sandbox gateway: expected Upgrade: h2c');
+    }
+    try {
+      if (m[2] === 'grpc') {
+        const up = await upstreamH2(opts.upstream, opts.tls);
+        sock.write(
+          'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n',
+        );
+        if (head.rest.length) sock.unshift(head.rest);
+        serveFiltered(sock, up, filter);
+        return;
+      }
+      // /session: the daemon becomes the HTTP/2 client of the jail. Only the session headers
+      // are passed on (rebuilt, no body), and nothing more is read from the jail until the
+      // engine has switched protocols, so no second request can be smuggled to the engine.
+      const engine = opts.upstream.kind === 'docker' ? opts.upstream.engine : opts.upstream;
+      const passed = head.headers
+        .filter(([k]) => k.startsWith('x-docker-expose-session-'))
+        .map(([k, v]) => [k, v] as const);
+      const up = await httpUpgrade(await dialRaw(engine, opts.tls), {
+        path: '/session',
+        headers: passed,
+      });
+      sock.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n');
+      sock.pipe(up).pipe(sock);
+      up.resume();
+      sock.resume();
+      const end = () => {
+        sock.destroy();
+        up.destroy();
+      };
+      sock.on('close', end);
+      up.on('close', end);
+      sock.on('error', end);
+      up.on('error', end);
+    } catch (e) {
+      log(`builder unreachable for ${what}: ${(e as Error).message}`);
+      refuseHttp(
+        sock,
+        502,
+        'Bad Gateway',
+        `ktl sandbox gateway: builder unreachable: ${(e as Error).message}`,
+      );
+    }
+  };
+
+  const onNativeConnection = async (sock: net.Socket) => {
+    try {
+      serveFiltered(sock, await upstreamH2(opts.upstream, opts.tls), filter);
+    } catch (e) {
+      log(`builder unreachable: ${(e as Error).message}`);
+      sock.destroy();
+    }
+  };
+
+  const server = net.createServer((sock) => {
+    conns.add(sock);
+    sock.on('close', () => conns.delete(sock));
+    sock.on('error', () => sock.destroy());
+    void (opts.upstream.kind === 'docker' ? onEngineConnection(sock) : onNativeConnection(sock));
+  });
+  rmSync(opts.socketPath, { force: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.socketPath, () => resolve());
+  });
+  chmodSync(opts.socketPath, 0o600);
+  const prefix = opts.upstream.kind === 'docker' ? 'docker://unix://' : 'unix://';
+  return {
+    address: `${prefix}${opts.socketPath}`,
+    socketPath: opts.socketPath,
+    refused,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const c of conns) c.destroy();
+        server.close(() => {
+          rmSync(opts.socketPath, { force: true });
+          resolve();
+        });
+      }),
+  };
+}
