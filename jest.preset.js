@@ -25,6 +25,7 @@ export function preset(overrides = {}) {
       '^@ktl/buildkit-client$': join(root, 'packages/buildkit-client/src/index.ts'),
     },
     testMatch: ['<rootDir>/test/**/*.test.ts'],
+    reporters: ['default', join(root, 'scripts', 'jest-results-reporter.js')],
     ...overrides,
   };
 }
