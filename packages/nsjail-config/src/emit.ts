@@ -26,7 +26,7 @@ export function escapeBytes(bytes: Uint8Array, utf8: boolean): string {
       const seq = bytes.subarray(i, i + len);
       let text: string | undefined;
       try {
-        text = new TextDecoder('utf-8', { fatal: true }).decode(seq);
+        text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(seq);
       } catch {
         text = undefined;
       }

@@ -631,3 +631,10 @@ export const goodCases: { name: string; text: string; expect: Record<string, unk
     },
   },
 ];
+
+// A leading byte-order mark inside a string is data, not an encoding marker (found by fast-check).
+goodCases.push({
+  name: 'string starting with U+FEFF',
+  text: 'envar: "\uFEFFA=1"',
+  expect: { envar: ['\uFEFFA=1'] },
+});

@@ -65,7 +65,7 @@ describe('seccomp policies are checked at their position inside the .cfg', () =>
   test('a syntax error after escapes and concatenation still lands on the right column', () => {
     const text = 'seccomp_string: "ALLOW { read }\\n" "DEFAULT KIL"\n';
     const [d] = validatePolicy(parsePolicy(text, { filename: 's.cfg' }));
-    expect(d).toMatchObject({ code: 'NSJ-V012', line: 1, column: 37 });
+    expect(d).toMatchObject({ code: 'NSJ-V012', line: 1, column: 45, hint: 'did you mean KILL?' });
   });
 
   test('a valid policy passes', () => {

@@ -30,7 +30,7 @@ export function parseIntegerToken(text: string): bigint {
 }
 
 export function decodeUtf8(bytes: number[]): string {
-  return new TextDecoder('utf-8', { fatal: false }).decode(Uint8Array.from(bytes));
+  return new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }).decode(Uint8Array.from(bytes));
 }
 
 /** Per decoded UTF-16 unit, the source offset of the byte that began its code point. */

@@ -1,0 +1,22 @@
+export type {
+  Action,
+  ActionKind,
+  Expr,
+  KafelError,
+  KafelProgram,
+  Policy,
+  PolicyEntry,
+  Span,
+  SyscallFilter,
+  SyscallRef,
+} from './ast';
+export { type ParseKafelOptions, type ParseKafelResult, parseKafel } from './parser';
+export {
+  type KafelArch,
+  lookupSyscall,
+  type SyscallArg,
+  type SyscallInfo,
+  suggestSyscall,
+  syscallByNumber,
+  syscallNames,
+} from './syscalls';
