@@ -105,7 +105,7 @@ describe('ktl sandbox policy fmt', () => {
     expect(ktl(['sandbox', 'policy', 'fmt', '--check', f]).code).toBe(1);
     expect(ktl(['sandbox', 'policy', 'fmt', '--write', f]).code).toBe(0);
     expect(readFileSync(f, 'utf8')).toBe(
-      '# keep me\nhostname: "a"\nmount {\n  dst: "/t"\n  fstype: "tmpfs"\n}\n',
+      '# keep me\nhostname: "a"\nmount { dst: "/t" fstype: "tmpfs" }\n',
     );
     expect(ktl(['sandbox', 'policy', 'fmt', '--check', f]).code).toBe(0);
   });

@@ -9,8 +9,47 @@ import { type Comment, type Token, Tokenizer } from './text/tokenizer';
 
 const INDENT = '  ';
 
+/** All tokens up front, so a block can look ahead to its end (one-line blocks stay one line). */
+class TokenList {
+  private readonly toks: Token[] = [];
+  private i = 0;
+
+  constructor(src: Tokenizer) {
+    for (;;) {
+      const t = src.next();
+      this.toks.push(t);
+      if (t.type === 'eof') break;
+    }
+  }
+
+  get token(): Token {
+    return this.toks[this.i]!;
+  }
+
+  next(): Token {
+    const t = this.toks[this.i]!;
+    if (t.type !== 'eof') this.i++;
+    return t;
+  }
+
+  /** Tokens from here up to and including the matching close of the block opened here. */
+  block(): Token[] {
+    let depth = 0;
+    for (let j = this.i; j < this.toks.length; j++) {
+      const t = this.toks[j]!;
+      if (t.type === 'symbol' && (t.text === '{' || t.text === '<')) depth++;
+      if (t.type === 'symbol' && (t.text === '}' || t.text === '>') && --depth === 0)
+        return this.toks.slice(this.i, j + 1);
+      if (t.type === 'eof') break;
+    }
+    return [];
+  }
+}
+
+const ONE_LINE_MAX = 100;
+
 class Printer {
-  private readonly tok: Tokenizer;
+  private readonly tok: TokenList;
   private readonly comments: Comment[] = [];
   private nextComment = 0;
   private readonly lines: string[] = [];
@@ -18,7 +57,7 @@ class Printer {
   private depth = 0;
 
   constructor(src: string, file: string | undefined) {
-    this.tok = new Tokenizer(src, { file, comments: this.comments });
+    this.tok = new TokenList(new Tokenizer(src, { file, comments: this.comments }));
   }
 
   /** Emits comments that come before `offset`: own-line ones as lines, trailing ones appended. */
@@ -109,6 +148,40 @@ class Printer {
   }
 
   private block(owner: Token): void {
+    const span = this.tok.block();
+    const first = span[0];
+    const last = span[span.length - 1];
+    // A block the author kept on one line stays on one line when it is flat, has no comments
+    // and fits: policies read best with their mount tables as one line per mount.
+    if (
+      first &&
+      last &&
+      first.pos.line === last.pos.line &&
+      !span.slice(1, -1).some((t) => t.type === 'symbol' && '{<'.includes(t.text)) &&
+      !this.commentBefore(last.pos.offset)
+    ) {
+      const inner: string[] = [];
+      this.tok.next();
+      while (!(this.is('}') || this.is('>'))) {
+        const name = this.tok.next();
+        if (this.is(':')) this.tok.next();
+        const v = this.scalarInline();
+        inner.push(`${name.text}: ${v}`);
+        if (this.is(';') || this.is(',')) this.tok.next();
+      }
+      const end = this.tok.next();
+      const text = inner.length ? `{ ${inner.join(' ')} }` : '{}';
+      if (this.lines[this.lines.length - 1]!.length + text.length <= ONE_LINE_MAX) {
+        this.append(text, end);
+        return;
+      }
+      // Too long after all: fall back to one field a line.
+      this.append('{', first);
+      for (const f of inner) this.lines.push(`${INDENT.repeat(this.depth + 1)}${f}`);
+      this.lines.push(`${INDENT.repeat(this.depth)}}`);
+      this.lastLine = end.pos.line;
+      return;
+    }
     const open = this.tok.next();
     const close = open.text === '<' ? '>' : '}';
     if (this.is(close) && !this.commentBefore(this.tok.token.pos.offset)) {
@@ -129,6 +202,29 @@ class Printer {
   private commentBefore(offset: number): boolean {
     const c = this.comments[this.nextComment];
     return c !== undefined && c.pos.offset < offset;
+  }
+
+  /** A scalar on one line (adjacent strings joined by a space, `[a, b]` lists kept). */
+  private scalarInline(): string {
+    if (this.is('[')) {
+      this.tok.next();
+      const items: string[] = [];
+      while (!this.is(']')) {
+        if (this.is(',')) {
+          this.tok.next();
+          continue;
+        }
+        items.push(this.scalarInline());
+      }
+      this.tok.next();
+      return `[${items.join(', ')}]`;
+    }
+    const t = this.tok.next();
+    if (t.type === 'symbol' && t.text === '-') return `-${this.tok.next().text}`;
+    let text = t.text;
+    while (t.type === 'string' && this.tok.token.type === 'string')
+      text += ` ${this.tok.next().text}`;
+    return text;
   }
 
   /** A scalar value; adjacent string literals go on continuation lines, as written. */

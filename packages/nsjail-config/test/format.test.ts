@@ -28,19 +28,9 @@ describe('formatPolicy', () => {
         'time_limit: 0x10 # hex stays',
         '',
         '# about mounts',
-        'mount {',
-        '  src: "/usr"',
-        '  dst: "/usr"',
-        '  is_bind: true',
-        '}',
-        'mount {',
-        '  dst: "/tmp"',
-        '  fstype: "tmpfs"',
-        '}',
-        'mount {',
-        '  dst: "/proc"',
-        '  fstype: "proc"',
-        '}',
+        'mount { src: "/usr" dst: "/usr" is_bind: true }',
+        'mount { dst: "/tmp" fstype: "tmpfs" }',
+        'mount { dst: "/proc" fstype: "proc" }',
         'envar: ["A=1", "B=2"]',
         'seccomp_string: "ALLOW { read }"',
         '    "DEFAULT KILL" # why',
@@ -48,6 +38,17 @@ describe('formatPolicy', () => {
         'user_net {}',
         '',
       ].join('\n'),
+    );
+  });
+
+  test('a one-line block that grows too long is split, and multi-line blocks stay multi-line', () => {
+    const long = `mount { src: "${'a'.repeat(60)}" dst: "${'b'.repeat(30)}" is_bind: true }\n`;
+    expect(formatPolicy(long)).toBe(
+      `mount {\n  src: "${'a'.repeat(60)}"\n  dst: "${'b'.repeat(30)}"\n  is_bind: true\n}\n`,
+    );
+    expect(formatPolicy('mount {\n dst: "/x" }\n')).toBe('mount {\n  dst: "/x"\n}\n');
+    expect(formatPolicy('user_net { rule4 { action: DROP } }\n')).toBe(
+      'user_net {\n  rule4 { action: DROP }\n}\n',
     );
   });
 
