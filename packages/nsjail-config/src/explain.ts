@@ -1,13 +1,15 @@
 /** A policy in plain words: what the jail sees and may do. */
 import { effective, effectiveIn } from './defaults';
+import { describeKafel, parseKafel } from './kafel';
 import { MountPt, type NsJailConfig } from './schema/nsjail';
+import { seccompText } from './seccomp';
 
 export interface ExplainSection {
   title: string;
   lines: string[];
 }
 
-/** Optional extra words for the seccomp section (the kafel compiler provides them). */
+/** Words for the seccomp section; the default reads the kafel policy. */
 export type SeccompExplainer = (policy: NsJailConfig) => string[] | undefined;
 
 const NAMESPACES = [
@@ -21,6 +23,15 @@ const NAMESPACES = [
   ['clone_newtime', 'time', 'its own monotonic and boot clocks'],
 ] as const;
 
+function kafelInWords(p: NsJailConfig): string[] | undefined {
+  const text = seccompText(p);
+  if (!text) return undefined;
+  const r = parseKafel(text.text);
+  return r.ok
+    ? describeKafel(r.program)
+    : [`the kafel policy does not compile: ${r.error.message}`];
+}
+
 function limit(v: bigint, unit: string, type: string): string {
   if (type === 'INF') return 'unlimited';
   if (type === 'SOFT') return "nsjail's own soft limit";
@@ -28,7 +39,10 @@ function limit(v: bigint, unit: string, type: string): string {
   return `${v} ${unit}`;
 }
 
-export function explainPolicy(p: NsJailConfig, seccomp?: SeccompExplainer): ExplainSection[] {
+export function explainPolicy(
+  p: NsJailConfig,
+  seccomp: SeccompExplainer = kafelInWords,
+): ExplainSection[] {
   const out: ExplainSection[] = [];
   const name = p.name ? `"${p.name}"` : '(unnamed)';
   out.push({

@@ -12,6 +12,17 @@ export {
 } from './explain';
 export { formatPolicy } from './format';
 export { policyJsonSchema } from './json-schema';
+export {
+  describeKafel,
+  type KafelArch,
+  type KafelError,
+  type KafelProgram,
+  lookupSyscall,
+  type ParseKafelResult,
+  parseKafel,
+  suggestSyscall,
+  syscallNames,
+} from './kafel';
 export { lintPolicy } from './lint';
 export { type ParsedPolicy, type ParseOptions, parsePolicy, parsePolicyFile } from './parse';
 export type { EnumDescriptor, FieldDescriptor, MessageDescriptor } from './schema/builders';

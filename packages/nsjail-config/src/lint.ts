@@ -11,7 +11,9 @@ import {
   sortDiagnostics,
   splitInput,
 } from './diagnostics';
+import { flattenRules, parseKafel } from './kafel';
 import { MountPt, type NsJailConfig } from './schema/nsjail';
+import { seccompText } from './seccomp';
 
 /** rlimits with a size unit, and the unit's size in bytes (nsjail multiplies by it). */
 const SIZED_RLIMITS = {
@@ -201,6 +203,38 @@ export function lintPolicy(input: PolicyInput): Diagnostic[] {
         'set clone_newuser: true (the default)',
       ),
     );
+  }
+  const kafel = seccompText(p, source);
+  const program = kafel ? parseKafel(kafel.text) : undefined;
+  if (program?.ok) {
+    const rules = flattenRules(program.program, program.program.main);
+    const restrictive = rules.some(
+      (r) => r.filters.length > 0 && r.action.kind !== 'ALLOW' && r.action.kind !== 'LOG',
+    );
+    const permissiveDefault =
+      program.program.defaultAction &&
+      ['ALLOW', 'LOG'].includes(program.program.defaultAction.kind);
+    if (permissiveDefault && !restrictive) {
+      out.push(
+        d(
+          'warning',
+          'NSJ-L030',
+          'seccomp_string',
+          'the seccomp policy allows every system call (DEFAULT ALLOW with nothing denied): it filters nothing',
+          'deny what the jail must not do, or better: allow-list and DEFAULT KILL',
+        ),
+      );
+    } else if (permissiveDefault) {
+      out.push(
+        d(
+          'info',
+          'NSJ-L032',
+          'seccomp_string',
+          'the seccomp policy is a deny-list (DEFAULT ALLOW): system calls added to the kernel later are allowed',
+          'prefer an allow-list with DEFAULT KILL or ERRNO',
+        ),
+      );
+    }
   }
   if (
     p.seccomp_policy_file === undefined &&

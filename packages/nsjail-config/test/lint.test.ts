@@ -94,3 +94,16 @@ describe('lints', () => {
     }
   });
 });
+
+describe('seccomp lints', () => {
+  test('DEFAULT ALLOW with nothing denied filters nothing', () => {
+    expect(codes('seccomp_string: "ALLOW { read } DEFAULT ALLOW"')).toContain('NSJ-L030');
+    expect(codes('seccomp_string: "DEFAULT ALLOW"')).toContain('NSJ-L030');
+  });
+  test('a deny-list is noted', () => {
+    expect(codes('seccomp_string: "ERRNO(1) { ptrace } DEFAULT ALLOW"')).toEqual(['NSJ-L032']);
+  });
+  test('an allow-list is fine', () => {
+    expect(codes('seccomp_string: "ALLOW { read, write } DEFAULT KILL"')).toEqual([]);
+  });
+});

@@ -104,3 +104,18 @@ describe('helpers', () => {
     expect(text).toContain('no seccomp filter: every system call is allowed');
   });
 });
+
+describe('explain seccomp', () => {
+  test('rules in order, USE expanded, the default last', () => {
+    const text = renderExplanation(
+      explainPolicy(
+        parsePolicy(
+          'seccomp_string: "POLICY net { ERRNO(1) { socket { family == 2 } } }"\nseccomp_string: "USE net, ALLOW { read, write }"\nseccomp_string: "DEFAULT KILL_PROCESS"',
+        ).policy,
+      ),
+    );
+    expect(text).toContain(
+      'System calls:\n  - socket when family == 2: fails with errno 1\n  - read, write: allowed\n  - every other system call: the process is killed',
+    );
+  });
+});

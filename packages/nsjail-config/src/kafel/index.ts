@@ -10,6 +10,7 @@ export type {
   SyscallFilter,
   SyscallRef,
 } from './ast';
+export { describeAction, describeExpr, describeKafel, flattenRules } from './describe';
 export { type ParseKafelOptions, type ParseKafelResult, parseKafel } from './parser';
 export {
   type KafelArch,
