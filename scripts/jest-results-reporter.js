@@ -16,7 +16,8 @@ export default class ResultsReporter {
     mkdirSync(dir, { recursive: true });
     const skippedNames = [];
     for (const file of results.testResults) {
-      for (const t of file.testResults) if (t.status === 'pending' || t.status === 'skipped') skippedNames.push(t.fullName);
+      for (const t of file.testResults)
+        if (t.status === 'pending' || t.status === 'skipped') skippedNames.push(t.fullName);
     }
     writeFileSync(
       join(dir, `${basename(this.rootDir)}.json`),

@@ -16,7 +16,10 @@ for (const f of files) {
   total.passed += r.passed;
   total.failed += r.failed;
   total.skipped += r.skipped;
-  const names = r.skippedNames.length > 8 ? [...r.skippedNames.slice(0, 8), `... and ${r.skippedNames.length - 8} more`] : r.skippedNames;
+  const names =
+    r.skippedNames.length > 8
+      ? [...r.skippedNames.slice(0, 8), `... and ${r.skippedNames.length - 8} more`]
+      : r.skippedNames;
   for (const n of names) console.log(`skipped (${f.replace(/\.json$/, '')}): ${n}`);
 }
 console.log(`Tests: ${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped`);
