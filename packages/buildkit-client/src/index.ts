@@ -6,6 +6,13 @@ export {
   type BuildkitErrorDetail,
   type DiscoveryAttempt,
 } from './errors';
+export {
+  type Gateway,
+  type GatewayOptions,
+  type SolvePolicy,
+  solvePolicy,
+  startGateway,
+} from './gateway/gateway';
 export type {
   StatusResponse,
   Vertex,
@@ -23,4 +30,3 @@ export {
   solveDockerfile,
 } from './solve';
 export * from './transport/index';
-export { type Gateway, type GatewayOptions, type SolvePolicy, solvePolicy, startGateway } from './gateway/gateway';
