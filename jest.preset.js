@@ -8,8 +8,9 @@ const root = dirname(fileURLToPath(import.meta.url));
 export function preset(overrides = {}) {
   return {
     testEnvironment: 'node',
-    extensionsToTreatAsEsm: ['.ts'],
+    extensionsToTreatAsEsm: ['.ts', '.cfg'],
     transform: {
+      '^.+\\.cfg$': join(root, 'scripts', 'jest-text-transform.js'),
       '^.+\\.ts$': [
         '@swc/jest',
         {
@@ -24,6 +25,7 @@ export function preset(overrides = {}) {
       '^@ktl/sandbox-runner$': join(root, 'packages/sandbox-runner/src/index.ts'),
       '^@ktl/buildkit-client$': join(root, 'packages/buildkit-client/src/index.ts'),
     },
+    moduleFileExtensions: ['ts', 'js', 'mjs', 'cjs', 'json', 'cfg'],
     testMatch: ['<rootDir>/test/**/*.test.ts'],
     reporters: ['default', join(root, 'scripts', 'jest-results-reporter.js')],
     ...overrides,

@@ -7,4 +7,7 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: 'node20',
+  // The default sandbox policies are compiled into the CLI, so a build never depends on a
+  // policy file an attacker could swap on disk.
+  loader: { '.cfg': 'text' },
 });

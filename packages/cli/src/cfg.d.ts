@@ -1,0 +1,4 @@
+declare module '*.cfg' {
+  const text: string;
+  export default text;
+}
