@@ -1,0 +1,329 @@
+/**
+ * run(): spawns the planned runtime and supervises it. The handle is a promise of the result
+ * that also exposes pid, stdio streams and kill(). Killing follows nsjail's rules on both
+ * runtimes: SIGINT/SIGTERM kill the jail with SIGKILL (or, with forward_signals, reach the
+ * command), and the jail dies as a whole because the command is pid 1 of its pid namespace
+ * and has PR_SET_PDEATHSIG on its runtime.
+ */
+import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { attachCgroups, prepareCgroups } from './cgroups';
+import { eff } from './eff';
+import { type RunOutcome, type RuntimeName, SandboxError } from './errors';
+import type { RunOptions } from './options';
+import { signalName } from './options';
+import { buildPlan, CONFIG_PLACEHOLDER, type InternalPlan } from './plan';
+import { type Observed, outcome, type StopReason } from './result';
+import { BwrapStatus, RuntimeLog, Tail } from './runtime-log';
+
+export type RunResult = RunOutcome;
+
+export interface SandboxProcess extends Promise<RunResult> {
+  /** pid of the runtime process (nsjail or the first wrapper before bwrap). */
+  readonly pid: number | undefined;
+  readonly runtime: RuntimeName | undefined;
+  readonly stdin: Writable | null;
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
+  /** Sends a signal to the jail with nsjail's semantics; returns false when already ended. */
+  kill(signal?: NodeJS.Signals | number): boolean;
+}
+
+/** nsjail ignores these for the jail (nsjail.cc sigHandler): they never reach the command. */
+const NSJAIL_IGNORED = new Set([
+  'SIGUSR1',
+  'SIGQUIT',
+  'SIGALRM',
+  'SIGCHLD',
+  'SIGPIPE',
+  'SIGTTIN',
+  'SIGTTOU',
+]);
+
+function handle(
+  promise: Promise<RunResult>,
+  child: ChildProcess | undefined,
+  runtime: RuntimeName | undefined,
+  streams: { stdin: Writable | null; stdout: Readable | null; stderr: Readable | null },
+  kill: (s?: NodeJS.Signals | number) => boolean,
+): SandboxProcess {
+  return Object.assign(promise, {
+    pid: child?.pid,
+    runtime,
+    ...streams,
+    kill,
+  }) as SandboxProcess;
+}
+
+function failed(e: unknown): SandboxProcess {
+  return handle(
+    Promise.reject(SandboxError.from(e)),
+    undefined,
+    undefined,
+    {
+      stdin: null,
+      stdout: null,
+      stderr: null,
+    },
+    () => false,
+  );
+}
+
+/** Runs `file args` in the jail described by options.policy / options.policyFile. */
+export function run(
+  file: string,
+  args: readonly string[] = [],
+  options: RunOptions,
+): SandboxProcess {
+  let plan: InternalPlan;
+  try {
+    plan = buildPlan(file, args, options);
+  } catch (e) {
+    return failed(e);
+  }
+  if (plan.options.cancelSignal?.aborted) {
+    return failed(
+      new SandboxError('canceled', {
+        code: 'E_CANCELED',
+        cause: plan.options.cancelSignal.reason,
+        outcome: { command: plan.command, isCanceled: true, runtime: plan.runtime },
+      }),
+    );
+  }
+  return launch(plan);
+}
+
+function stdioFor(plan: InternalPlan): StdioOptions {
+  const [si, so, se] = plan.options.stdio;
+  const p = plan.policy;
+  const map = (m: string) => (m === 'stream' ? 'pipe' : m) as 'pipe' | 'inherit' | 'ignore';
+  const out: ('pipe' | 'inherit' | 'ignore')[] = [map(si), map(so), map(se)];
+  if (plan.runtime === 'bwrap') {
+    // nsjail closes stdio itself for silent/stderr_to_null; under bwrap the runner does it.
+    // stderr is kept as a pipe whenever possible: bwrap's own error message arrives there.
+    const silent = eff(p, 'silent');
+    if (silent) out[0] = out[1] = 'ignore';
+    if (silent || eff(p, 'stderr_to_null') || se === 'ignore') out[2] = 'pipe';
+  }
+  const extra = plan.fds.map(() => 'pipe' as const);
+  return [...out, ...extra];
+}
+
+function launch(plan: InternalPlan): SandboxProcess {
+  const o = plan.options;
+  const log = new RuntimeLog(o.logs, o.onLog, plan.logLevel[0]);
+  for (const n of plan.notes) log.note(n);
+  let tmp: string | undefined;
+  let argv = [...plan.argv];
+  let child: ChildProcess;
+  try {
+    if (plan.config !== undefined) {
+      // mkdtemp makes the directory 0700; the policy file itself is 0600 and never reused.
+      tmp = mkdtempSync(join(tmpdir(), 'ktl-sandbox-'));
+      const cfg = join(tmp, 'policy.cfg');
+      writeFileSync(cfg, plan.config, { mode: 0o600, flag: 'wx' });
+      argv = argv.map((a) => (a === CONFIG_PLACEHOLDER ? cfg : a));
+    }
+    if (plan.cgroups) prepareCgroups(plan.cgroups);
+    child = spawn(argv[0]!, argv.slice(1), { stdio: stdioFor(plan), env: process.env });
+  } catch (e) {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    return failed(e);
+  }
+  const started = performance.now();
+  const [si, so, se] = o.stdio;
+  const silent = plan.runtime === 'bwrap' && eff(plan.policy, 'silent');
+  const stderrHidden =
+    plan.runtime === 'bwrap' && (silent || eff(plan.policy, 'stderr_to_null') || se === 'ignore');
+  const forward = eff(plan.policy, 'forward_signals');
+  const obs: Observed = {
+    reason: undefined,
+    runtimeExit: undefined,
+    runtimeSignal: undefined,
+    spawnError: undefined,
+    attachError: undefined,
+    bwrap: new BwrapStatus(),
+    leaves: [],
+    durationMs: 0,
+  };
+  let exited = false;
+  const timers: NodeJS.Timeout[] = [];
+  const waits: Promise<void>[] = [];
+  const ignore = () => {};
+  const ended = (s: Readable) =>
+    new Promise<void>((resolve) => {
+      s.once('end', resolve);
+      s.once('close', resolve);
+      s.once('error', () => resolve());
+    });
+
+  const collect = (s: Readable | null | undefined, mode: string, tail?: Tail) => {
+    if (!s) return undefined;
+    s.on('error', ignore);
+    if (mode !== 'pipe' && !tail) return undefined;
+    const chunks: Buffer[] = [];
+    s.on('data', (b: Buffer) => (tail ? tail.push(b) : chunks.push(b)));
+    waits.push(ended(s));
+    return chunks;
+  };
+  const stdoutChunks = silent ? undefined : collect(child.stdout, so);
+  const stderrTail = new Tail();
+  const stderrChunks = stderrHidden
+    ? collect(child.stderr, 'pipe', stderrTail)
+    : collect(child.stderr, se);
+  if (se === 'pipe' && !stderrHidden) child.stderr?.on('data', (b: Buffer) => stderrTail.push(b));
+  child.stdin?.on('error', ignore);
+  if (o.input !== undefined) child.stdin?.end(o.input);
+
+  const ctl = child.stdio[3] as Readable | undefined;
+  if (ctl) {
+    ctl.on('error', ignore);
+    waits.push(ended(ctl));
+    if (plan.runtime === 'nsjail') {
+      ctl.on('data', (b: Buffer) => log.write(b));
+      ctl.on('end', () => log.end());
+    } else {
+      const onPid = (pid: number) => {
+        if (!plan.cgroups) return;
+        const block = child.stdio[4] as Writable;
+        try {
+          obs.leaves = attachCgroups(plan.cgroups, pid);
+          for (const l of obs.leaves) log.note(`cgroup ${l}: limits set, jail moved in`);
+          block.end(Buffer.from([1]));
+        } catch (e) {
+          obs.attachError = SandboxError.from(e);
+          killJail();
+        }
+      };
+      ctl.on('data', (b: Buffer) => obs.bwrap.write(b, onPid));
+      ctl.on('end', () => obs.bwrap.end(onPid));
+    }
+  }
+  plan.fds.forEach(({ fd, purpose }, i) => {
+    const s = child.stdio[fd] as Writable | undefined;
+    s?.on('error', ignore);
+    if (purpose === 'data') s?.end(Buffer.from(plan.data[i - (plan.cgroups ? 2 : 1)]!));
+  });
+
+  /** SIGKILL for the whole jail: its pid 1 first (race-free while bwrap has not reaped it). */
+  function killJail(): void {
+    const pid = obs.bwrap.childPid;
+    if (plan.runtime === 'bwrap' && pid !== undefined) {
+      try {
+        process.kill(pid, 'SIGKILL');
+        return;
+      } catch {
+        // already gone; kill bwrap itself below
+      }
+    }
+    child.kill('SIGKILL');
+  }
+
+  function send(sig: NodeJS.Signals): void {
+    if (plan.runtime === 'nsjail' || sig === 'SIGKILL') {
+      if (sig === 'SIGKILL') killJail();
+      else child.kill(sig);
+      return;
+    }
+    if (NSJAIL_IGNORED.has(sig)) return;
+    const pid = obs.bwrap.childPid;
+    if (forward && (sig === 'SIGINT' || sig === 'SIGTERM') && pid !== undefined) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // the command is already gone
+      }
+      return;
+    }
+    killJail();
+  }
+
+  function kill(signal: NodeJS.Signals | number = o.killSignal): boolean {
+    if (exited || child.pid === undefined) return false;
+    const sig = signalName('signal', signal);
+    send(sig);
+    if (sig !== 'SIGKILL' && sig === o.killSignal && o.forceKillAfterDelay !== false) {
+      timers.push(
+        setTimeout(() => {
+          if (exited) return;
+          log.note(`still running ${o.forceKillAfterDelay} ms after ${sig}: SIGKILL`);
+          killJail();
+          child.kill('SIGKILL');
+        }, o.forceKillAfterDelay),
+      );
+    }
+    return true;
+  }
+
+  const stop = (reason: StopReason) => {
+    if (exited || obs.reason) return;
+    obs.reason = reason;
+    if (reason === 'time_limit') {
+      // nsjail sends SIGCONT + SIGKILL on its time limit, whatever forward_signals says.
+      log.note(`run time >= time limit (${plan.timeLimit} s): killing the jail`);
+      killJail();
+    } else kill(o.killSignal);
+  };
+  if (o.timeout > 0) timers.push(setTimeout(() => stop('timeout'), o.timeout));
+  if (plan.timeLimit > 0) timers.push(setTimeout(() => stop('time_limit'), plan.timeLimit * 1000));
+  const onAbort = () => stop('cancel');
+  o.cancelSignal?.addEventListener('abort', onAbort, { once: true });
+
+  const promise = new Promise<RunResult>((resolve, reject) => {
+    let settled = false;
+    const finish = async () => {
+      if (settled) return;
+      settled = true;
+      exited = true;
+      obs.durationMs = Math.round(performance.now() - started);
+      // Output a leaked descriptor keeps open must not hang the caller forever.
+      const cap = new Promise<void>((r) => timers.push(setTimeout(r, 5000)));
+      await Promise.race([Promise.all(waits), cap]);
+      for (const t of timers) clearTimeout(t);
+      o.cancelSignal?.removeEventListener('abort', onAbort);
+      if (tmp) rmSync(tmp, { recursive: true, force: true });
+      try {
+        const r = await outcome(plan, obs, log, {
+          // silent/stderr_to_null: the command's output went nowhere, as under nsjail.
+          stdout:
+            silent && so === 'pipe' ? '' : stdoutChunks && Buffer.concat(stdoutChunks).toString(),
+          stderr: stderrHidden
+            ? se === 'pipe'
+              ? ''
+              : undefined
+            : stderrChunks && Buffer.concat(stderrChunks).toString(),
+          stderrTail: se === 'inherit' || se === 'stream' ? undefined : stderrTail.lines(),
+        });
+        if (r.failed && o.reject) reject(r);
+        else resolve(r);
+      } catch (e) {
+        reject(SandboxError.from(e));
+      }
+    };
+    child.once('error', (e) => {
+      if (child.pid === undefined) {
+        obs.spawnError = e;
+        void finish();
+      }
+    });
+    child.once('exit', (code, signal) => {
+      obs.runtimeExit = code ?? undefined;
+      obs.runtimeSignal = signal ?? undefined;
+      void finish();
+    });
+  });
+  return handle(
+    promise,
+    child,
+    plan.runtime,
+    {
+      stdin: si === 'pipe' || si === 'stream' ? (child.stdin ?? null) : null,
+      stdout: so === 'pipe' || so === 'stream' ? (child.stdout ?? null) : null,
+      stderr: (se === 'pipe' || se === 'stream') && !stderrHidden ? (child.stderr ?? null) : null,
+    },
+    kill,
+  );
+}
