@@ -1,0 +1,144 @@
+/**
+ * `ktl build` inside the sandbox: the outer ktl plans binds from the command line, starts the
+ * BuildKit gateway (the jail never sees the builder's own socket), and re-executes itself in
+ * the jail with KTL_IN_SANDBOX=1. The inner ktl does the build; the outer one only relays its
+ * exit status, cancels on Ctrl-C and tears everything down.
+ */
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type BuildkitAddress, solvePolicy, startGateway } from '@ktl/buildkit-client';
+import type { Bind, MountPt } from '@ktl/nsjail-config';
+import { plan, run, SandboxError } from '@ktl/sandbox-runner';
+import { type PlannedBind, planBuildBinds } from './binds';
+import { loadSandboxPolicy } from './policy';
+import type { SandboxSettings } from './settings';
+
+/** Where the gateway socket appears inside the jail. */
+export const JAIL_GATEWAY_DIR = '/run/ktl';
+export const IN_SANDBOX_ENV = 'KTL_IN_SANDBOX';
+/** Exit status when the sandbox itself could not run ktl (EX_SOFTWARE-like, distinct). */
+export const SANDBOX_FAILED_EXIT = 71;
+
+export interface SandboxedBuild {
+  /** `ktl build` arguments as the user gave them (without `build`). */
+  argv: readonly string[];
+  cwd: string;
+  settings: SandboxSettings;
+  /** The real builder, found by the outer ktl. */
+  upstream: BuildkitAddress;
+  /** Entitlements the command line asked for (network.host, security.insecure). */
+  entitlements: readonly string[];
+  /** Image names the command line asked for (-t), the only ones an export may use. */
+  imageNames?: readonly string[];
+  cacheDir: string;
+  stderr: (text: string) => void;
+  signal?: AbortSignal;
+}
+
+/** The directory tree ktl runs from (the workspace root in a checkout), bound read-only. */
+export function ktlInstallRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let d = dir; d !== dirname(d); d = dirname(d)) {
+    if (existsSync(join(d, 'pnpm-workspace.yaml'))) return d;
+    if (existsSync(join(d, 'package.json')) && existsSync(join(d, 'node_modules'))) dir = d;
+  }
+  return dir;
+}
+
+function ktlEntry(root: string): string {
+  const bin = join(root, 'bin', 'ktl');
+  return existsSync(bin) ? bin : join(root, 'bin', 'run.js');
+}
+
+export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
+  const loaded = await loadSandboxPolicy(b.settings.policyFile, b.settings.hermetic);
+  const { binds: planned, ensureDirs } = planBuildBinds(b.argv, b.cwd);
+  for (const d of ensureDirs) mkdirSync(d, { recursive: true });
+  mkdirSync(b.cacheDir, { recursive: true });
+
+  const private_ = mkdtempSync(join(tmpdir(), 'ktl-sandbox-'));
+  const socketPath = join(private_, 'buildkit.sock');
+  const gateway = await startGateway({
+    upstream: b.upstream,
+    socketPath,
+    checkSolve: solvePolicy({
+      entitlements: b.entitlements,
+      requireNetworkNone: b.settings.hermetic,
+      ...(b.imageNames ? { imageNames: b.imageNames } : {}),
+    }),
+    log: (line) => {
+      if (b.settings.logs || line.startsWith('refused')) b.stderr(`[sandbox] gateway: ${line}\n`);
+    },
+  });
+  try {
+    const root = ktlInstallRoot();
+    const node = realpathSync(process.execPath);
+    const binds: Bind[] = [
+      { src: node, dst: node, readonly: true },
+      { src: root, dst: root, readonly: true },
+      ...planned.map((p: PlannedBind) => ({ src: p.src, dst: p.dst, readonly: p.readonly })),
+      { src: private_, dst: JAIL_GATEWAY_DIR, readonly: true },
+      { src: b.cacheDir, dst: b.cacheDir, readonly: false },
+    ];
+    // The working directory must exist inside for relative paths to keep their meaning; when
+    // nothing bound covers it, an empty read-only tmpfs stands in for it (it reveals nothing).
+    const covered = binds.some((x) => b.cwd === x.dst || b.cwd.startsWith(`${x.dst}/`));
+    const cwdMount: MountPt[] = covered
+      ? []
+      : [{ dst: b.cwd, fstype: 'tmpfs', is_dir: true, options: 'size=4096' }];
+    const policy = { ...loaded.policy, mount: [...(loaded.policy.mount ?? []), ...cwdMount] };
+    const prefix = b.upstream.kind === 'docker' ? 'docker://unix://' : 'unix://';
+    const env = {
+      [IN_SANDBOX_ENV]: '1',
+      BUILDKIT_HOST: `${prefix}${JAIL_GATEWAY_DIR}/buildkit.sock`,
+      KTL_CACHE_DIR: b.cacheDir,
+      HOME: '/tmp',
+      ...(process.env.TERM ? { TERM: process.env.TERM } : {}),
+      ...(process.env.NO_COLOR ? { NO_COLOR: process.env.NO_COLOR } : {}),
+    };
+    const command = [ktlEntry(root), 'build', ...b.argv];
+    const options = {
+      policy,
+      runtime: b.settings.runtime,
+      binds,
+      env,
+      cwd: b.cwd,
+      stdio: 'inherit' as const,
+      logs: b.settings.logs ? ('stream' as const) : ('on-failure' as const),
+      onLog: (line: string) => b.stderr(`${line}\n`),
+      ...(b.signal ? { cancelSignal: b.signal } : {}),
+    };
+    const runtime = plan(node, command, options).runtime;
+    b.stderr(
+      `Running ktl build inside the sandbox (policy: ${loaded.label}, runtime: ${runtime === 'bwrap' ? 'bubblewrap' : runtime}). Set KTL_SANDBOX_DISABLE=1 to opt out.\n`,
+    );
+    if (b.settings.logs)
+      for (const p of planned)
+        b.stderr(`[sandbox] bind ${p.src} -> ${p.dst} (${p.readonly ? 'ro' : 'rw'}, ${p.why})\n`);
+    try {
+      return (await run(node, command, options)).exitCode ?? 0;
+    } catch (e) {
+      const err = SandboxError.from(e);
+      switch (err.code) {
+        case 'E_EXIT':
+        case 'E_SIGNAL':
+          // The inner ktl already said what went wrong; relay its status.
+          return err.exitCode ?? 1;
+        case 'E_CANCELED':
+          return 130;
+        case 'E_TIMEOUT':
+          b.stderr(`ktl: ${err.message}\n`);
+          return 124;
+        default:
+          // The runtime failed before ktl started inside it: its log says why, unasked.
+          b.stderr(`ktl: ${err.message}\n`);
+          return SANDBOX_FAILED_EXIT;
+      }
+    }
+  } finally {
+    await gateway.close();
+    rmSync(private_, { recursive: true, force: true });
+  }
+}
