@@ -1,6 +1,8 @@
+import SandboxDoctor from './commands/sandbox/doctor';
 import SandboxPolicyExplain from './commands/sandbox/policy/explain';
 import SandboxPolicyFmt from './commands/sandbox/policy/fmt';
 import SandboxPolicyValidate from './commands/sandbox/policy/validate';
+import SandboxRun from './commands/sandbox/run';
 
 // oclif "explicit" command discovery: one import per command keeps start-up free of
 // directory scans (ktl --version must stay close to a bare `node -e 0`).
@@ -8,4 +10,6 @@ export const commands = {
   'sandbox:policy:validate': SandboxPolicyValidate,
   'sandbox:policy:fmt': SandboxPolicyFmt,
   'sandbox:policy:explain': SandboxPolicyExplain,
+  'sandbox:run': SandboxRun,
+  'sandbox:doctor': SandboxDoctor,
 };

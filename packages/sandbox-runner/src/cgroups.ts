@@ -15,6 +15,8 @@ const CGROUP2_SUPER_MAGIC = 0x63677270;
 export interface CgroupDir {
   /** The policy field that asked for this cgroup, for error messages. */
   readonly field: string;
+  /** The controller's (v1) or the unified (v2) mount point. */
+  readonly mount: string;
   /** Directory that must exist (created by the runner when missing). */
   readonly parent: string;
   /** Files written in order, after mkdir of the leaf. */
@@ -71,6 +73,7 @@ export function planCgroups(p: NsJailConfig): CgroupPlan | undefined {
         {
           field:
             mem > 0n ? 'cgroup_mem_max' : pids > 0n ? 'cgroup_pids_max' : 'cgroup_cpu_ms_per_sec',
+          mount: v2mount,
           parent: v2mount,
           files,
           procs: 'cgroup.procs',
@@ -81,7 +84,14 @@ export function planCgroups(p: NsJailConfig): CgroupPlan | undefined {
   }
   const dirs: CgroupDir[] = [];
   const v1 = (field: string, mount: string, parent: string, files: [string, string][]) =>
-    dirs.push({ field, parent: `${mount}/${parent}`, files, procs: 'tasks', controllers: [] });
+    dirs.push({
+      field,
+      mount,
+      parent: `${mount}/${parent}`,
+      files,
+      procs: 'tasks',
+      controllers: [],
+    });
   const memswMax = swap >= 0n ? BigInt(swap) + mem : memsw;
   if (mem > 0n || memswMax > 0n) {
     // oom_control 0: the OOM killer kills the jail instead of the jail hanging at the limit.
@@ -129,14 +139,8 @@ function notPermitted(dir: CgroupDir, what: string, e: unknown): SandboxError {
 /** Makes sure each parent exists and (v2) has the controllers enabled; before spawning. */
 export function prepareCgroups(plan: CgroupPlan): void {
   for (const dir of plan.dirs) {
-    const mount =
-      plan.version === 2 ? dir.parent : dir.parent.slice(0, dir.parent.lastIndexOf('/'));
-    if (!existsSync(mount)) {
-      throw notPermitted(
-        dir,
-        `${mount} does not exist`,
-        Object.assign(new Error(), { code: 'ENOENT' }),
-      );
+    if (!existsSync(dir.mount)) {
+      throw notPermitted(dir, `${dir.mount} is not mounted`, { code: 'ENOENT' });
     }
     try {
       mkdirSync(dir.parent, { recursive: true, mode: 0o700 });

@@ -45,8 +45,8 @@ function bwrapStatus(obs: Observed, tail: string[] | undefined, log: RuntimeLog)
       errors: [],
     };
   }
-  if (obs.reason !== undefined && b.childPid !== undefined) {
-    // The runner killed the jail (pid 1 with SIGKILL, or bwrap and then pid 1 by PDEATHSIG).
+  if ((obs.reason !== undefined || obs.runtimeSignal !== undefined) && b.childPid !== undefined) {
+    // The jail was killed (pid 1 with SIGKILL, or bwrap and then pid 1 by PDEATHSIG).
     return { started: true, exitCode: 137, signal: 'SIGKILL', timeLimitHit: false, errors: [] };
   }
   const errors = (tail ?? []).slice(-10);

@@ -122,7 +122,7 @@ function launch(plan: InternalPlan): SandboxProcess {
   try {
     if (plan.config !== undefined) {
       // mkdtemp makes the directory 0700; the policy file itself is 0600 and never reused.
-      tmp = mkdtempSync(join(tmpdir(), 'ktl-sandbox-'));
+      tmp = mkdtempSync(join(tmpdir(), 'ktl-nsjail-cfg-'));
       const cfg = join(tmp, 'policy.cfg');
       writeFileSync(cfg, plan.config, { mode: 0o600, flag: 'wx' });
       argv = argv.map((a) => (a === CONFIG_PLACEHOLDER ? cfg : a));
@@ -212,6 +212,16 @@ function launch(plan: InternalPlan): SandboxProcess {
   function killJail(): void {
     const pid = obs.bwrap.childPid;
     if (plan.runtime === 'bwrap' && pid !== undefined) {
+      if (!eff(plan.policy, 'clone_newpid')) {
+        // No pid namespace to tear down: take the command's session (--new-session makes it
+        // a process group leader) so its children go too. Nothing reaches a process that left
+        // the group (nsjail, for its part, kills only its direct child here).
+        try {
+          process.kill(-pid, 'SIGKILL');
+        } catch {
+          // skip_setsid: the command leads no group of its own
+        }
+      }
       try {
         process.kill(pid, 'SIGKILL');
         return;

@@ -171,6 +171,9 @@ describe.each(['bwrap', 'nsjail'] as Runtime[])('%s', (rt) => {
       );
       expect(e).toMatchObject({ code: 'E_SIGNAL', signal: 'SIGKILL' });
       expect(e.stdout).toBe('');
+      // The runner owns bwrap's cgroup and can read its OOM counter; nsjail removes its own.
+      if (rt === 'bwrap')
+        expect((e as SandboxError).message).toMatch(/^killed by SIGKILL \(cgroup memory limit\)/);
       const pids = await sh('for i in 1 2 3 4 5 6; do sleep 0.5 & done; wait', {
         policy: { cgroup_pids_max: 4n },
         reject: false,
@@ -273,6 +276,32 @@ describe.each(['bwrap', 'nsjail'] as Runtime[])('%s', (rt) => {
     expect([s.stdout, s.stderr]).toEqual(['', '']);
   });
 
+  (rt === 'bwrap' ? t : test.skip)(
+    rt === 'bwrap'
+      ? named("without a pid namespace, cancel still takes the command's process group")
+      : 'without a pid namespace, cancel takes the process group [skipped: nsjail kills only its direct child]',
+    async () => {
+      const marker = `ktl-nopidns-${rt}-${process.pid}-${Date.now()}`;
+      const ac = new AbortController();
+      const mount = TEST_POLICY.mount!.filter((m) => m.fstype !== 'proc');
+      const p = run(
+        '/fixtures/grandchild.sh',
+        [marker],
+        opts(rt, {
+          policy: { clone_newpid: false, mount },
+          cancelSignal: ac.signal,
+          stdout: 'stream',
+          reject: false,
+        }),
+      );
+      expect(await firstLine(p.stdout)).toBe('ready');
+      ac.abort();
+      expect(await p).toMatchObject({ code: 'E_CANCELED' });
+      await new Promise((r) => setTimeout(r, 100));
+      expect(markerProcesses(marker)).toEqual([]);
+    },
+  );
+
   t(named('timeout option, killSignal forwarded with forward_signals'), async () => {
     const e = await sh('sleep 30', { timeout: 300, reject: false });
     expect(e).toMatchObject({ code: 'E_TIMEOUT', timedOut: true, signal: 'SIGKILL' });
@@ -307,14 +336,14 @@ describe.each(['bwrap', 'nsjail'] as Runtime[])('%s', (rt) => {
   });
 
   t(named('50 concurrent runs do not interfere; no temp files left'), async () => {
-    const before = readdirSync(tmpdir()).filter((f) => f.startsWith('ktl-sandbox-')).length;
+    const before = readdirSync(tmpdir()).filter((f) => f.startsWith('ktl-nsjail-cfg-')).length;
     const rs = await Promise.all(
       Array.from({ length: 50 }, (_, i) =>
         sh(`echo ${i}; hostname`, { policy: { hostname: `h${i}` } }),
       ),
     );
     expect(rs.map((r) => r.stdout)).toEqual(rs.map((_, i) => `${i}\nh${i}\n`));
-    const after = readdirSync(tmpdir()).filter((f) => f.startsWith('ktl-sandbox-')).length;
+    const after = readdirSync(tmpdir()).filter((f) => f.startsWith('ktl-nsjail-cfg-')).length;
     expect(after).toBe(before);
   });
 

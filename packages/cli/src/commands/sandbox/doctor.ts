@@ -1,0 +1,40 @@
+import { doctor } from '@ktl/sandbox-runner';
+import { Command, Flags } from '@oclif/core';
+
+export default class SandboxDoctor extends Command {
+  static override summary =
+    'Check what sandboxing this machine can do: runtimes, namespaces, cgroups, seccomp, live probes.';
+  static override description =
+    'Exit status 0 when a runtime works and every live probe passed, 1 otherwise.';
+  static override examples = [
+    '<%= config.bin %> sandbox doctor',
+    '<%= config.bin %> sandbox doctor --json',
+  ];
+  static override flags = { json: Flags.boolean({ description: 'print the report as JSON' }) };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(SandboxDoctor);
+    const r = await doctor();
+    if (flags.json) {
+      this.log(JSON.stringify(r, null, 2));
+    } else {
+      const mark = (ok: boolean) => (ok ? 'ok  ' : 'FAIL');
+      for (const name of ['nsjail', 'bwrap'] as const) {
+        const rt = r.runtimes[name];
+        this.log(
+          `${rt ? 'ok  ' : '--  '} ${name}: ${rt ? `${rt.path}${rt.version ? ` ${rt.version}` : ''} (via ${rt.via})${rt.note ? `; ${rt.note}` : ''}` : 'not found'}`,
+        );
+      }
+      this.log(
+        `     auto selects: ${r.selected ?? 'nothing (install bubblewrap: apt-get install bubblewrap)'}`,
+      );
+      this.log(`${mark(r.userNamespaces.ok)} user namespaces: ${r.userNamespaces.detail}`);
+      this.log(`${mark(r.seccomp.ok)} seccomp: ${r.seccomp.detail}`);
+      this.log(`     cgroups: ${r.cgroups.layout}`);
+      for (const [k, c] of Object.entries(r.cgroups.limits))
+        this.log(`${mark(c.ok)} cgroup ${k} limit: ${c.detail}`);
+      for (const p of r.probes) this.log(`${mark(p.ok)} ${p.runtime} probe ${p.name}: ${p.detail}`);
+    }
+    if (!r.ok) this.exit(1);
+  }
+}

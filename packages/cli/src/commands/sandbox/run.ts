@@ -1,0 +1,115 @@
+import { PolicyError } from '@ktl/nsjail-config';
+import { plan, type RunOptions, run, SandboxError } from '@ktl/sandbox-runner';
+import { Args, Command, Flags } from '@oclif/core';
+import { loadSandboxPolicy } from '../../sandbox/policy';
+
+/** Exit status when the sandbox could not run the command at all (distinct from its own). */
+const SANDBOX_FAILED = 71;
+
+function parseBind(spec: string): { src: string; dst: string; readonly: boolean } {
+  const [src, dst, mode, ...rest] = spec.split(':');
+  if (!src || !dst || rest.length || (mode !== undefined && mode !== 'ro' && mode !== 'rw')) {
+    throw new Error(`--bind ${spec}: expected SRC:DST[:ro|rw]`);
+  }
+  return { src, dst, readonly: mode === 'ro' };
+}
+
+function parseEnv(spec: string): [string, string] {
+  const i = spec.indexOf('=');
+  if (i <= 0) throw new Error(`--env ${spec}: expected K=V`);
+  return [spec.slice(0, i), spec.slice(i + 1)];
+}
+
+export default class SandboxRun extends Command {
+  static override summary =
+    'Run a command inside the sandbox (nsjail or bubblewrap) under an nsjail policy.';
+  static override description =
+    "Exits with the command's own status (128+N when killed by signal N); 71 when the sandbox could not start it; 2 on bad usage.\n" +
+    'Without --policy the embedded default policy (testdata/sandbox/linux-ci.cfg) is used.';
+  static override examples = [
+    '<%= config.bin %> sandbox run -- /bin/sh -c "ls /"',
+    '<%= config.bin %> sandbox run --policy testdata/sandbox/hermetic.cfg --bind ./src:/src:ro --cwd /src -- ls',
+    '<%= config.bin %> sandbox run --dry-run -- /bin/true',
+  ];
+  static override strict = false;
+  static override args = {
+    command: Args.string({ description: 'command and its arguments (after --)', required: true }),
+  };
+  static override flags = {
+    policy: Flags.string({ description: 'policy file (protobuf text or ProtoJSON)' }),
+    runtime: Flags.string({
+      description: 'sandbox runtime',
+      options: ['auto', 'nsjail', 'bwrap'],
+      default: 'auto',
+    }),
+    bind: Flags.string({ description: 'extra bind SRC:DST[:ro]', multiple: true }),
+    env: Flags.string({ description: 'environment variable K=V', multiple: true }),
+    cwd: Flags.string({ description: 'working directory inside the sandbox' }),
+    timeout: Flags.integer({ description: 'seconds before the sandbox is killed', min: 1 }),
+    'sandbox-logs': Flags.boolean({
+      description: "stream the runtime's log lines as [sandbox] ...",
+    }),
+    'dry-run': Flags.boolean({
+      description: 'print the runtime command line (and nsjail config) instead of running',
+    }),
+    'allow-unenforced': Flags.string({
+      description: 'policy field the runtime may leave unenforced (bubblewrap)',
+      multiple: true,
+    }),
+  };
+
+  async run(): Promise<void> {
+    const { argv, flags } = await this.parse(SandboxRun);
+    const [file, ...args] = argv as string[];
+    let options: RunOptions;
+    try {
+      const { policy } = await loadSandboxPolicy(flags.policy, false);
+      options = {
+        policy,
+        runtime: flags.runtime as 'auto',
+        binds: (flags.bind ?? []).map(parseBind),
+        env: Object.fromEntries((flags.env ?? []).map(parseEnv)),
+        stdio: 'inherit',
+        logs: flags['sandbox-logs'] ? 'stream' : 'on-failure',
+        onLog: (line) => process.stderr.write(`${line}\n`),
+        ...(flags.cwd ? { cwd: flags.cwd } : {}),
+        ...(flags.timeout ? { timeout: flags.timeout * 1000 } : {}),
+        ...(flags['allow-unenforced'] ? { allowUnenforced: flags['allow-unenforced'] } : {}),
+      };
+    } catch (e) {
+      if (PolicyError.is(e)) {
+        process.stderr.write(`${e.message}\n`);
+        this.exit(SANDBOX_FAILED);
+      }
+      this.error((e as Error).message, { exit: 2 });
+    }
+    const controller = new AbortController();
+    const onSignal = () => controller.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    try {
+      if (flags['dry-run']) {
+        const p = plan(file!, args, options);
+        process.stdout.write(
+          `# runtime: ${p.runtime}\n${p.argv.map((a) => (/^[\w./:=@%+,-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`)).join(' ')}\n`,
+        );
+        if (p.config) process.stdout.write(`# nsjail config:\n${p.config}`);
+        for (const n of p.notes) process.stdout.write(`# note: ${n}\n`);
+        return;
+      }
+      const r = await run(file!, args, { ...options, cancelSignal: controller.signal });
+      this.exit(r.exitCode ?? 0);
+    } catch (e) {
+      if (e instanceof Error && 'oclif' in e) throw e;
+      const err = SandboxError.from(e);
+      if (err.code === 'E_EXIT' || err.code === 'E_SIGNAL') this.exit(err.exitCode ?? 1);
+      if (err.code === 'E_CANCELED') this.exit(130);
+      process.stderr.write(`ktl: ${err.message}\n`);
+      if (err.code === 'E_BAD_OPTION') this.exit(2);
+      this.exit(err.code === 'E_TIMEOUT' ? 124 : SANDBOX_FAILED);
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  }
+}
