@@ -87,11 +87,33 @@ describe('ktl sandbox run', () => {
     expect(r.stderr).toContain(`${f}:1:27: Expected string, got: tmpfs`);
   });
 
-  test('a seccomp policy is refused under bubblewrap, naming the field and the way out', () => {
-    const f = join(dir, 'seccomp.cfg');
+  bwrapTest(`a seccomp policy is enforced under bubblewrap${why}`, () => {
+    const f = join(dir, 'seccomp-ok.cfg');
     writeFileSync(
       f,
-      'mount { src: "/" dst: "/" is_bind: true }\nseccomp_string: "ALLOW { read } DEFAULT KILL"\n',
+      'mount { src: "/" dst: "/" is_bind: true }\nseccomp_string: "ERRNO(1) { newuname } DEFAULT ALLOW"\n',
+    );
+    const r = ktl([
+      'sandbox',
+      'run',
+      '--runtime',
+      'bwrap',
+      '--policy',
+      f,
+      '--',
+      '/bin/sh',
+      '-c',
+      'uname; echo rc=$?',
+    ]);
+    expect(r.stdout).toContain('rc=1');
+    expect(r.stderr).toContain('Operation not permitted');
+  });
+
+  test('a field bubblewrap cannot enforce is refused, naming the field and the way out', () => {
+    const f = join(dir, 'notify.cfg');
+    writeFileSync(
+      f,
+      'mount { src: "/" dst: "/" is_bind: true }\nseccomp_string: "USER_NOTIF { read } DEFAULT ALLOW"\n',
     );
     const r = ktl(['sandbox', 'run', '--runtime', 'bwrap', '--policy', f, '--', '/bin/true']);
     expect(r.code).toBe(71);
@@ -127,5 +149,34 @@ describe('ktl sandbox doctor', () => {
     );
     const text = ktl(['sandbox', 'doctor']);
     expect(text.stdout).toContain('bwrap probe host-marker-invisible');
+  });
+});
+
+describe('ktl sandbox run --dry-run --dump-seccomp', () => {
+  test('prints the compiled filter, disassembled', () => {
+    const f = join(dir, 'dump.cfg');
+    writeFileSync(
+      f,
+      'mount { src: "/" dst: "/" is_bind: true }\nseccomp_string: "ERRNO(1) { socket { family == 2 } } DEFAULT ALLOW"\n',
+    );
+    const r = ktl([
+      'sandbox',
+      'run',
+      '--dry-run',
+      '--dump-seccomp',
+      '--policy',
+      f,
+      '--',
+      '/bin/true',
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(
+      /# seccomp: \d+ instructions for (x86_64|aarch64)\n0000: ld {2}A = arch\n/,
+    );
+    expect(r.stdout).toContain('ld  A = args[0].lo');
+    expect(r.stdout).toContain('ret ERRNO(1)');
+  });
+  test('--dump-seccomp needs --dry-run', () => {
+    expect(ktl(['sandbox', 'run', '--dump-seccomp', '--', '/bin/true']).code).toBe(2);
   });
 });

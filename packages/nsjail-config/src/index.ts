@@ -23,6 +23,15 @@ export {
   suggestSyscall,
   syscallNames,
 } from './kafel';
+export {
+  compileKafel,
+  disassemble,
+  KafelCompileError,
+  RET as SECCOMP_RET,
+  type SockFilter,
+  serialize as serializeBpf,
+} from './kafel/bpf';
+export { flattenRules as flattenKafelRules } from './kafel/describe';
 export { lintPolicy } from './lint';
 export { type ParsedPolicy, type ParseOptions, parsePolicy, parsePolicyFile } from './parse';
 export type { EnumDescriptor, FieldDescriptor, MessageDescriptor } from './schema/builders';
@@ -39,5 +48,6 @@ export {
   type TrafficRule,
   type UserNet,
 } from './schema/nsjail';
+export { type SeccompText, seccompText } from './seccomp';
 export type { FieldSpan, PolicySource } from './source';
 export { CAPABILITIES, type ValidateOptions, validatePolicy } from './validate';

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { IdMap, NsJailConfig } from '@ktl/nsjail-config';
 import { mountArgs } from './bwrap-mounts';
+import { seccompBytes, seccompProgram } from './bwrap-seccomp';
 import { checkTopLevel, Refusals } from './bwrap-support';
 import { eff } from './eff';
 import { SandboxError } from './errors';
@@ -144,6 +145,11 @@ export function bwrapArgs(input: BwrapArgsInput): BwrapArgs {
       note: (l) => notes.push(l),
     }),
   );
+  const filter = seccompProgram(p, refusals);
+  if (filter) {
+    data.push(seccompBytes(filter));
+    args.push('--seccomp', String(input.firstDataFd + data.length - 1));
+  }
   args.push('--chdir', eff(p, 'cwd'));
   args.push('--json-status-fd', String(statusFd));
   if (blockFd !== undefined) args.push('--block-fd', String(blockFd));

@@ -138,13 +138,11 @@ export const SUPPORT: Table<string> = {
   gidmap: enforced('one map of count 1 from the current gid: --gid (see IDMAP_SUPPORT)'),
   mount_proc: enforced('--proc /proc, remounted read-only'),
   mount: enforced('translated in order (see MOUNT_SUPPORT), then / is remounted read-only'),
-  seccomp_policy_file: refused(
-    'bwrap needs compiled BPF and the kafel compiler has not landed yet',
-    (p) => p.seccomp_policy_file !== undefined && p.seccomp_policy_file !== '',
+  seccomp_policy_file: enforced(
+    'kafel file compiled to BPF by ktl (same semantics as nsjail; x32 refused) and passed with --seccomp FD',
   ),
-  seccomp_string: refused(
-    'bwrap needs compiled BPF and the kafel compiler has not landed yet',
-    (p) => nonEmpty(p.seccomp_string),
+  seccomp_string: enforced(
+    'kafel compiled to BPF by ktl (same semantics as nsjail; x32 refused) and passed with --seccomp FD; USER_NOTIF refused',
   ),
   seccomp_log: refused('bwrap cannot set SECCOMP_FILTER_FLAG_LOG', (p) => p.seccomp_log === true),
   seccomp_unotify: refused(

@@ -1,4 +1,10 @@
-import { PolicyError } from '@ktl/nsjail-config';
+import {
+  compileKafel,
+  disassemble,
+  PolicyError,
+  parseKafel,
+  seccompText,
+} from '@ktl/nsjail-config';
 import { plan, type RunOptions, run, SandboxError } from '@ktl/sandbox-runner';
 import { Args, Command, Flags } from '@oclif/core';
 import { loadSandboxPolicy } from '../../sandbox/policy';
@@ -52,11 +58,31 @@ export default class SandboxRun extends Command {
     'dry-run': Flags.boolean({
       description: 'print the runtime command line (and nsjail config) instead of running',
     }),
+    'dump-seccomp': Flags.boolean({
+      description:
+        'with --dry-run: print the seccomp BPF program ktl compiles from the policy, disassembled',
+      dependsOn: ['dry-run'],
+    }),
     'allow-unenforced': Flags.string({
       description: 'policy field the runtime may leave unenforced (bubblewrap)',
       multiple: true,
     }),
   };
+
+  private dumpSeccomp(options: RunOptions): void {
+    const text = options.policy ? seccompText(options.policy) : undefined;
+    if (!text) {
+      process.stdout.write('# seccomp: the policy has no seccomp_string: no filter\n');
+      return;
+    }
+    const arch = process.arch === 'arm64' ? 'aarch64' : 'x86_64';
+    const r = parseKafel(text.text, { arch });
+    if (!r.ok) this.error(`seccomp policy: ${r.error.message}`, { exit: 71 });
+    const prog = compileKafel(r.program, { arch });
+    process.stdout.write(
+      `# seccomp: ${prog.length} instructions for ${arch}\n${disassemble(prog)}\n`,
+    );
+  }
 
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(SandboxRun);
@@ -95,6 +121,7 @@ export default class SandboxRun extends Command {
         );
         if (p.config) process.stdout.write(`# nsjail config:\n${p.config}`);
         for (const n of p.notes) process.stdout.write(`# note: ${n}\n`);
+        if (flags['dump-seccomp']) this.dumpSeccomp(options);
         return;
       }
       const r = await run(file!, args, { ...options, cancelSignal: controller.signal });
