@@ -121,6 +121,17 @@ describe('ktl sandbox run', () => {
     expect(r.stderr).toContain('allowUnenforced');
   });
 
+  test('a policy nsjail would refuse is refused before anything runs, pointing into the file', () => {
+    const f = join(dir, 'kafel.cfg');
+    writeFileSync(f, 'name: "k"\nseccomp_string: "ALLOW { uname }"\n');
+    const r = ktl(['sandbox', 'run', '--policy', f, '--', '/bin/true']);
+    expect(r.code).toBe(71);
+    expect(r.stderr).toContain(
+      `${f}:2:26: NSJ-V012: seccomp policy: Undefined identifier \`uname'`,
+    );
+    expect(r.stderr).toContain('kafel calls it `newuname`');
+  });
+
   test('bad usage is 2', () => {
     expect(ktl(['sandbox', 'run', '--bind', 'nocolon', '--', '/bin/true']).code).toBe(2);
     expect(ktl(['sandbox', 'run', '--runtime', 'docker', '--', '/bin/true']).code).toBe(2);

@@ -7,7 +7,7 @@ import {
 } from '@ktl/nsjail-config';
 import { plan, type RunOptions, run, SandboxError } from '@ktl/sandbox-runner';
 import { Args, Command, Flags } from '@oclif/core';
-import { loadSandboxPolicy } from '../../sandbox/policy';
+import { loadSandboxPolicy, PolicyLoadError } from '../../sandbox/policy';
 
 /** Exit status when the sandbox could not run the command at all (distinct from its own). */
 const SANDBOX_FAILED = 71;
@@ -103,8 +103,10 @@ export default class SandboxRun extends Command {
         ...(flags['allow-unenforced'] ? { allowUnenforced: flags['allow-unenforced'] } : {}),
       };
     } catch (e) {
-      if (PolicyError.is(e)) {
-        process.stderr.write(`${e.message}\n`);
+      if (PolicyError.is(e) || e instanceof PolicyLoadError) {
+        process.stderr.write(
+          `${e.message}${e instanceof PolicyLoadError && e.hint ? `\n  hint: ${e.hint}` : ''}\n`,
+        );
         this.exit(SANDBOX_FAILED);
       }
       this.error((e as Error).message, { exit: 2 });
