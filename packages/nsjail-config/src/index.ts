@@ -14,6 +14,7 @@ export { formatPolicy } from './format';
 export { policyJsonSchema } from './json-schema';
 export {
   describeKafel,
+  hostKafelArch,
   type KafelArch,
   type KafelError,
   type KafelProgram,

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import {
   compileKafel,
   flattenKafelRules,
+  hostKafelArch,
   type NsJailConfig,
   parseKafel,
   type SockFilter,
@@ -16,7 +17,7 @@ import {
 import type { Refusals } from './bwrap-support';
 import { SandboxError } from './errors';
 
-export const HOST_ARCH = process.arch === 'arm64' ? 'aarch64' : 'x86_64';
+const HOST_ARCH = hostKafelArch();
 
 /** The kafel text nsjail would compile: the inline strings, else the policy file. */
 function kafelSource(p: NsJailConfig): { text: string; where: string } | undefined {

@@ -11,10 +11,18 @@ import {
   HealthCheckResponse_ServingStatus,
 } from '../gen/grpc/health/v1/health';
 import { GetSecretRequest, GetSecretResponse } from '../gen/moby/buildkit/secrets/v1/secrets';
+import { CredentialsRequest, CredentialsResponse } from '../gen/moby/filesync/v1/auth';
+import type { CredentialStore } from '../auth/docker-config';
 import type { BuildkitConnection } from '../transport/connect';
 import { type ExportTarget, fileSendReceiver } from './filesend';
 import { diffCopySender, type SyncProgress } from './filesync';
-import { GRPC_NOT_FOUND, GrpcStatusError, type Handler, serveGrpc } from './grpc-server';
+import {
+  GRPC_NOT_FOUND,
+  GRPC_UNIMPLEMENTED,
+  GrpcStatusError,
+  type Handler,
+  serveGrpc,
+} from './grpc-server';
 
 export interface SessionOptions {
   /** Shown by the daemon in logs; buildx uses the context directory's name. */
@@ -27,6 +35,8 @@ export interface SessionOptions {
   readonly exports?: readonly (ExportTarget | undefined)[] | undefined;
   /** Build secrets by id (`RUN --mount=type=secret,id=...`). */
   readonly secrets?: Readonly<Record<string, Uint8Array>> | undefined;
+  /** Registry credentials served as the Auth service (e.g. `loadDockerConfig()`). */
+  readonly auth?: CredentialStore | undefined;
   readonly onSync?: ((p: SyncProgress) => void) | undefined;
   /** Handler failures: they also go back to the daemon, which fails the build with them. */
   readonly onError?: ((method: string, err: unknown) => void) | undefined;
@@ -72,7 +82,34 @@ function buildHandlers(opts: SessionOptions): Map<string, Handler> {
       await call.send(GetSecretResponse.encode({ data }).finish());
     });
   }
+  if (opts.auth) addAuth(handlers, opts.auth);
   return handlers;
+}
+
+const AUTH = '/moby.filesync.v1.Auth/';
+
+/**
+ * Credentials only. The daemon asks GetTokenAuthority first for bearer-token registries; an
+ * Unimplemented answer means "no token authority here", after which it asks Credentials and
+ * fetches the token itself, so FetchToken is never needed (buildkit util/resolver).
+ */
+function addAuth(handlers: Map<string, Handler>, store: CredentialStore): void {
+  handlers.set(`${AUTH}Credentials`, async (call) => {
+    let host = '';
+    for await (const raw of call.messages()) host = CredentialsRequest.decode(raw).Host;
+    const c = await store.get(host);
+    await call.send(
+      CredentialsResponse.encode({ Username: c?.username ?? '', Secret: c?.secret ?? '' }).finish(),
+    );
+  });
+  for (const m of ['FetchToken', 'GetTokenAuthority', 'VerifyTokenAuthority']) {
+    handlers.set(`${AUTH}${m}`, async (call) => {
+      for await (const _ of call.messages()) {
+        // drain the request before answering
+      }
+      throw new GrpcStatusError(GRPC_UNIMPLEMENTED, `${m} is not implemented by ktl`);
+    });
+  }
 }
 
 export class BuildSession {
@@ -100,7 +137,13 @@ export class BuildSession {
         cause: e,
       });
     }
-    const served = serveGrpc(transport, handlers, { onError: opts.onError });
+    const served = serveGrpc(transport, handlers, {
+      // An Unimplemented answer is part of the protocol (see addAuth), not a session failure.
+      onError: (method, err) => {
+        if (err instanceof GrpcStatusError && err.code === GRPC_UNIMPLEMENTED) return;
+        opts.onError?.(method, err);
+      },
+    });
     return new BuildSession(id, served.done, () => served.close());
   }
 

@@ -13,6 +13,7 @@ export type {
 export { describeAction, describeExpr, describeKafel, flattenRules } from './describe';
 export { type ParseKafelOptions, type ParseKafelResult, parseKafel } from './parser';
 export {
+  hostKafelArch,
   type KafelArch,
   lookupSyscall,
   type SyscallArg,

@@ -19,7 +19,7 @@ import type {
   SyscallRef,
 } from './ast';
 import { KafelLexError, type KToken, tokenize } from './lexer';
-import { type KafelArch, lookupSyscall, suggestSyscall } from './syscalls';
+import { hostKafelArch, type KafelArch, lookupSyscall, suggestSyscall } from './syscalls';
 
 const MAX_DEPTH = 200;
 const ARCH_NAMES: Record<string, string> = {
@@ -641,7 +641,7 @@ export function parseKafel(source: string, opts: ParseKafelOptions = {}): ParseK
   try {
     const p = new Parser(tokenize(source));
     p.program();
-    checkReferences(p, opts.arch ?? (process.arch === 'arm64' ? 'aarch64' : 'x86_64'));
+    checkReferences(p, opts.arch ?? hostKafelArch());
     return {
       ok: true,
       program: {

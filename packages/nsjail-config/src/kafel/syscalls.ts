@@ -4,6 +4,11 @@ import { AARCH64_TABLE, X86_64_TABLE } from './syscalls-data';
 
 export type KafelArch = 'x86_64' | 'aarch64';
 
+/** The architecture this process runs on, as kafel names it (what nsjail compiles for). */
+export function hostKafelArch(): KafelArch {
+  return process.arch === 'arm64' ? 'aarch64' : 'x86_64';
+}
+
 export interface SyscallArg {
   readonly name: string;
   /** 4 or 8 (or 2): how many bytes of the argument kafel compares. */

@@ -1,6 +1,7 @@
 import {
   compileKafel,
   disassemble,
+  hostKafelArch,
   PolicyError,
   parseKafel,
   seccompText,
@@ -75,7 +76,7 @@ export default class SandboxRun extends Command {
       process.stdout.write('# seccomp: the policy has no seccomp_string: no filter\n');
       return;
     }
-    const arch = process.arch === 'arm64' ? 'aarch64' : 'x86_64';
+    const arch = hostKafelArch();
     const r = parseKafel(text.text, { arch });
     if (!r.ok) this.error(`seccomp policy: ${r.error.message}`, { exit: 71 });
     const prog = compileKafel(r.program, { arch });

@@ -1,4 +1,9 @@
-import { checkPolicyFile, formatDiagnostic } from '@ktl/nsjail-config';
+import {
+  checkPolicyFile,
+  formatDiagnostic,
+  hostKafelArch,
+  type KafelArch,
+} from '@ktl/nsjail-config';
 import { Args, Command, Flags } from '@oclif/core';
 
 export default class SandboxPolicyValidate extends Command {
@@ -25,9 +30,7 @@ export default class SandboxPolicyValidate extends Command {
 
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(SandboxPolicyValidate);
-    const arch = (flags.arch ?? (process.arch === 'arm64' ? 'aarch64' : 'x86_64')) as
-      | 'x86_64'
-      | 'aarch64';
+    const arch = (flags.arch as KafelArch | undefined) ?? hostKafelArch();
     const results = [];
     for (const file of argv as string[]) results.push(await checkPolicyFile(file, { arch }));
     const valid = results.every((r) => r.valid);
