@@ -1,3 +1,4 @@
+import Build from './commands/build';
 import SandboxDoctor from './commands/sandbox/doctor';
 import SandboxPolicyExplain from './commands/sandbox/policy/explain';
 import SandboxPolicyFmt from './commands/sandbox/policy/fmt';
@@ -7,6 +8,7 @@ import SandboxRun from './commands/sandbox/run';
 // oclif "explicit" command discovery: one import per command keeps start-up free of
 // directory scans (ktl --version must stay close to a bare `node -e 0`).
 export const commands = {
+  build: Build,
   'sandbox:policy:validate': SandboxPolicyValidate,
   'sandbox:policy:fmt': SandboxPolicyFmt,
   'sandbox:policy:explain': SandboxPolicyExplain,

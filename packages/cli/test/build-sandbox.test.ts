@@ -1,0 +1,102 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from '@jest/globals';
+import { ktl, repoRoot } from './helpers';
+
+// End to end on the real engine (the rig) and real bubblewrap: `ktl build` re-executes itself
+// in the sandbox, reaches the builder only through the gateway, and exports into a bound dir.
+const rigEnv = '/var/lib/ktl-rig/env';
+const rig = existsSync(rigEnv)
+  ? Object.fromEntries(
+      readFileSync(rigEnv, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('='))
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    )
+  : {};
+const dockerHost = rig.KTL_RIG_DOCKER_HOST;
+const ready = dockerHost !== undefined && existsSync(dockerHost.replace('unix://', ''));
+const rigTest = ready ? test : test.skip;
+const why = ready
+  ? ''
+  : ` [skipped: the BuildKit rig is not up (${rigEnv}); run scripts/rig.sh up]`;
+const dir = mkdtempSync(join(tmpdir(), 'ktl-e2e-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const hello = join(repoRoot, 'testdata', 'build', 'hello');
+const env = { DOCKER_HOST: dockerHost ?? '', KTL_SANDBOX_DISABLE: '', KTL_SANDBOX_CONFIG: '' };
+const BANNER =
+  /^Running ktl build inside the sandbox \(policy: embedded default, runtime: (bubblewrap|nsjail)\)\. Set KTL_SANDBOX_DISABLE=1 to opt out\.$/m;
+
+describe('ktl build in the sandbox', () => {
+  rigTest(
+    `builds the bundled example inside the sandbox, banner first${why}`,
+    () => {
+      const out = join(dir, 'out1');
+      const r = ktl(['build', hello, '-o', `type=local,dest=${out}`], { env });
+      expect(r.code).toBe(0);
+      expect(r.stderr).toMatch(BANNER);
+      expect(r.stderr.indexOf('Running ktl build inside the sandbox')).toBe(0);
+      expect(r.stderr).toMatch(/#\d+ \[3\/3\] RUN cat \/greeting.txt/);
+      expect(readFileSync(join(out, 'built.txt'), 'utf8')).toContain(
+        'hello from the ktl sandbox demo',
+      );
+    },
+    120_000,
+  );
+
+  rigTest(
+    `KTL_SANDBOX_DISABLE=1 builds on the host, no banner, a loud warning${why}`,
+    () => {
+      const out = join(dir, 'out2');
+      const r = ktl(['build', hello, '-o', `type=local,dest=${out}`], {
+        env: { ...env, KTL_SANDBOX_DISABLE: '1' },
+      });
+      expect(r.code).toBe(0);
+      expect(r.stderr).not.toMatch(BANNER);
+      expect(r.stderr).toContain('WARNING: KTL_SANDBOX_DISABLE=1');
+      expect(existsSync(join(out, 'built.txt'))).toBe(true);
+    },
+    120_000,
+  );
+
+  rigTest(`a malformed policy fails before anything runs, with FILE:LINE:COL${why}`, () => {
+    const bad = join(dir, 'bad.cfg');
+    writeFileSync(bad, 'name: "x"\nmount { dst: "/tmp" fstype: "tmpfs" rw: yes }\n');
+    const out = join(dir, 'out3');
+    const r = ktl(['build', hello, '-o', `type=local,dest=${out}`, '--sandbox-config', bad], {
+      env,
+    });
+    expect(r.code).toBe(71);
+    expect(r.stderr).toContain(`${bad}:2:41: Invalid value for boolean field "rw"`);
+    expect(r.stderr).not.toMatch(BANNER);
+    expect(existsSync(join(out, 'built.txt'))).toBe(false);
+  });
+
+  rigTest(
+    `--sandbox-logs shows what is bound and why${why}`,
+    () => {
+      const out = join(dir, 'out4');
+      const r = ktl(['build', hello, '-o', `type=local,dest=${out}`, '--sandbox-logs'], { env });
+      expect(r.code).toBe(0);
+      expect(r.stderr).toContain(`[sandbox] bind ${hello} -> ${hello} (ro, build context)`);
+      expect(r.stderr).toContain(`[sandbox] bind ${out} -> ${out} (rw, output local)`);
+    },
+    120_000,
+  );
+
+  test('contradictory flags are refused: --hermetic --network host, KTL_SANDBOX_DISABLE with --sandbox', () => {
+    const r1 = ktl(['build', hello, '--hermetic', '--network', 'host'], { env });
+    expect(r1.code).toBe(2);
+    expect(r1.stderr).toContain('--hermetic and --network host contradict each other');
+    const r2 = ktl(['build', hello, '--sandbox'], { env: { ...env, KTL_SANDBOX_DISABLE: '1' } });
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toContain('KTL_SANDBOX_DISABLE=1 is ignored: --sandbox requires the sandbox');
+  });
+
+  test('no builder: exit 3 with every address tried', () => {
+    const r = ktl(['build', hello, '--builder', `unix://${dir}/nothing.sock`], { env });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('nothing.sock');
+  });
+});
