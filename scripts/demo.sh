@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The README's demo: what ktl can do today, run with the real CLI. It grows with the project:
-# a sandboxed `ktl build` of testdata/build/ joins when it lands.
+# The README's demo: a sandboxed `ktl build` of a bundled example on the rig's engine, then
+# what the sandbox is made of, with the real CLI.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ktl() { "$root/bin/ktl" "$@"; }
@@ -8,6 +8,17 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "ktl --version"
 ktl --version
+# The rig (scripts/rig.sh up) serves a Docker engine on a private socket; point ktl at it.
+if [[ -z ${DOCKER_HOST:-} && -f /var/lib/ktl-rig/env ]]; then
+  DOCKER_HOST=$(sed -n 's/^KTL_RIG_DOCKER_HOST=//p' /var/lib/ktl-rig/env)
+  export DOCKER_HOST
+fi
+out=$(mktemp -d)
+step "ktl build testdata/build/hello -o type=local,dest=$out  (inside the sandbox)"
+ktl build "$root/testdata/build/hello" -o "type=local,dest=$out"
+echo "--- $out/built.txt:"
+cat "$out/built.txt"
+rm -rf "$out"
 step "validate the bundled sandbox policies"
 ktl sandbox policy validate "$root"/testdata/sandbox/*.cfg
 step "what the hermetic policy lets a build client see and do"
