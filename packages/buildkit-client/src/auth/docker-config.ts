@@ -73,7 +73,11 @@ function fromEntry(e: AuthEntry): RegistryCredentials | undefined {
   return undefined;
 }
 
-function runHelper(helper: string, server: string, timeoutMs: number): Promise<RegistryCredentials | undefined> {
+function runHelper(
+  helper: string,
+  server: string,
+  timeoutMs: number,
+): Promise<RegistryCredentials | undefined> {
   if (!HELPER_NAME.test(helper)) {
     return Promise.reject(new Error(`invalid credential helper name ${JSON.stringify(helper)}`));
   }
@@ -87,7 +91,10 @@ function runHelper(helper: string, server: string, timeoutMs: number): Promise<R
         // The helper protocol's way of saying "no entry": exit 1 and this text on stdout.
         if (/credentials not found/i.test(out)) return resolve(undefined);
         if (err) {
-          const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found on PATH' : out || err.message;
+          const why =
+            (err as NodeJS.ErrnoException).code === 'ENOENT'
+              ? 'not found on PATH'
+              : out || err.message;
           return reject(new Error(`docker-credential-${helper} get ${server}: ${why}`));
         }
         try {

@@ -5,6 +5,7 @@
  * does not answer SERVING is dropped.
  */
 import { randomBytes } from 'node:crypto';
+import type { CredentialStore } from '../auth/docker-config';
 import { BuildkitError } from '../errors';
 import {
   HealthCheckResponse,
@@ -12,7 +13,6 @@ import {
 } from '../gen/grpc/health/v1/health';
 import { GetSecretRequest, GetSecretResponse } from '../gen/moby/buildkit/secrets/v1/secrets';
 import { CredentialsRequest, CredentialsResponse } from '../gen/moby/filesync/v1/auth';
-import type { CredentialStore } from '../auth/docker-config';
 import type { BuildkitConnection } from '../transport/connect';
 import { type ExportTarget, fileSendReceiver } from './filesend';
 import { diffCopySender, type SyncProgress } from './filesync';
