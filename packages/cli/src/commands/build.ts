@@ -7,6 +7,7 @@ import { EXIT, runBuild } from '../build/run-build';
 import { BindPlanError } from '../sandbox/binds';
 import { PolicyLoadError } from '../sandbox/policy';
 import { IN_SANDBOX_ENV, runBuildInSandbox, SANDBOX_FAILED_EXIT } from '../sandbox/reexec';
+import { selfCheckLines } from '../sandbox/self-check';
 import { resolveSandboxSettings, SandboxSettingsError } from '../sandbox/settings';
 
 export default class Build extends Command {
@@ -101,6 +102,12 @@ export default class Build extends Command {
     };
     try {
       if (process.env[IN_SANDBOX_ENV] === '1') {
+        if (flags['sandbox-logs']) {
+          const guests = (flags['sandbox-bind'] ?? [])
+            .map((b) => b.split(':')[1] ?? '')
+            .filter(Boolean);
+          for (const l of selfCheckLines(process.env, guests)) stderr(`${l}\n`);
+        }
         this.exit(await runBuild(buildFlags, process.cwd(), stderr, controller.signal));
       }
       const settings = resolveSandboxSettings(

@@ -13,6 +13,7 @@ import type { Bind, MountPt } from '@ktl/nsjail-config';
 import { plan, run, SandboxError } from '@ktl/sandbox-runner';
 import { type PlannedBind, planBuildBinds } from './binds';
 import { loadSandboxPolicy } from './policy';
+import { HIDDEN_ENV } from './self-check';
 import type { SandboxSettings } from './settings';
 
 /** Where the gateway socket appears inside the jail. */
@@ -94,6 +95,11 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
       [IN_SANDBOX_ENV]: '1',
       BUILDKIT_HOST: `${prefix}${JAIL_GATEWAY_DIR}/buildkit.sock`,
       KTL_CACHE_DIR: b.cacheDir,
+      // The inner ktl checks (with --sandbox-logs) that the real builder's socket is not there.
+      ...(b.upstream.kind === 'docker' && b.upstream.engine.kind === 'unix'
+        ? { [HIDDEN_ENV]: b.upstream.engine.path }
+        : {}),
+      ...(b.upstream.kind === 'unix' ? { [HIDDEN_ENV]: b.upstream.path } : {}),
       HOME: '/tmp',
       ...(process.env.TERM ? { TERM: process.env.TERM } : {}),
       ...(process.env.NO_COLOR ? { NO_COLOR: process.env.NO_COLOR } : {}),
@@ -133,7 +139,16 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
           return 124;
         default:
           // The runtime failed before ktl started inside it: its log says why, unasked.
-          b.stderr(`ktl: ${err.message}\n`);
+          for (const line of err.runtimeLog) if (!err.message.includes(line)) b.stderr(`${line}\n`);
+          b.stderr(
+            `${err.message
+              .split('\n')
+              .map((l) => `[sandbox] ${l}`)
+              .join('\n')}\n`,
+          );
+          b.stderr(
+            'ktl: the sandbox could not start ktl build (see the [sandbox] lines above); check the policy with `ktl sandbox policy validate`\n',
+          );
           return SANDBOX_FAILED_EXIT;
       }
     }

@@ -1,0 +1,27 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect, test } from '@jest/globals';
+import { repoRoot } from './helpers';
+
+// scripts/sandbox-demo.sh is the human-readable proof of the sandbox; it must pass here too.
+const ready = existsSync('/var/lib/ktl-rig/env');
+const rigTest = ready ? test : test.skip;
+const why = ready ? '' : ' [skipped: the BuildKit rig is not up; run scripts/rig.sh up]';
+
+rigTest(
+  `scripts/sandbox-demo.sh passes (no FAIL, exit 0)${why}`,
+  () => {
+    const r = spawnSync('bash', [join(repoRoot, 'scripts', 'sandbox-demo.sh')], {
+      encoding: 'utf8',
+      timeout: 240_000,
+      env: { ...process.env, KTL_SANDBOX_DISABLE: '', KTL_SANDBOX_CONFIG: '' },
+    });
+    expect(r.stdout).not.toContain('FAIL ');
+    expect(r.stdout).toContain('PASS  banner by default');
+    expect(r.stdout).toContain('PASS  the engine socket is absent from the jail');
+    expect(r.stdout).toContain('PASS  --hermetic: the client has no network but loopback');
+    expect(r.status).toBe(0);
+  },
+  250_000,
+);

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Proves what the sandbox around `ktl build` does, on the real engine (the rig) and the real
+# runtime: each check prints PASS, FAIL or SKIP (with the reason); exit 1 on any FAIL.
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ktl() { "$root/bin/ktl" "$@"; }
+if [[ -z ${DOCKER_HOST:-} && -f /var/lib/ktl-rig/env ]]; then
+  DOCKER_HOST=$(sed -n 's/^KTL_RIG_DOCKER_HOST=//p' /var/lib/ktl-rig/env)
+  export DOCKER_HOST
+fi
+unset KTL_SANDBOX_DISABLE KTL_SANDBOX_CONFIG
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+hello="$root/testdata/build/hello"
+fails=0
+pass() { printf 'PASS  %s\n' "$1"; }
+fail() { printf 'FAIL  %s\n      %s\n' "$1" "$2"; fails=$((fails + 1)); }
+skip() { printf 'SKIP  %s (%s)\n' "$1" "$2"; }
+check() { # name, output file, grep pattern (extended), expectation: present|absent
+  if grep -Eq -- "$3" "$2"; then [[ $4 == present ]] && pass "$1" || fail "$1" "unexpected: $(grep -E -m1 -- "$3" "$2")"
+  else [[ $4 == absent ]] && pass "$1" || fail "$1" "missing /$3/ in output: $(tail -3 "$2" | tr '\n' ' ')"; fi
+}
+
+if ! ktl sandbox doctor >/dev/null 2>&1; then skip "everything" "ktl sandbox doctor finds no working runtime"; exit 0; fi
+
+ktl build "$hello" -o "type=local,dest=$work/out" --sandbox-logs >"$work/default.log" 2>&1
+check "banner by default" "$work/default.log" '^Running ktl build inside the sandbox \(policy: embedded default, runtime: (bubblewrap|nsjail)\)' present
+check "the context is visible (COPY from it worked)" "$work/out/built.txt" 'hello from the ktl sandbox demo' present
+check "the engine socket is absent from the jail" "$work/default.log" 'inside: .*docker.sock: PRESENT' absent
+check "the engine socket was checked" "$work/default.log" "inside: ${DOCKER_HOST#unix://}: absent" present
+
+KTL_SANDBOX_DISABLE=1 ktl build "$hello" -o "type=local,dest=$work/out2" >"$work/disabled.log" 2>&1
+check "KTL_SANDBOX_DISABLE=1: no banner" "$work/disabled.log" 'Running ktl build inside the sandbox' absent
+check "KTL_SANDBOX_DISABLE=1: a loud warning naming the risk" "$work/disabled.log" 'WARNING: KTL_SANDBOX_DISABLE=1: the build client runs on the host, unsandboxed' present
+
+mkdir -p "$work/shared" && echo data >"$work/shared/file"
+ktl build "$hello" -o "type=local,dest=$work/out3" --sandbox-logs --sandbox-bind "$work/shared:/shared:ro" >"$work/bind.log" 2>&1
+check "--sandbox-bind makes a host dir visible" "$work/bind.log" 'inside: bound /shared: present' present
+
+skip "a host-only file named with --build-context: read unsandboxed, not in the sandbox" "named contexts (--build-context) land with the BuildKit client issue"
+skip "host-marker contrast through a permissive builder" "needs named contexts and a builder that serves host paths; not available yet"
+
+ktl build "$hello" --sandbox-config "$work/missing.cfg" >"$work/missing.log" 2>&1
+check "a missing policy fails with a clear message" "$work/missing.log" "missing.cfg: Couldn't read config file" present
+printf 'name: "x"\nmount { dst: "/tmp" fstype: "tmpfs" rw: yes }\n' >"$work/bad.cfg"
+ktl build "$hello" --sandbox-config "$work/bad.cfg" >"$work/bad.log" 2>&1
+check "a malformed policy fails with FILE:LINE:COL" "$work/bad.log" "bad.cfg:2:41: Invalid value for boolean field" present
+printf 'name: "broken"\nmount { src: "%s/no-such-dir" dst: "/x" is_bind: true }\n' "$work" >"$work/broken.cfg"
+ktl build "$hello" --sandbox-config "$work/broken.cfg" >"$work/broken.log" 2>&1
+check "a runtime failure prints the runtime's [sandbox] lines unasked" "$work/broken.log" '\[sandbox\]' present
+
+ktl build "$hello" --hermetic --sandbox-logs -o "type=local,dest=$work/out4" >"$work/hermetic.log" 2>&1
+check "--hermetic: the client has no network but loopback" "$work/hermetic.log" 'inside: network interfaces: lo$' present
+check "--hermetic: the build still works" "$work/out4/built.txt" 'hello from the ktl sandbox demo' present
+
+echo
+if ((fails > 0)); then echo "sandbox-demo: $fails check(s) FAILED"; exit 1; fi
+echo "sandbox-demo: all checks passed"
