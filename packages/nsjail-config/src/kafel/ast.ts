@@ -1,4 +1,8 @@
-/** The kafel AST. Every node carries its span in the source: offset and length. */
+/**
+ * The kafel AST. Every node carries its span in the source (`offset`, `length`, offsets 0-based
+ * into the text given to parseKafel). Names are kept as written and resolved against the
+ * syscall tables later, per architecture, as kafel does.
+ */
 
 export interface Span {
   readonly offset: number;
@@ -16,36 +20,58 @@ export type ActionKind =
   | 'TRACE';
 
 export interface Action extends Span {
-  /** KILL_THREAD and DENY are spelled differently but mean KILL. */
+  /** `KILL_THREAD` and `DENY` are other spellings of `KILL` (SECCOMP_RET_KILL_THREAD). */
   readonly kind: ActionKind;
+  /** The keyword as written: `KILL_THREAD`, `DENY`, ... */
   readonly spelled: string;
-  /** ERRNO/TRAP/TRACE value (0..65535). */
+  /** ERRNO / TRAP / TRACE data, 0..65535. */
   readonly value?: number;
 }
 
-export type Expr =
-  | (Span & { readonly type: 'number'; readonly value: bigint })
-  | (Span & { readonly type: 'ident'; readonly name: string })
-  | (Span & { readonly type: 'not'; readonly operand: Expr })
-  | (Span & {
-      readonly type: 'binary';
-      readonly op: '==' | '!=' | '<' | '<=' | '>' | '>=' | '&' | '|' | '&&' | '||';
-      readonly left: Expr;
-      readonly right: Expr;
-    });
+export type CompareOp = '==' | '!=' | '<' | '<=' | '>' | '>=';
+export type BitOp = '&' | '|';
+export type LogicOp = '&&' | '||';
+
+export type NumberExpr = Span & {
+  readonly type: 'number';
+  /** Unsigned 64-bit: kafel reads `-1` as 2^64-1, as strtoull does. */
+  readonly value: bigint;
+  /** The #define name this number came from, when it did. */
+  readonly constant?: string;
+};
+export type IdentExpr = Span & { readonly type: 'ident'; readonly name: string };
+export type NotExpr = Span & { readonly type: 'not'; readonly operand: Expr };
+export type BinaryExpr = Span & {
+  readonly type: 'binary';
+  /**
+   * Comparisons and `&&`/`||` are conditions; `&`/`|` are values. A comma between conditions
+   * inside a syscall's braces is kafel's lowest-precedence OR and is stored as `||`.
+   */
+  readonly op: CompareOp | BitOp | LogicOp;
+  readonly left: Expr;
+  readonly right: Expr;
+};
+export type Expr = NumberExpr | IdentExpr | NotExpr | BinaryExpr;
 
 export interface SyscallRef extends Span {
-  /** A name (resolved against the syscall table) or a raw number (`SYSCALL[n]` or a #define). */
+  /** A name, resolved against the target architecture's table (absent for numbers). */
   readonly name?: string;
+  /** A raw number: `SYSCALL[n]`, or a #define used as a name. Truncated to 32 bits as kafel does. */
   readonly nr?: number;
-  /** Argument names declared inline: `SYSCALL[400](a, b)` or `foo(a, b)`. */
+  /** The #define that gave `nr`, when one did. */
+  readonly constant?: string;
+  /**
+   * Argument names declared inline, `SYSCALL[400](a, b)` or `ioctl(fd, req)`: they replace the
+   * table's names and kafel treats every one as 64-bit.
+   */
   readonly customArgs?: readonly string[];
 }
 
 export interface SyscallFilter extends Span {
   readonly syscall: SyscallRef;
-  /** Architectures this filter applies to (`ON x86_64`); undefined means all. */
+  /** `ON x86_64` / `ON { x86_64, aarch64 }`: kafel's canonical arch names; absent = every arch. */
   readonly archs?: readonly string[];
+  /** The condition in braces; absent (or `{}`) = always. */
   readonly expr?: Expr;
 }
 
@@ -58,31 +84,48 @@ export type PolicyEntry =
     });
 
 export interface Policy extends Span {
-  /** `@main` for the statements at top level. */
+  /** `@main` holds the top-level statements (kafel's own name for it). */
   readonly name: string;
   readonly entries: PolicyEntry[];
 }
 
 export interface KafelProgram {
+  /** Every policy in definition order, `@main` included once it has statements. */
   readonly policies: ReadonlyMap<string, Policy>;
-  /** The policy that runs: top-level statements; undefined when there are none. */
+  /** The policy that runs: the top-level statements; undefined when there are none. */
   readonly main: Policy | undefined;
-  /** Action for syscalls no rule matches; kafel's default is KILL. */
+  /** Action for calls no rule matches; undefined means kafel's default, KILL. */
   readonly defaultAction: Action | undefined;
   readonly constants: ReadonlyMap<string, bigint>;
 }
 
+export type KafelErrorCode =
+  | 'E_KAFEL_CHAR'
+  | 'E_KAFEL_COMMENT'
+  | 'E_KAFEL_NUMBER'
+  | 'E_KAFEL_INCLUDE'
+  | 'E_KAFEL_NUL'
+  | 'E_KAFEL_SYNTAX'
+  | 'E_KAFEL_RANGE'
+  | 'E_KAFEL_REDEFINED'
+  | 'E_KAFEL_UNDEFINED_POLICY'
+  | 'E_KAFEL_UNKNOWN_SYSCALL'
+  | 'E_KAFEL_UNKNOWN_ARGUMENT'
+  | 'E_KAFEL_UNKNOWN_ARCH'
+  | 'E_KAFEL_DUPLICATE_ARCH'
+  | 'E_KAFEL_TOO_MANY_ARGS'
+  | 'E_KAFEL_DEPTH'
+  | 'E_KAFEL_INTERNAL';
+
 export interface KafelError {
-  readonly code:
-    | 'E_KAFEL_SYNTAX'
-    | 'E_KAFEL_UNDEFINED'
-    | 'E_KAFEL_REDEFINED'
-    | 'E_KAFEL_RANGE'
-    | 'E_KAFEL_INCLUDE';
+  readonly code: KafelErrorCode;
+  /** kafel's own wording where kafel has one (without its `line:col:` prefix). */
   readonly message: string;
   readonly hint?: string;
+  /** 0-based offset into the source, and the length of the offending text (0 at end of input). */
   readonly offset: number;
   readonly length: number;
+  /** 1-based. */
   readonly line: number;
   readonly column: number;
 }

@@ -2,7 +2,7 @@
 import type { Action, Expr, KafelProgram, Policy, SyscallFilter } from './ast';
 
 export function describeAction(a: Action | undefined): string {
-  if (!a) return 'killed (kafel default)';
+  if (!a) return "the thread is killed (kafel's default)";
   switch (a.kind) {
     case 'ALLOW':
       return 'allowed';
@@ -23,9 +23,15 @@ export function describeAction(a: Action | undefined): string {
   }
 }
 
+const PRECEDENCE: Record<string, number> = { '||': 1, '&&': 2, '|': 4, '&': 5 };
+const precedence = (e: Expr): number =>
+  e.type === 'binary' ? (PRECEDENCE[e.op] ?? 3) : e.type === 'not' ? 6 : 7;
+
+/** A condition in words, parenthesised where kafel's precedence needs it. */
 export function describeExpr(e: Expr): string {
   switch (e.type) {
     case 'number':
+      if (e.constant) return e.constant;
       return e.value > 0xffffn ? `0x${e.value.toString(16)}` : String(e.value);
     case 'ident':
       return e.name;
@@ -33,7 +39,13 @@ export function describeExpr(e: Expr): string {
       return `not (${describeExpr(e.operand)})`;
     case 'binary': {
       const op = e.op === '&&' ? 'and' : e.op === '||' ? 'or' : e.op;
-      return `${describeExpr(e.left)} ${op} ${describeExpr(e.right)}`;
+      const p = precedence(e);
+      const side = (c: Expr, strict: boolean): string => {
+        const cp = precedence(c);
+        const text = describeExpr(c);
+        return cp < p || (strict && cp === p) ? `(${text})` : text;
+      };
+      return `${side(e.left, false)} ${op} ${side(e.right, p === 3)}`;
     }
   }
 }
@@ -44,20 +56,24 @@ function filterText(f: SyscallFilter): string {
   return f.expr ? `${name} when ${describeExpr(f.expr)}${arch}` : `${name}${arch}`;
 }
 
-/** Flattens USE into the rules it brings, in order. */
+/**
+ * The rules in the order they apply, USE expanded where it stands. Like kafel, a policy
+ * brings its rules in at its first USE only (a repeat could never match anything new).
+ */
 export function flattenRules(
   program: KafelProgram,
   policy: Policy | undefined,
-  seen = new Set<string>(),
+  used = new Set<string>(),
 ): { action: Action; filters: SyscallFilter[] }[] {
-  if (!policy || seen.has(policy.name)) return [];
-  seen.add(policy.name);
   const out: { action: Action; filters: SyscallFilter[] }[] = [];
-  for (const e of policy.entries) {
-    if (e.type === 'use') out.push(...flattenRules(program, program.policies.get(e.policy), seen));
-    else out.push({ action: e.action, filters: [...e.filters] });
+  for (const e of policy?.entries ?? []) {
+    if (e.type === 'action') {
+      out.push({ action: e.action, filters: [...e.filters] });
+    } else if (!used.has(e.policy)) {
+      used.add(e.policy);
+      out.push(...flattenRules(program, program.policies.get(e.policy), used));
+    }
   }
-  seen.delete(policy.name);
   return out;
 }
 

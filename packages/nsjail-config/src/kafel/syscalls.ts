@@ -1,17 +1,26 @@
-/** Syscall lookup by kafel's names, with hints for the names people usually write. */
-import { closest } from '../suggest';
-import { AARCH64_TABLE, X86_64_TABLE } from './syscalls-data';
+/**
+ * System calls by kafel's names for the two architectures ktl runs on, and the hints for
+ * names people write that kafel does not know: libc's and strace's spellings, calls that only
+ * one architecture has, and the few the kernel has but kafel's tables lack.
+ */
+import { nearest, quoteList } from './nearest';
+import { AARCH64_SYSCALLS } from './syscalls-aarch64';
+import { X86_64_SYSCALLS } from './syscalls-x86_64';
 
 export type KafelArch = 'x86_64' | 'aarch64';
+export const KAFEL_ARCHES: readonly KafelArch[] = ['x86_64', 'aarch64'];
 
 /** The architecture this process runs on, as kafel names it (what nsjail compiles for). */
 export function hostKafelArch(): KafelArch {
   return process.arch === 'arm64' ? 'aarch64' : 'x86_64';
 }
 
+/** `[name, number, 'arg:size arg:size ...']`, the shape of the data files. */
+export type SyscallRow = readonly [name: string, nr: number, args: string];
+
 export interface SyscallArg {
   readonly name: string;
-  /** 4 or 8 (or 2): how many bytes of the argument kafel compares. */
+  /** Bytes kafel records for the argument: 8 means both 32-bit halves are compared, 4 or 2 the low half only. */
   readonly size: number;
 }
 
@@ -21,73 +30,182 @@ export interface SyscallInfo {
   readonly args: readonly SyscallArg[];
 }
 
-const tables = new Map<KafelArch, Map<string, SyscallInfo>>();
+interface Table {
+  byName: Map<string, SyscallInfo>;
+  byNr: Map<number, SyscallInfo>;
+}
 
-function table(arch: KafelArch): Map<string, SyscallInfo> {
+const tables = new Map<KafelArch, Table>();
+
+function table(arch: KafelArch): Table {
   let t = tables.get(arch);
-  if (!t) {
-    t = new Map();
-    for (const line of (arch === 'x86_64' ? X86_64_TABLE : AARCH64_TABLE).trim().split('\n')) {
-      const [name, nr, ...args] = line.split(' ');
-      t.set(name!, {
-        name: name!,
-        nr: Number(nr),
-        args: args.map((a) => {
+  if (t) return t;
+  t = { byName: new Map(), byNr: new Map() };
+  for (const [name, nr, args] of arch === 'x86_64' ? X86_64_SYSCALLS : AARCH64_SYSCALLS) {
+    const info: SyscallInfo = {
+      name,
+      nr,
+      args: args
+        .split(' ')
+        .filter(Boolean)
+        .map((a) => {
           const [n, s] = a.split(':');
           return { name: n!, size: Number(s) };
         }),
-      });
-    }
-    tables.set(arch, t);
+    };
+    t.byName.set(name, info);
+    t.byNr.set(nr, info);
   }
+  tables.set(arch, t);
   return t;
 }
 
 export function lookupSyscall(arch: KafelArch, name: string): SyscallInfo | undefined {
-  return table(arch).get(name);
-}
-
-export function syscallNames(arch: KafelArch): string[] {
-  return [...table(arch).keys()];
+  return table(arch).byName.get(name);
 }
 
 export function syscallByNumber(arch: KafelArch, nr: number): SyscallInfo | undefined {
-  for (const s of table(arch).values()) if (s.nr === nr) return s;
-  return undefined;
+  return table(arch).byNr.get(nr);
 }
 
-/** libc / strace names that kafel spells differently. */
-const ALIASES: Record<string, string[]> = {
-  uname: ['newuname'],
-  fstat: ['newfstat'],
-  stat: ['newstat'],
-  lstat: ['newlstat'],
-  fstatat: ['newfstatat'],
-  fstatat64: ['newfstatat'],
-  newfstatat: ['newfstatat'],
-  mmap2: ['mmap'],
-  _llseek: ['lseek'],
-  llseek: ['lseek'],
-  pread: ['pread64'],
-  pwrite: ['pwrite64'],
-  prlimit: ['prlimit64'],
-  sigaction: ['rt_sigaction'],
-  sigprocmask: ['rt_sigprocmask'],
-  sigreturn: ['rt_sigreturn'],
-  getdents64: ['getdents64'],
-  select: ['select', 'pselect6'],
-  poll: ['poll', 'ppoll'],
-  open: ['open', 'openat'],
-  fadvise64_64: ['fadvise64'],
-  umount: ['umount2'],
-  sysctl: ['sysctl'],
+/** Every name kafel accepts on `arch`, in kafel's (alphabetical) order. */
+export function syscallNames(arch: KafelArch): string[] {
+  return [...table(arch).byName.keys()];
+}
+
+/** The same system call under another name: kafel keeps the kernel's internal `new*` names. */
+const RENAMED: Record<KafelArch, Readonly<Record<string, string>>> = {
+  x86_64: {
+    uname: 'newuname',
+    stat: 'newstat',
+    fstat: 'newfstat',
+    lstat: 'newlstat',
+    stat64: 'newstat',
+    fstat64: 'newfstat',
+    lstat64: 'newlstat',
+    fstatat: 'newfstatat',
+    fstatat64: 'newfstatat',
+    sendfile: 'sendfile64',
+    umount2: 'umount',
+    _sysctl: 'sysctl',
+  },
+  aarch64: {
+    uname: 'newuname',
+    fstat: 'newfstat',
+    fstat64: 'newfstat',
+    fstatat: 'newfstatat',
+    fstatat64: 'newfstatat',
+    sendfile64: 'sendfile',
+    umount2: 'umount',
+    sync_file_range: 'sync_file_range2',
+  },
 };
 
-/** A hint for an unknown syscall name: kafel's spelling, or the closest names. */
+/** Calls an architecture lacks (or libc spellings), and what libc uses in their place. */
+const INSTEAD: Readonly<Record<string, string>> = {
+  open: 'openat',
+  creat: 'openat',
+  stat: 'newfstatat',
+  lstat: 'newfstatat',
+  access: 'faccessat',
+  chmod: 'fchmodat',
+  chown: 'fchownat',
+  lchown: 'fchownat',
+  mkdir: 'mkdirat',
+  rmdir: 'unlinkat',
+  unlink: 'unlinkat',
+  rename: 'renameat2',
+  link: 'linkat',
+  symlink: 'symlinkat',
+  readlink: 'readlinkat',
+  mknod: 'mknodat',
+  dup2: 'dup3',
+  pipe: 'pipe2',
+  poll: 'ppoll',
+  select: 'pselect6',
+  _newselect: 'select',
+  epoll_wait: 'epoll_pwait',
+  epoll_create: 'epoll_create1',
+  inotify_init: 'inotify_init1',
+  eventfd: 'eventfd2',
+  signalfd: 'signalfd4',
+  fork: 'clone',
+  vfork: 'clone',
+  getdents: 'getdents64',
+  alarm: 'setitimer',
+  getpgrp: 'getpgid',
+  pause: 'ppoll',
+  time: 'clock_gettime',
+  utime: 'utimensat',
+  utimes: 'utimensat',
+  futimesat: 'utimensat',
+  mmap2: 'mmap',
+  _llseek: 'lseek',
+  llseek: 'lseek',
+  fcntl64: 'fcntl',
+  statfs64: 'statfs',
+  fstatfs64: 'fstatfs',
+  truncate64: 'truncate',
+  ftruncate64: 'ftruncate',
+  pread: 'pread64',
+  pwrite: 'pwrite64',
+  prlimit: 'prlimit64',
+  fadvise64_64: 'fadvise64',
+  posix_fadvise: 'fadvise64',
+  sigaction: 'rt_sigaction',
+  sigprocmask: 'rt_sigprocmask',
+  sigreturn: 'rt_sigreturn',
+  sigsuspend: 'rt_sigsuspend',
+  sigpending: 'rt_sigpending',
+  sigtimedwait: 'rt_sigtimedwait',
+  wait: 'wait4',
+  waitpid: 'wait4',
+  clock_gettime64: 'clock_gettime',
+  futex_time64: 'futex',
+};
+
+/** Calls the kernel has on the architecture that kafel's tables (as nsjail embeds them) lack. */
+const KERNEL_ONLY: Record<KafelArch, Readonly<Record<string, number>>> = {
+  x86_64: {},
+  aarch64: { pkey_mprotect: 288, pkey_alloc: 289, pkey_free: 290, io_pgetevents: 292 },
+};
+
+/** `table[key]` for a name from a policy (never Object.prototype's `constructor` and such). */
+function own<T>(table: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
+/** The kafel name of a call written under another name (`uname` → `newuname`), if any. */
+export function kafelSpelling(arch: KafelArch, name: string): string | undefined {
+  const to = own(RENAMED[arch], name);
+  return to !== undefined && lookupSyscall(arch, to) ? to : undefined;
+}
+
+/** Up to three kafel names close to `name` on `arch`. */
+export function closestSyscalls(arch: KafelArch, name: string): string[] {
+  return nearest(name, table(arch).byName.keys());
+}
+
+/** A hint for a name kafel does not know on `arch`; undefined when the name is known. */
 export function suggestSyscall(arch: KafelArch, name: string): string | undefined {
-  const known = (ALIASES[name] ?? []).filter((n) => lookupSyscall(arch, n));
-  if (known.length > 0) return `kafel calls it \`${known.join('` or `')}\` on ${arch}`;
-  const near = closest(name, syscallNames(arch));
-  if (near.length > 0) return `did you mean ${near.map((n) => `\`${n}\``).join(' or ')}?`;
-  return `no syscall of that name on ${arch}; use SYSCALL[nr] for a raw number`;
+  if (lookupSyscall(arch, name)) return undefined;
+  const renamed = kafelSpelling(arch, name);
+  if (renamed) {
+    const nr = lookupSyscall(arch, renamed)!.nr;
+    return `kafel calls it \`${renamed}\` (number ${nr} on ${arch})`;
+  }
+  const nr = own(KERNEL_ONLY[arch], name);
+  if (nr !== undefined)
+    return `the kernel has \`${name}\` on ${arch} (number ${nr}) but kafel's table lacks it: write SYSCALL[${nr}]`;
+  const instead = own(INSTEAD, name);
+  const insteadOk = instead !== undefined && lookupSyscall(arch, instead) !== undefined;
+  const other = KAFEL_ARCHES.find((a) => a !== arch && lookupSyscall(a, name));
+  if (other) {
+    const use = insteadOk ? `; there libc uses \`${instead}\` instead` : '';
+    return `\`${name}\` exists on ${other} but not on ${arch}${use} (write \`${name} ON ${other}\` to keep it in a policy for both)`;
+  }
+  if (insteadOk) return `${arch} has no \`${name}\` system call: libc uses \`${instead}\``;
+  const near = closestSyscalls(arch, name);
+  if (near.length > 0) return `did you mean ${quoteList(near)}?`;
+  return `no system call of that name on ${arch}; SYSCALL[n] takes a raw number`;
 }
