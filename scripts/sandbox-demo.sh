@@ -37,7 +37,26 @@ mkdir -p "$work/shared" && echo data >"$work/shared/file"
 ktl build "$hello" -o "type=local,dest=$work/out3" --sandbox-logs --sandbox-bind "$work/shared:/shared:ro" >"$work/bind.log" 2>&1
 check "--sandbox-bind makes a host dir visible" "$work/bind.log" 'inside: bound /shared: present' present
 
-skip "a host-only file named with --build-context: read unsandboxed, not in the sandbox" "named contexts (--build-context) land with the BuildKit client issue"
+# The threat scenario: an untrusted repository whose build line names a context that is a
+# symlink out of the tree (assets -> a host-only directory). testdata/build/threat reads it.
+hostonly=$(mktemp -d /tmp/ktl-host-only.XXXXXX)
+trap 'rm -rf "$work" "$hostonly"' EXIT
+marker="host-marker-$RANDOM$RANDOM"
+echo "$marker" >"$hostonly/secret.txt"
+repo="$work/untrusted-repo"
+mkdir -p "$repo"
+cp -r "$root/testdata/build/threat/." "$repo/"
+mkdir -p "$repo/assets"
+echo "in-tree asset" >"$repo/assets/asset.txt"
+ln -s "$hostonly" "$repo/hostfiles"
+(cd "$repo" && KTL_SANDBOX_DISABLE=1 ktl build . --build-context hostfiles=./hostfiles -o "type=local,dest=$work/loot-host") >"$work/threat-host.log" 2>&1
+check "unsandboxed: a host-only file named with --build-context is read" "$work/loot-host/loot.txt" "$marker" present
+(cd "$repo" && ktl build . --build-context hostfiles=./hostfiles -o "type=local,dest=$work/loot-jail") >"$work/threat-jail.log" 2>&1
+cat "$work/loot-jail/loot.txt" >"$work/loot-jail.txt" 2>/dev/null || echo "(no loot.txt written)" >"$work/loot-jail.txt"
+check "sandboxed: the same host-only file is not read" "$work/loot-jail.txt" "$marker" absent
+check "sandboxed: the link out of the tree is refused, naming the way to share it" "$work/threat-jail.log" "resolves to .*$(basename "$hostonly").*\\(a symlink\\)" present
+(cd "$repo" && ktl build . --build-context hostfiles=./assets -o "type=local,dest=$work/loot-assets") >"$work/threat-assets.log" 2>&1
+check "sandboxed: a named context inside the tree is visible" "$work/loot-assets/loot.txt" "in-tree asset" present
 skip "host-marker contrast through a permissive builder" "needs named contexts and a builder that serves host paths; not available yet"
 
 ktl build "$hello" --sandbox-config "$work/missing.cfg" >"$work/missing.log" 2>&1

@@ -1,11 +1,23 @@
 export const packageName = '@ktl/buildkit-client';
 
 export {
+  type CredentialStore,
+  configKeyHost,
+  type DockerConfigOptions,
+  loadDockerConfig,
+  type RegistryCredentials,
+} from './auth/docker-config';
+export {
   BuildkitError,
   type BuildkitErrorCode,
   type BuildkitErrorDetail,
   type DiscoveryAttempt,
 } from './errors';
+export {
+  type ImageStoreKind,
+  imageExporterName,
+  imageStoreKind,
+} from './exporters';
 export {
   type Gateway,
   type GatewayOptions,
@@ -20,6 +32,28 @@ export type {
   VertexStatus,
   VertexWarning,
 } from './gen/moby/buildkit/v1/control';
+export {
+  type ImageName,
+  ImageNameError,
+  isLoopbackRegistry,
+  normalizeImageName,
+  parseImageName,
+} from './image-name';
+export {
+  describeFailure,
+  type FailureReport,
+  formatFailure,
+  type SourceLocation,
+  sourceExcerpt,
+} from './progress/failure';
+export {
+  createRenderer,
+  PlainRenderer,
+  type ProgressMode,
+  type ProgressRenderer,
+  QuietRenderer,
+} from './progress/plain';
+export { humanSize, ProgressTracker, type StepState } from './progress/tracker';
 export type { ExportTarget } from './session/filesend';
 export type { SyncProgress } from './session/filesync';
 export { BuildSession, type SessionOptions } from './session/session';
@@ -29,4 +63,10 @@ export {
   type SolveResult,
   solveDockerfile,
 } from './solve';
+export {
+  type FrontendOptions,
+  frontendAttrs,
+  isRemoteContext,
+  type NetworkMode,
+} from './solve-attrs';
 export * from './transport/index';

@@ -5,6 +5,7 @@
 
 import { basename, dirname, resolve } from 'node:path';
 import { Metadata } from '@grpc/grpc-js';
+import type { CredentialStore } from './auth/docker-config';
 import { BuildkitError } from './errors';
 import {
   type Exporter,
@@ -16,6 +17,12 @@ import {
 import type { ExportTarget } from './session/filesend';
 import type { SyncProgress } from './session/filesync';
 import { BuildSession, newSessionId } from './session/session';
+import {
+  entitlementsFor,
+  type FrontendOptions,
+  frontendAttrs,
+  namedContextDirs,
+} from './solve-attrs';
 import type { BuildkitConnection } from './transport/connect';
 import { errorDetails, fromGrpc, isServiceError } from './transport/grpc-errors';
 
@@ -32,23 +39,28 @@ export type ExportSpec =
       readonly dest: string;
       readonly attrs?: Readonly<Record<string, string>>;
     }
-  /** Stored in the builder (and pushed with `push: 'true'`); nothing comes back to us. */
-  | { readonly type: 'image'; readonly attrs: Readonly<Record<string, string>> };
+  /**
+   * Stored in the builder (and pushed with `push: 'true'`); nothing comes back to us. `moby`
+   * is the Docker engine's own exporter (graphdriver engines have no `image` exporter).
+   */
+  | { readonly type: 'image' | 'moby'; readonly attrs: Readonly<Record<string, string>> }
+  /** Any other exporter the daemon knows, sent as given. */
+  | {
+      readonly type: 'custom';
+      readonly name: string;
+      readonly attrs: Readonly<Record<string, string>>;
+    };
 
-export interface DockerfileBuildOptions {
+export interface DockerfileBuildOptions extends FrontendOptions {
   readonly contextDir: string;
-  /** Default `<contextDir>/Dockerfile`. */
+  /** Default `<contextDir>/Dockerfile`; may be outside the context. */
   readonly dockerfile?: string | undefined;
-  readonly buildArgs?: Readonly<Record<string, string>> | undefined;
-  readonly target?: string | undefined;
-  /** e.g. `['linux/amd64']`. */
-  readonly platforms?: readonly string[] | undefined;
-  readonly noCache?: boolean | undefined;
-  readonly labels?: Readonly<Record<string, string>> | undefined;
-  /** Extra frontend attributes, sent as given. */
-  readonly frontendAttrs?: Readonly<Record<string, string>> | undefined;
   readonly exports?: readonly ExportSpec[] | undefined;
   readonly secrets?: Readonly<Record<string, Uint8Array>> | undefined;
+  /** Registry credentials for pulls and pushes (e.g. `loadDockerConfig()`). */
+  readonly auth?: CredentialStore | undefined;
+  /** Entitlements beyond what the options imply (`network.host` comes with network: host). */
+  readonly entitlements?: readonly string[] | undefined;
   readonly onStatus?: ((s: StatusResponse) => void) | undefined;
   readonly onSync?: ((p: SyncProgress) => void) | undefined;
   readonly signal?: AbortSignal | undefined;
@@ -60,16 +72,6 @@ export interface SolveResult {
   readonly ref: string;
   /** What the exporters reported, e.g. `containerimage.digest`. */
   readonly exporterResponse: Readonly<Record<string, string>>;
-}
-
-function frontendAttrs(o: DockerfileBuildOptions, dockerfile: string): Record<string, string> {
-  const attrs: Record<string, string> = { filename: basename(dockerfile) };
-  for (const [k, v] of Object.entries(o.buildArgs ?? {})) attrs[`build-arg:${k}`] = v;
-  for (const [k, v] of Object.entries(o.labels ?? {})) attrs[`label:${k}`] = v;
-  if (o.target) attrs.target = o.target;
-  if (o.platforms && o.platforms.length > 0) attrs.platform = o.platforms.join(',');
-  if (o.noCache) attrs['no-cache'] = '';
-  return { ...attrs, ...(o.frontendAttrs ?? {}) };
 }
 
 function solveError(e: unknown): BuildkitError {
@@ -97,25 +99,28 @@ export async function solveDockerfile(
   const targets: (ExportTarget | undefined)[] = exports.map((x) =>
     x.type === 'local'
       ? { kind: 'dir', dest: resolve(x.dest) }
-      : x.type === 'image'
-        ? undefined
-        : { kind: 'file', path: resolve(x.dest) },
+      : x.type === 'tar' || x.type === 'oci' || x.type === 'docker'
+        ? { kind: 'file', path: resolve(x.dest) }
+        : undefined,
   );
   const exporters: Exporter[] = exports.map((x) => ({
-    Type: x.type,
+    Type: x.type === 'custom' ? x.name : x.type,
     Attrs: { ...(x.attrs ?? {}) },
   }));
   const ref = opts.ref ?? newSessionId();
 
   let sessionFailure: unknown;
+  let sessionFailureMethod = '';
   const session = await BuildSession.start(conn, {
     name: basename(contextDir),
     sharedKey: contextDir,
-    dirs: { context: contextDir, dockerfile: dirname(dockerfile) },
+    dirs: { ...namedContextDirs(opts), context: contextDir, dockerfile: dirname(dockerfile) },
     exports: targets,
     secrets: opts.secrets,
+    auth: opts.auth,
     onSync: opts.onSync,
-    onError: (_m, err) => {
+    onError: (m, err) => {
+      if (sessionFailure === undefined) sessionFailureMethod = m;
       sessionFailure ??= err;
     },
   });
@@ -132,6 +137,7 @@ export async function solveDockerfile(
     Session: session.id,
     Frontend: 'dockerfile.v0',
     FrontendAttrs: frontendAttrs(opts, dockerfile),
+    Entitlements: [...new Set([...entitlementsFor(opts), ...(opts.entitlements ?? [])])],
     Exporters: exporters,
     // Daemons before BuildKit v0.13 only read the single deprecated exporter fields.
     ...(exporters[0]
@@ -154,12 +160,16 @@ export async function solveDockerfile(
     if (opts.signal?.aborted) {
       throw new BuildkitError('build cancelled', { code: 'E_SOLVE', cause: e });
     }
+    // Let the status stream deliver the failing step's last logs before we report it.
+    await Promise.race([statusDone, new Promise((r) => setTimeout(r, 1000).unref())]);
     const err = solveError(e);
     if (sessionFailure !== undefined && BuildkitError.is(err)) {
+      // Our side broke first: writing an export (FileSend) is an export failure, the rest
+      // (reading the context, secrets) fails the build.
       throw new BuildkitError(
         `${err.message} (client side: ${(sessionFailure as Error).message ?? sessionFailure})`,
         {
-          code: 'E_SOLVE',
+          code: sessionFailureMethod.includes('FileSend') ? 'E_EXPORT' : 'E_SOLVE',
           grpcCode: err.grpcCode,
           details: err.details,
           cause: e,

@@ -12,6 +12,11 @@ export interface Rig {
   readonly dockerHost: string;
   readonly registry: string | undefined;
   readonly baseImage: string | undefined;
+  /** docker-buildx plugin binary, the reference client. */
+  readonly buildx: string | undefined;
+  /** DOCKER_CONFIG for buildx (its builder store). */
+  readonly dockerConfig: string | undefined;
+  readonly dockerCli: string | undefined;
 }
 
 export type RigProbe = { ok: true; rig: Rig } | { ok: false; reason: string };
@@ -57,7 +62,14 @@ export async function probeRig(): Promise<RigProbe> {
   if (err) return { ok: false, reason: `rig engine ${dockerHost} does not answer: ${err}` };
   return {
     ok: true,
-    rig: { dockerHost, registry: env.KTL_RIG_REGISTRY, baseImage: env.KTL_RIG_BASE_IMAGE },
+    rig: {
+      dockerHost,
+      registry: env.KTL_RIG_REGISTRY,
+      baseImage: env.KTL_RIG_BASE_IMAGE,
+      buildx: env.KTL_RIG_BUILDX,
+      dockerConfig: env.KTL_RIG_DOCKER_CONFIG,
+      dockerCli: env.KTL_RIG_DOCKER_CLI,
+    },
   };
 }
 

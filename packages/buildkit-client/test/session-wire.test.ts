@@ -169,7 +169,7 @@ describe('session gRPC server', () => {
     );
     expect(data.equals(Buffer.alloc(100_000, 7))).toBe(true);
     expect(Math.max(...got.filter((p) => p.type === T.PACKET_DATA).map((p) => p.data.length))).toBe(
-      32 * 1024,
+      100_000, // one DATA packet: up to DATA_CHUNK (128 KiB) each
     );
     req.write(frame(pkt({ type: T.PACKET_FIN })));
     await until(() => got.some((p) => p.type === T.PACKET_FIN));

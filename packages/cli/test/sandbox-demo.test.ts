@@ -21,6 +21,11 @@ rigTest(
     expect(r.stdout).toContain('PASS  banner by default');
     expect(r.stdout).toContain('PASS  the engine socket is absent from the jail');
     expect(r.stdout).toContain('PASS  --hermetic: the client has no network but loopback');
+    expect(r.stdout).toContain(
+      'PASS  unsandboxed: a host-only file named with --build-context is read',
+    );
+    expect(r.stdout).toContain('PASS  sandboxed: the same host-only file is not read');
+    expect(r.stdout).toContain('PASS  sandboxed: a named context inside the tree is visible');
     expect(r.status).toBe(0);
   },
   250_000,

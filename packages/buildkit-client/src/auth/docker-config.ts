@@ -19,6 +19,8 @@ export interface RegistryCredentials {
 export interface CredentialStore {
   /** Credentials for a registry host (`127.0.0.1:5000`, `registry-1.docker.io`), if any. */
   get(host: string): Promise<RegistryCredentials | undefined>;
+  /** Hosts the configuration names (auths and credHelpers keys), as bare hosts. */
+  readonly hosts?: readonly string[];
 }
 
 interface AuthEntry {
@@ -77,6 +79,7 @@ function runHelper(
   helper: string,
   server: string,
   timeoutMs: number,
+  env: Readonly<Record<string, string | undefined>>,
 ): Promise<RegistryCredentials | undefined> {
   if (!HELPER_NAME.test(helper)) {
     return Promise.reject(new Error(`invalid credential helper name ${JSON.stringify(helper)}`));
@@ -85,8 +88,8 @@ function runHelper(
     const child = execFile(
       `docker-credential-${helper}`,
       ['get'],
-      { timeout: timeoutMs, maxBuffer: 1024 * 1024 },
-      (err, stdout) => {
+      { timeout: timeoutMs, maxBuffer: 1024 * 1024, env: { ...env } },
+      (err, stdout, stderr) => {
         const out = String(stdout).trim();
         // The helper protocol's way of saying "no entry": exit 1 and this text on stdout.
         if (/credentials not found/i.test(out)) return resolve(undefined);
@@ -94,7 +97,7 @@ function runHelper(
           const why =
             (err as NodeJS.ErrnoException).code === 'ENOENT'
               ? 'not found on PATH'
-              : out || err.message;
+              : out || String(stderr).trim() || err.message;
           return reject(new Error(`docker-credential-${helper} get ${server}: ${why}`));
         }
         try {
@@ -107,6 +110,9 @@ function runHelper(
         }
       },
     );
+    // A helper that exits without reading its stdin closes the pipe: its exit status (seen
+    // above) is the error to report, not the EPIPE of this write.
+    child.stdin?.on('error', () => {});
     child.stdin?.end(server);
   });
 }
@@ -124,15 +130,21 @@ export function loadDockerConfig(opts: DockerConfigOptions = {}): CredentialStor
       throw new Error(`cannot read ${join(dir, 'config.json')}: ${(e as Error).message}`);
     }
   }
+  const hosts = [
+    ...new Set(
+      [...Object.keys(cfg.auths ?? {}), ...Object.keys(cfg.credHelpers ?? {})].map(configKeyHost),
+    ),
+  ].filter(Boolean);
   return {
+    hosts,
     async get(host) {
       const want = configKeyHost(host);
       const server = serverAddress(host);
       for (const [k, helper] of Object.entries(cfg.credHelpers ?? {})) {
-        if (configKeyHost(k) === want) return runHelper(helper, server, timeoutMs);
+        if (configKeyHost(k) === want) return runHelper(helper, server, timeoutMs, env);
       }
       if (cfg.credsStore) {
-        const got = await runHelper(cfg.credsStore, server, timeoutMs);
+        const got = await runHelper(cfg.credsStore, server, timeoutMs, env);
         if (got) return got;
       }
       for (const [k, entry] of Object.entries(cfg.auths ?? {})) {

@@ -39,6 +39,11 @@ export interface GrpcCall {
   messages(): AsyncGenerator<Buffer>;
   /** Sends one response message; resolves when the stream can take more. */
   send(msg: Uint8Array): Promise<void>;
+  /**
+   * Writes bytes that already hold whole length-prefixed gRPC messages (several at once, to
+   * save per-message stream writes); the buffer must not be changed afterwards.
+   */
+  sendFramed(bytes: Uint8Array): Promise<void>;
   /** Aborted when the daemon cancels the call or the connection drops. */
   readonly signal: AbortSignal;
 }
@@ -135,6 +140,22 @@ function makeCall(stream: http2.ServerHttp2Stream, method: string, rawHeaders: s
   }
   const ac = new AbortController();
   stream.once('close', () => ac.abort());
+  const write = (bytes: Uint8Array): Promise<void> => {
+    if (stream.write(bytes)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        stream.off('drain', done);
+        stream.off('close', closed);
+        resolve();
+      };
+      const closed = () => {
+        stream.off('drain', done);
+        reject(new GrpcStatusError(GRPC_CANCELLED, 'stream closed'));
+      };
+      stream.once('drain', done);
+      stream.once('close', closed);
+    });
+  };
   return {
     method,
     metadata(name) {
@@ -149,21 +170,9 @@ function makeCall(stream: http2.ServerHttp2Stream, method: string, rawHeaders: s
       frame[0] = 0;
       frame.writeUInt32BE(msg.length, 1);
       frame.set(msg, 5);
-      if (stream.write(frame)) return Promise.resolve();
-      return new Promise((resolve, reject) => {
-        const done = () => {
-          stream.off('drain', done);
-          stream.off('close', closed);
-          resolve();
-        };
-        const closed = () => {
-          stream.off('drain', done);
-          reject(new GrpcStatusError(GRPC_CANCELLED, 'stream closed'));
-        };
-        stream.once('drain', done);
-        stream.once('close', closed);
-      });
+      return write(frame);
     },
+    sendFramed: write,
     signal: ac.signal,
   };
 }
@@ -184,6 +193,11 @@ function finish(stream: http2.ServerHttp2Stream, code: number, message: string):
   stream.end();
 }
 
+/** Header pairs per request we accept (each ignore pattern is one). */
+export const MAX_HEADER_PAIRS = 200_000;
+/** Bytes of headers per request we advertise (Go's gRPC default limit is 16 MiB). */
+export const MAX_HEADER_LIST_BYTES = 16 * 1024 * 1024;
+
 export interface ServeOptions {
   /** Called with handler failures (they are also returned to the daemon as gRPC errors). */
   readonly onError?: ((method: string, err: unknown) => void) | undefined;
@@ -199,7 +213,13 @@ export function serveGrpc(
   opts: ServeOptions = {},
 ): { done: Promise<void>; close(): void } {
   // Large windows: the daemon streams exported files to us; 64 KiB windows cap throughput.
-  const server = http2.createServer({ settings: { initialWindowSize: 4 * 1024 * 1024 } });
+  // Header limits: `.dockerignore` patterns arrive one per header, and node's defaults (128
+  // header pairs) answer a long ignore file with ENHANCE_YOUR_CALM, failing the build.
+  const server = http2.createServer({
+    maxHeaderListPairs: MAX_HEADER_PAIRS,
+    maxSessionMemory: 64,
+    settings: { initialWindowSize: 4 * 1024 * 1024, maxHeaderListSize: MAX_HEADER_LIST_BYTES },
+  });
   let session: http2.ServerHttp2Session | undefined;
   const done = new Promise<void>((resolve) => {
     server.on('session', (s) => {

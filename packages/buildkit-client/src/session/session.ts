@@ -53,7 +53,7 @@ export function newSessionId(): string {
 
 const HEALTH_CHECK = '/grpc.health.v1.Health/Check';
 
-function buildHandlers(opts: SessionOptions): Map<string, Handler> {
+export function buildHandlers(opts: SessionOptions): Map<string, Handler> {
   const serving = HealthCheckResponse.encode({
     status: HealthCheckResponse_ServingStatus.SERVING,
   }).finish();

@@ -1,67 +1,383 @@
-/** `ktl build` flags -> solve options; every bad value names the flag. */
-import { resolve } from 'node:path';
-import type { ExportSpec } from '@ktl/buildkit-client';
+/**
+ * `ktl build`'s command line, validated into BuildOptions before any builder is contacted.
+ * Every refusal is a BuildUsageError naming the flag and its value (exit status 2). Paths are
+ * made absolute against `cwd` here, so the result means the same wherever it is used (the
+ * sandbox wrapper runs the build with the same paths bound at the same places).
+ */
+import { statSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { isAbsolute, resolve } from 'node:path';
+import { isRemoteContext, normalizeImageName, parseAddress } from '@ktl/buildkit-client';
+import { type OutputSpec, parseFields, parseOutput } from './output-spec';
+import { BuildUsageError } from './usage-error';
 
-export class BuildUsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'BuildUsageError';
-  }
+/** The flags as oclif hands them over (repeatable ones as arrays). */
+export interface RawBuildFlags {
+  readonly context?: string | undefined;
+  readonly file?: string | undefined;
+  readonly tag?: readonly string[] | undefined;
+  readonly buildArg?: readonly string[] | undefined;
+  readonly target?: string | undefined;
+  readonly platform?: readonly string[] | undefined;
+  readonly label?: readonly string[] | undefined;
+  readonly noCache?: boolean | undefined;
+  readonly pull?: boolean | undefined;
+  readonly buildContext?: readonly string[] | undefined;
+  readonly secret?: readonly string[] | undefined;
+  readonly network?: string | undefined;
+  readonly addHost?: readonly string[] | undefined;
+  readonly output?: readonly string[] | undefined;
+  readonly load?: boolean | undefined;
+  readonly push?: boolean | undefined;
+  readonly progress?: string | undefined;
+  readonly quiet?: boolean | undefined;
+  readonly builder?: string | undefined;
+  readonly iidfile?: string | undefined;
+  readonly metadataFile?: string | undefined;
 }
 
-export function keyValues(
+export type SecretSource = { readonly file: string } | { readonly env: string };
+export type ProgressChoice = 'plain' | 'quiet' | 'rawjson';
+
+export interface BuildOptions {
+  readonly contextDir: string;
+  /** Absolute path, or `-` for stdin. */
+  readonly dockerfile: string;
+  /** Normalized (`docker.io/library/app:latest`). */
+  readonly tags: readonly string[];
+  readonly buildArgs: Readonly<Record<string, string>>;
+  readonly target: string | undefined;
+  readonly platforms: readonly string[];
+  readonly labels: Readonly<Record<string, string>>;
+  readonly noCache: boolean;
+  readonly pull: boolean;
+  /** name → absolute directory, or a source the builder fetches (`docker-image://...`). */
+  readonly buildContexts: Readonly<Record<string, string>>;
+  readonly secrets: ReadonlyArray<{ readonly id: string; readonly source: SecretSource }>;
+  readonly network: 'default' | 'none' | 'host';
+  readonly addHosts: ReadonlyArray<{ readonly host: string; readonly ip: string }>;
+  /** Empty: build only (the result stays in the build cache). */
+  readonly outputs: readonly OutputSpec[];
+  /** `-o type=cacheonly`: no outputs on purpose (no warning about it). */
+  readonly cacheOnly: boolean;
+  readonly progress: ProgressChoice;
+  /** Print the image id on stdout when done (`-q`, or `--progress quiet`). */
+  readonly printImageId: boolean;
+  readonly builder: string | undefined;
+  readonly iidfile: string | undefined;
+  readonly metadataFile: string | undefined;
+}
+
+export interface ParseContext {
+  readonly cwd: string;
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
+
+function keyValue(
   flag: string,
-  values: readonly string[] | undefined,
-): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const v of values ?? []) {
-    const i = v.indexOf('=');
-    if (i <= 0) throw new BuildUsageError(`${flag} ${v}: expected KEY=VALUE`);
-    out[v.slice(0, i)] = v.slice(i + 1);
+  value: string,
+  requireValue: boolean,
+): [string, string | undefined] {
+  const i = value.indexOf('=');
+  const k = i < 0 ? value : value.slice(0, i);
+  if (k.trim() === '' || /\s/.test(k)) {
+    throw new BuildUsageError(
+      flag,
+      value,
+      'expected KEY=VALUE with a non-empty KEY without spaces',
+    );
   }
-  return out;
+  if (i < 0 && requireValue) throw new BuildUsageError(flag, value, 'expected KEY=VALUE');
+  return [k, i < 0 ? undefined : value.slice(i + 1)];
 }
 
-/** `-o` in buildx's syntax: `type=local,dest=DIR`, `type=tar,dest=FILE`, a bare DIR means local. */
-export function parseOutput(spec: string, cwd: string): ExportSpec {
-  const fields = new Map<string, string>();
-  for (const part of spec.split(',')) {
-    const i = part.indexOf('=');
-    if (i < 0) {
-      if (spec.includes('=')) throw new BuildUsageError(`-o ${spec}: "${part}" is not KEY=VALUE`);
-      return { type: 'local', dest: resolve(cwd, part) };
+function statKind(p: string): 'dir' | 'file' | 'other' | undefined {
+  try {
+    const st = statSync(p);
+    return st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
+  } catch {
+    return undefined;
+  }
+}
+
+const PLATFORM = /^[a-z0-9_]+\/[a-z0-9_]+(\/[a-z0-9_.]+)?$/;
+const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/;
+const SECRET_KEYS = new Set(['id', 'type', 'src', 'source', 'env']);
+
+function normalizeName(flag: string, name: string): string {
+  try {
+    return normalizeImageName(name);
+  } catch (e) {
+    throw new BuildUsageError(
+      flag,
+      name,
+      (e as Error).message.replace(/^invalid image name "[^"]*": /, ''),
+    );
+  }
+}
+
+function parseSecret(value: string, ctx: ParseContext): { id: string; source: SecretSource } {
+  const flag = '--secret';
+  const { fields, bare } = parseFields(flag, value);
+  if (bare.length > 0) throw new BuildUsageError(flag, value, `"${bare[0]}" is not key=value`);
+  for (const k of fields.keys()) {
+    if (!SECRET_KEYS.has(k))
+      throw new BuildUsageError(flag, value, `unknown field "${k}"`, 'use id=, src= or env=');
+  }
+  const id = fields.get('id');
+  if (!id)
+    throw new BuildUsageError(flag, value, 'id= is required', 'e.g. --secret id=npmrc,src=.npmrc');
+  const type = fields.get('type');
+  if (type !== undefined && type !== 'file' && type !== 'env') {
+    throw new BuildUsageError(flag, value, `type=${type}: expected file or env`);
+  }
+  const src = fields.get('src') ?? fields.get('source');
+  let env = fields.get('env');
+  if (src !== undefined && env !== undefined) {
+    throw new BuildUsageError(flag, value, 'give src= or env=, not both');
+  }
+  if (src === undefined && env === undefined) {
+    // Like buildx: `--secret id=TOKEN` reads the variable of that name (type=env) or the file.
+    if (type === 'file') throw new BuildUsageError(flag, value, 'type=file needs src=PATH');
+    env = id;
+  }
+  if (env !== undefined) {
+    if (type === 'file')
+      throw new BuildUsageError(flag, value, 'type=file needs src=PATH, not env=');
+    if (ctx.env[env] === undefined) {
+      throw new BuildUsageError(flag, value, `environment variable ${env} is not set`);
     }
-    fields.set(part.slice(0, i), part.slice(i + 1));
+    return { id, source: { env } };
   }
-  const type = fields.get('type') ?? 'local';
-  const dest = fields.get('dest');
-  const attrs = Object.fromEntries([...fields].filter(([k]) => k !== 'type' && k !== 'dest'));
-  switch (type) {
-    case 'local':
-    case 'tar':
-    case 'oci':
-    case 'docker':
-      if (!dest) throw new BuildUsageError(`-o ${spec}: type=${type} needs dest=PATH`);
-      if (dest === '-')
-        throw new BuildUsageError(
-          `-o ${spec}: writing to stdout is not supported yet; give a file`,
-        );
-      return { type, dest: resolve(cwd, dest), attrs };
-    case 'image':
-      return { type: 'image', attrs };
-    default:
-      throw new BuildUsageError(
-        `-o ${spec}: unknown type "${type}" (local, tar, oci, docker, image)`,
-      );
+  const file = isAbsolute(src!) ? src! : resolve(ctx.cwd, src!);
+  const kind = statKind(file);
+  if (kind !== 'file') {
+    throw new BuildUsageError(
+      flag,
+      value,
+      kind === undefined ? `${file} does not exist` : `${file} is not a file`,
+    );
   }
+  return { id, source: { file } };
 }
 
-/** `docker.io/library/` for short names, so the engine can find the image afterwards. */
-export function normalizeImageName(name: string): string {
-  const [first, ...rest] = name.split('/');
-  const hasRegistry =
-    rest.length > 0 && (first!.includes('.') || first!.includes(':') || first === 'localhost');
-  const withTag = /:[^/]+$/.test(name) || name.includes('@') ? name : `${name}:latest`;
-  if (hasRegistry) return withTag;
-  return rest.length === 0 ? `docker.io/library/${withTag}` : `docker.io/${withTag}`;
+function parseBuildContext(value: string, ctx: ParseContext): [string, string] {
+  const flag = '--build-context';
+  const [name, src] = keyValue(flag, value, true);
+  if (src === undefined || src === '')
+    throw new BuildUsageError(flag, value, 'expected NAME=SOURCE');
+  if (src.startsWith('oci-layout://')) {
+    throw new BuildUsageError(
+      flag,
+      value,
+      'oci-layout:// contexts are not supported',
+      'push the image to a registry and use docker-image://REF',
+    );
+  }
+  if (src.startsWith('docker-image://')) {
+    normalizeName(flag, src.slice('docker-image://'.length));
+    return [name, src];
+  }
+  if (isRemoteContext(src)) return [name, src];
+  if (/^[a-z][a-z0-9+.-]*:\/\//.test(src)) {
+    throw new BuildUsageError(
+      flag,
+      value,
+      `unsupported source scheme ${src.split(':')[0]}://`,
+      'use a directory, docker-image://, https:// or a git URL',
+    );
+  }
+  const dir = isAbsolute(src) ? src : resolve(ctx.cwd, src);
+  const kind = statKind(dir);
+  if (kind !== 'dir') {
+    throw new BuildUsageError(
+      flag,
+      value,
+      kind === undefined ? `${dir} does not exist` : `${dir} is not a directory`,
+    );
+  }
+  return [name, dir];
+}
+
+function parseAddHost(value: string): { host: string; ip: string } {
+  const flag = '--add-host';
+  // host:ip (docker) or host=ip (buildx); an IPv6 address contains colons, so split once.
+  const m = /^([^:=]+)[:=](.+)$/.exec(value);
+  const host = m?.[1] ?? '';
+  const ip = (m?.[2] ?? '').replace(/^\[(.*)\]$/, '$1');
+  if (!m || !HOST_NAME.test(host)) {
+    throw new BuildUsageError(flag, value, 'expected HOST:IP', 'e.g. --add-host db.local:10.0.0.5');
+  }
+  if (ip !== 'host-gateway' && isIP(ip) === 0) {
+    throw new BuildUsageError(flag, value, `${ip} is not an IP address (or host-gateway)`);
+  }
+  return { host, ip };
+}
+
+export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildOptions {
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(ctx.cwd, p));
+  if (raw.context === undefined || raw.context === '') {
+    throw new BuildUsageError(
+      'CONTEXT',
+      undefined,
+      'the build context is required',
+      'e.g. ktl build .',
+    );
+  }
+  if (raw.context === '-' || /^[a-z]+:\/\//.test(raw.context) || raw.context.startsWith('git@')) {
+    throw new BuildUsageError(
+      'CONTEXT',
+      raw.context,
+      'only a local directory is supported as the build context',
+    );
+  }
+  const contextDir = abs(raw.context);
+  const ck = statKind(contextDir);
+  if (ck !== 'dir') {
+    throw new BuildUsageError(
+      'CONTEXT',
+      raw.context,
+      ck === undefined ? `${contextDir} does not exist` : `${contextDir} is not a directory`,
+    );
+  }
+  let dockerfile = '-';
+  if (raw.file !== '-') {
+    dockerfile = raw.file === undefined ? resolve(contextDir, 'Dockerfile') : abs(raw.file);
+    const fk = statKind(dockerfile);
+    if (fk !== 'file') {
+      throw new BuildUsageError(
+        '--file',
+        raw.file ?? 'Dockerfile',
+        fk === undefined ? `${dockerfile} does not exist` : `${dockerfile} is not a file`,
+        raw.file === undefined ? 'add a Dockerfile to the context or pass -f' : undefined,
+      );
+    }
+  }
+  const tags = [...new Set((raw.tag ?? []).map((t) => normalizeName('--tag', t)))];
+
+  const buildArgs: Record<string, string> = {};
+  for (const a of raw.buildArg ?? []) {
+    const [k, v] = keyValue('--build-arg', a, false);
+    // `--build-arg NAME` takes NAME's value from the environment, or is dropped (as docker does).
+    const val = v ?? ctx.env[k];
+    if (val !== undefined) buildArgs[k] = val;
+  }
+  const labels: Record<string, string> = {};
+  for (const l of raw.label ?? []) {
+    const [k, v] = keyValue('--label', l, true);
+    labels[k] = v ?? '';
+  }
+  if (raw.target !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(raw.target)) {
+    throw new BuildUsageError('--target', raw.target, 'not a valid stage name');
+  }
+  const platforms: string[] = [];
+  for (const p of (raw.platform ?? []).flatMap((s) => s.split(','))) {
+    const v = p.trim();
+    if (v !== 'local' && !PLATFORM.test(v)) {
+      throw new BuildUsageError(
+        '--platform',
+        p,
+        'expected OS/ARCH[/VARIANT]',
+        'e.g. --platform linux/amd64',
+      );
+    }
+    if (!platforms.includes(v)) platforms.push(v);
+  }
+  const buildContexts: Record<string, string> = {};
+  for (const c of raw.buildContext ?? []) {
+    const [name, src] = parseBuildContext(c, ctx);
+    if (name in buildContexts)
+      throw new BuildUsageError('--build-context', c, `context "${name}" given twice`);
+    buildContexts[name] = src;
+  }
+  const secrets = (raw.secret ?? []).map((s) => parseSecret(s, ctx));
+  const ids = secrets.map((s) => s.id);
+  const dup = ids.find((id, i) => ids.indexOf(id) !== i);
+  if (dup !== undefined)
+    throw new BuildUsageError('--secret', `id=${dup}`, 'secret id given twice');
+
+  const network = raw.network ?? 'default';
+  if (network !== 'default' && network !== 'none' && network !== 'host') {
+    throw new BuildUsageError('--network', network, 'expected default, none or host');
+  }
+  const addHosts = (raw.addHost ?? []).map(parseAddHost);
+
+  const outputs: OutputSpec[] = (raw.output ?? []).map((o) =>
+    parseOutput(o, { cwd: ctx.cwd, normalizeName: normalizeImageName }, '--output'),
+  );
+  // --load and --push are buildx's shorthands for type=docker (into the engine) and
+  // type=registry; with -t and no output at all, load like `docker build -t` does.
+  const wantLoad =
+    raw.load === true || (tags.length > 0 && outputs.length === 0 && raw.push !== true);
+  if (wantLoad) outputs.push({ type: 'image', names: [], push: false, load: true, attrs: {} });
+  if (raw.push) outputs.push({ type: 'image', names: [], push: true, load: false, attrs: {} });
+  // Image outputs without their own name= take the -t names (as buildx does).
+  const withNames = outputs.map((o): OutputSpec => {
+    if (o.type !== 'image') return o;
+    const names = o.names.length > 0 ? o.names : [...tags];
+    if (o.push && names.length === 0) {
+      throw new BuildUsageError(
+        raw.push ? '--push' : '--output',
+        undefined,
+        'pushing needs an image name',
+        'add -t REGISTRY/REPO:TAG (or name= in -o)',
+      );
+    }
+    return { ...o, names };
+  });
+  if (withNames.some((o) => o.type === 'cacheonly') && withNames.length > 1) {
+    throw new BuildUsageError(
+      '--output',
+      'type=cacheonly',
+      'cannot be combined with other outputs',
+    );
+  }
+
+  const progress = raw.quiet ? 'quiet' : (raw.progress ?? 'auto');
+  if (!['auto', 'plain', 'tty', 'quiet', 'rawjson'].includes(progress)) {
+    throw new BuildUsageError('--progress', progress, 'expected auto, plain, quiet or rawjson');
+  }
+  if (raw.builder !== undefined) {
+    try {
+      parseAddress(raw.builder);
+    } catch (e) {
+      throw new BuildUsageError(
+        '--builder',
+        raw.builder,
+        (e as Error).message,
+        'e.g. docker://unix:///var/run/docker.sock or unix:///run/buildkit/buildkitd.sock',
+      );
+    }
+  }
+  for (const [flag, p] of [
+    ['--iidfile', raw.iidfile],
+    ['--metadata-file', raw.metadataFile],
+  ] as const) {
+    if (p !== undefined && statKind(abs(p)) === 'dir') {
+      throw new BuildUsageError(flag, p, 'is a directory', 'give a file name');
+    }
+  }
+  return {
+    contextDir,
+    dockerfile,
+    tags,
+    buildArgs,
+    target: raw.target,
+    platforms,
+    labels,
+    noCache: raw.noCache ?? false,
+    pull: raw.pull ?? false,
+    buildContexts,
+    secrets,
+    network,
+    addHosts,
+    outputs: withNames.filter((o) => o.type !== 'cacheonly'),
+    cacheOnly: withNames.some((o) => o.type === 'cacheonly'),
+    // tty: no interactive renderer yet; plain is what a terminal gets too.
+    progress: progress === 'quiet' ? 'quiet' : progress === 'rawjson' ? 'rawjson' : 'plain',
+    printImageId: progress === 'quiet',
+    builder: raw.builder,
+    iidfile: raw.iidfile === undefined ? undefined : abs(raw.iidfile),
+    metadataFile: raw.metadataFile === undefined ? undefined : abs(raw.metadataFile),
+  };
 }

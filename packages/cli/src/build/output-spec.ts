@@ -173,14 +173,6 @@ export function parseOutput(value: string, ctx: OutputContext, flag = '--output'
       }
       const push = type === 'registry' || parseBool(flag, value, 'push', fields.get('push'));
       fields.delete('push');
-      if (push && names.length === 0) {
-        throw new BuildUsageError(
-          flag,
-          value,
-          'push=true needs a name',
-          'add name=REGISTRY/REPO:TAG or -t',
-        );
-      }
       return { type: 'image', names, push, load: type !== 'registry' && !push, attrs: rest() };
     }
     case 'cacheonly':

@@ -3,58 +3,77 @@ import { join } from 'node:path';
 import { BuildkitError, connect, parseAddress } from '@ktl/buildkit-client';
 import { PolicyError } from '@ktl/nsjail-config';
 import { Args, Command, Flags } from '@oclif/core';
-import { EXIT, runBuild } from '../build/run-build';
+import { EXIT_CODE_HELP, ExitCode } from '../build/exit-codes';
+import { type BuildOptions, parseBuildOptions } from '../build/options';
+import { runBuild } from '../build/run';
+import { BuildUsageError } from '../build/usage-error';
 import { BindPlanError } from '../sandbox/binds';
+import { forwardedEnv, writeJailDockerConfig } from '../sandbox/handover';
 import { PolicyLoadError } from '../sandbox/policy';
-import { IN_SANDBOX_ENV, runBuildInSandbox, SANDBOX_FAILED_EXIT } from '../sandbox/reexec';
+import {
+  IN_SANDBOX_ENV,
+  runBuildInSandbox,
+  SANDBOX_FAILED_EXIT,
+  unboundOutputs,
+} from '../sandbox/reexec';
 import { selfCheckLines } from '../sandbox/self-check';
 import { resolveSandboxSettings, SandboxSettingsError } from '../sandbox/settings';
+
+const many = { multiple: true } as const;
 
 export default class Build extends Command {
   static override summary =
     'Build a Dockerfile with BuildKit; on Linux the build client runs inside a sandbox.';
   static override description =
-    'By default on Linux ktl re-executes itself inside a sandbox (nsjail or bubblewrap) that sees only the context, ' +
-    'what the command line names, and a gateway to the builder that forwards only the BuildKit API.\n' +
-    'Exit status: 0 built, 1 build failed, 2 bad usage, 3 no builder, 71 the sandbox could not run ktl, 130 canceled.';
+    'Sends CONTEXT to a BuildKit builder (--builder, else BUILDKIT_HOST, DOCKER_HOST, the default ' +
+    'sockets) and exports the result. Without an output flag the result stays in the build cache, ' +
+    'except that -t alone loads the image into the engine, as docker build does.\n' +
+    'By default on Linux ktl re-executes itself inside a sandbox (nsjail or bubblewrap) that sees ' +
+    'only the context, what the command line names, and a gateway to the builder that forwards ' +
+    'only the BuildKit API.\n' +
+    `${EXIT_CODE_HELP} 71: the sandbox could not run ktl.`;
   static override examples = [
     '<%= config.bin %> build testdata/build/hello -o type=local,dest=out',
-    '<%= config.bin %> build . -t app:dev --build-arg VERSION=1',
+    '<%= config.bin %> build . -t app:dev --load --build-arg VERSION=1',
+    '<%= config.bin %> build . -f docker/Dockerfile --target prod -t 127.0.0.1:5000/app:1 --push',
+    '<%= config.bin %> build . --secret id=npmrc,src=$HOME/.npmrc --build-context assets=../assets',
     'KTL_SANDBOX_CONFIG=testdata/sandbox/linux-strict.cfg <%= config.bin %> build . --sandbox-logs',
   ];
   static override args = {
     context: Args.string({ description: 'build context directory', required: true }),
   };
   static override flags = {
-    file: Flags.string({ char: 'f', description: 'Dockerfile (default CONTEXT/Dockerfile)' }),
-    tag: Flags.string({
-      char: 't',
-      description: 'image name, stored in the builder',
-      multiple: true,
+    file: Flags.string({
+      char: 'f',
+      description: 'Dockerfile (default CONTEXT/Dockerfile; - reads stdin)',
     }),
-    'build-arg': Flags.string({ description: 'build argument KEY=VALUE', multiple: true }),
-    label: Flags.string({ description: 'image label KEY=VALUE', multiple: true }),
+    tag: Flags.string({ char: 't', ...many, description: 'image name, e.g. app:1.0' }),
+    'build-arg': Flags.string({
+      ...many,
+      description: 'KEY=VALUE, or KEY to take it from the environment',
+    }),
     target: Flags.string({ description: 'stage to build' }),
+    platform: Flags.string({ ...many, description: 'target platform(s), e.g. linux/amd64' }),
+    label: Flags.string({ ...many, description: 'image label KEY=VALUE' }),
     'no-cache': Flags.boolean({ description: 'do not use the build cache' }),
+    pull: Flags.boolean({ description: 'always fetch base images from their registry' }),
+    'build-context': Flags.string({ ...many, description: 'NAME=DIR or NAME=docker-image://REF' }),
+    secret: Flags.string({ ...many, description: 'id=ID,src=PATH or id=ID,env=VAR' }),
+    network: Flags.string({ description: 'network of RUN steps: default, none or host' }),
+    'add-host': Flags.string({ ...many, description: 'HOST:IP added to /etc/hosts of RUN steps' }),
     output: Flags.string({
       char: 'o',
-      description: 'output: type=local,dest=DIR | type=tar,dest=FILE | type=image,name=N',
-      multiple: true,
-    }),
-    push: Flags.boolean({ description: 'push the -t images', dependsOn: ['tag'] }),
-    progress: Flags.string({
-      description: 'progress output',
-      options: ['auto', 'plain', 'quiet'],
-      default: 'auto',
-    }),
-    network: Flags.string({
-      description: 'network for RUN steps',
-      options: ['default', 'none', 'host'],
-    }),
-    builder: Flags.string({
+      ...many,
       description:
-        'builder address (unix://, tcp://, docker://); default: BUILDKIT_HOST, DOCKER_HOST, default sockets',
+        'type=local,dest=DIR | type=tar,dest=FILE | type=oci|docker,dest=FILE | type=image,name=N[,push=true] | type=registry | type=cacheonly',
     }),
+    load: Flags.boolean({ description: 'store the image in the engine (docker image ls)' }),
+    push: Flags.boolean({ description: 'push the -t images to their registry' }),
+    progress: Flags.string({ description: 'auto, plain, quiet or rawjson', default: 'auto' }),
+    quiet: Flags.boolean({ char: 'q', description: 'no progress; print the image id' }),
+    builder: Flags.string({ description: 'builder address (docker://..., unix://..., tcp://...)' }),
+    iidfile: Flags.string({ description: 'write the image id to this file' }),
+    'metadata-file': Flags.string({ description: "write the exporters' response (JSON) here" }),
     sandbox: Flags.boolean({
       description: 'require the sandbox (fail when no runtime is available)',
     }),
@@ -69,8 +88,8 @@ export default class Build extends Command {
       description: "show the sandbox runtime's [sandbox] log lines",
     }),
     'sandbox-bind': Flags.string({
+      ...many,
       description: 'extra bind HOST:GUEST[:ro] into the sandbox',
-      multiple: true,
     }),
     hermetic: Flags.boolean({
       description: 'no network for the build client (hermetic policy) nor for RUN steps',
@@ -82,23 +101,68 @@ export default class Build extends Command {
     const stderr = (s: string) => {
       process.stderr.write(s);
     };
+    const usage = (e: { message: string; hint?: string | undefined }) => {
+      stderr(`ERROR: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ''}`);
+      process.exitCode = ExitCode.USAGE;
+    };
+    // Validated here, before any sandbox or builder, so a typo fails fast with exit 2.
+    let options: BuildOptions;
+    try {
+      options = parseBuildOptions(
+        {
+          context: args.context,
+          file: flags.file,
+          tag: flags.tag,
+          buildArg: flags['build-arg'],
+          target: flags.target,
+          platform: flags.platform,
+          label: flags.label,
+          noCache: flags['no-cache'],
+          pull: flags.pull,
+          buildContext: flags['build-context'],
+          secret: flags.secret,
+          // --hermetic: RUN steps get no network either (the gateway insists on it).
+          network: flags.hermetic ? 'none' : flags.network,
+          addHost: flags['add-host'],
+          output: flags.output,
+          load: flags.load,
+          push: flags.push,
+          progress: flags.progress,
+          quiet: flags.quiet,
+          builder: flags.builder,
+          iidfile: flags.iidfile,
+          metadataFile: flags['metadata-file'],
+        },
+        { cwd: process.cwd(), env: process.env },
+      );
+      if (flags.hermetic && flags.network === 'host') {
+        throw new SandboxSettingsError(
+          '--hermetic and --network host contradict each other',
+          'drop one of them',
+        );
+      }
+    } catch (e) {
+      if (e instanceof BuildUsageError || e instanceof SandboxSettingsError) return usage(e);
+      throw e;
+    }
+
     const controller = new AbortController();
-    const onSignal = () => controller.abort();
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    const buildFlags = {
-      context: args.context,
-      file: flags.file,
-      tag: flags.tag,
-      buildArg: flags['build-arg'],
-      label: flags.label,
-      target: flags.target,
-      noCache: flags['no-cache'],
-      output: flags.output,
-      progress: flags.progress,
-      network: flags.network,
-      hermetic: flags.hermetic,
-      push: flags.push,
+    const onSignal = () => {
+      // A second Ctrl-C does not wait for the builder to acknowledge the cancel.
+      if (controller.signal.aborted) process.exit(ExitCode.INTERRUPTED);
+      controller.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    const onHost = async () => {
+      const out = await runBuild(options, {
+        stdout: (s) => process.stdout.write(s),
+        stderr,
+        stdin: process.stdin,
+        env: process.env,
+        signal: controller.signal,
+      });
+      return out.exitCode;
     };
     try {
       if (process.env[IN_SANDBOX_ENV] === '1') {
@@ -108,7 +172,23 @@ export default class Build extends Command {
             .filter(Boolean);
           for (const l of selfCheckLines(process.env, guests)) stderr(`${l}\n`);
         }
-        this.exit(await runBuild(buildFlags, process.cwd(), stderr, controller.signal));
+        const stray = unboundOutputs(
+          [
+            ...options.outputs.flatMap((o) => ('dest' in o ? [o.dest] : [])),
+            ...(options.iidfile ? [options.iidfile] : []),
+            ...(options.metadataFile ? [options.metadataFile] : []),
+          ],
+          process.env,
+        );
+        if (stray.length > 0) {
+          stderr(
+            `ERROR: ${stray.join(', ')}: not bound writable into the sandbox (a ktl bug: the outer ktl plans these binds); refusing to write where the result would vanish\n`,
+          );
+          process.exitCode = SANDBOX_FAILED_EXIT;
+          return;
+        }
+        process.exitCode = await onHost();
+        return;
       }
       const settings = resolveSandboxSettings(
         {
@@ -123,14 +203,8 @@ export default class Build extends Command {
       );
       if (settings.mode === 'off') {
         if (settings.warning) stderr(`${settings.warning}\n`);
-        this.exit(
-          await runBuild(
-            { ...buildFlags, builder: flags.builder },
-            process.cwd(),
-            stderr,
-            controller.signal,
-          ),
-        );
+        process.exitCode = await onHost();
+        return;
       }
       // Find the builder out here: the jail only ever sees the gateway.
       let upstream: ReturnType<typeof parseAddress>;
@@ -139,10 +213,12 @@ export default class Build extends Command {
         upstream = parseAddress(conn.address);
         await conn.close();
       } catch (e) {
-        stderr(`ktl build: ${BuildkitError.from(e).message}\n`);
-        this.exit(EXIT.noBuilder);
+        const err = BuildkitError.from(e);
+        stderr(`ERROR: ${err.message}\n`);
+        process.exitCode = err.code === 'E_BAD_ADDRESS' ? ExitCode.USAGE : ExitCode.NO_BUILDER;
+        return;
       }
-      const code = await runBuildInSandbox({
+      process.exitCode = await runBuildInSandbox({
         argv: this.argv.filter(
           (a, i, all) =>
             a !== '--builder' && all[i - 1] !== '--builder' && !a.startsWith('--builder='),
@@ -150,29 +226,43 @@ export default class Build extends Command {
         cwd: process.cwd(),
         settings,
         upstream,
-        entitlements: flags.network === 'host' ? ['network.host'] : [],
-        ...(flags.tag?.length ? { imageNames: flags.tag } : {}),
+        entitlements: options.network === 'host' ? ['network.host'] : [],
+        // The names exports will carry: -t as normalized (docker.io/library/app:latest).
+        ...(options.tags.length > 0 ? { imageNames: options.tags } : {}),
         cacheDir:
           process.env.KTL_CACHE_DIR ??
           join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ktl'),
+        forwardEnv: forwardedEnv(options, flags['build-arg'] ?? [], process.env),
+        writeDockerConfig: (dir) =>
+          writeJailDockerConfig(dir, options, process.env, (l) => stderr(`${l}\n`)),
         stderr,
         signal: controller.signal,
       });
-      this.exit(code);
     } catch (e) {
-      if (e instanceof Error && 'oclif' in e) throw e;
-      if (e instanceof SandboxSettingsError || e instanceof BindPlanError) {
-        stderr(`ktl build: ${e.message}\n  hint: ${e.hint}\n`);
-        this.exit(EXIT.usage);
-      }
+      if (e instanceof SandboxSettingsError || e instanceof BindPlanError) return usage(e);
       if (PolicyError.is(e) || e instanceof PolicyLoadError) {
-        stderr(`ktl build: sandbox policy: ${e.message}\n`);
-        this.exit(SANDBOX_FAILED_EXIT);
+        stderr(`ERROR: sandbox policy: ${e.message}\n`);
+        process.exitCode = SANDBOX_FAILED_EXIT;
+        return;
       }
       throw e;
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     }
+  }
+
+  /** oclif's own parse errors (unknown flag, missing argument, bad option) exit 2 too. */
+  protected override async catch(err: Error & { oclif?: { exit?: number } }): Promise<unknown> {
+    if (
+      err.oclif !== undefined &&
+      err.oclif.exit !== 0 &&
+      /Flag|Arg|Parse|Option/i.test(err.constructor.name)
+    ) {
+      process.stderr.write(`ERROR: ${err.message}\nhint: see ktl build --help\n`);
+      process.exitCode = ExitCode.USAGE;
+      return;
+    }
+    return super.catch(err);
   }
 }

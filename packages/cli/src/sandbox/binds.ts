@@ -2,9 +2,15 @@
  * Which host paths a sandboxed `ktl build` needs, read from its own command line: the context
  * and everything else named on it, and nothing more. Each path is bound at the same place
  * inside the jail, so paths on the command line keep their meaning there.
+ *
+ * A path typed inside the current directory must also *be* inside it: a symlink in the
+ * working tree (which may be an untrusted repository) that points out of it would turn
+ * `--build-context assets=./assets` into a bind of whatever host directory the link names.
+ * Such a path is refused; naming the target itself (or --sandbox-bind) is the explicit way.
  */
 import { existsSync, realpathSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { type OutputSpec, parseOutput } from '../build/output-spec';
 
 export interface PlannedBind {
   src: string;
@@ -86,7 +92,30 @@ function csv(spec: string): Map<string, string> {
 /** The real path, so a symlink in a user-given path cannot point the bind somewhere else later. */
 function real(p: string, cwd: string): string {
   const abs = isAbsolute(p) ? p : resolve(cwd, p);
-  return existsSync(abs) ? realpathSync(abs) : abs;
+  if (existsSync(abs)) return realpathSync(abs);
+  // Not there yet (an output): the real path of the nearest existing ancestor, plus the rest.
+  const parent = dirname(abs);
+  return parent === abs ? abs : join(real(parent, cwd), basename(abs));
+}
+
+const under = (p: string, dir: string) => p === dir || p.startsWith(dir === '/' ? '/' : `${dir}/`);
+
+/** Refuses a path typed inside `cwd` whose real path leaves it (a symlink out of the tree). */
+function refuseEscape(
+  typed: string,
+  src: string,
+  cwd: string,
+  why: string,
+  readonly: boolean,
+): void {
+  const abs = isAbsolute(typed) ? typed : resolve(cwd, typed);
+  const cwdReal = existsSync(cwd) ? realpathSync(cwd) : cwd;
+  if ((under(abs, cwd) || under(abs, cwdReal)) && !under(src, cwdReal)) {
+    throw new BindPlanError(
+      `${why}: ${typed} is inside the current directory but resolves to ${src}, outside it (a symlink); the sandbox does not follow links out of the working tree`,
+      `if you mean to share ${src}, name it directly or add --sandbox-bind ${src}:${src}:${readonly ? 'ro' : 'rw'}`,
+    );
+  }
 }
 
 /**
@@ -101,6 +130,7 @@ export function planBuildBinds(
   const ensureDirs: string[] = [];
   const add = (src: string, readonly: boolean, why: string) => {
     const s = real(src, cwd);
+    refuseEscape(src, s, cwd, why, readonly);
     binds.push({ src: s, dst: isAbsolute(src) ? src : resolve(cwd, src), readonly, why });
   };
   const parts = splitFlag(argv);
@@ -126,17 +156,22 @@ export function planBuildBinds(
       }
       case '-o':
       case '--output': {
-        const m = csv(value);
-        const dest = m.get('dest');
-        if (!dest || dest === '-') break;
-        const type = m.get('type') ?? 'local';
+        // The same parser as the build's own (a bare PATH is type=local,dest=PATH), so the
+        // bind and the export always agree on where the files go.
+        let spec: OutputSpec;
+        try {
+          spec = parseOutput(value, { cwd, normalizeName: (n) => n }, flag);
+        } catch {
+          break; // refused by the option parser before any sandbox is planned
+        }
+        if (spec.type === 'image' || spec.type === 'cacheonly') break;
         // Directories are bound themselves; a file destination through its parent directory.
         const dir =
-          type === 'local' || (type === 'oci' && m.get('tar') === 'false')
-            ? dest
-            : dirname(resolve(cwd, dest));
-        ensureDirs.push(resolve(cwd, dir));
-        add(dir, false, `output ${type}`);
+          spec.type === 'local' || (spec.type === 'oci' && spec.attrs.tar === 'false')
+            ? spec.dest
+            : dirname(spec.dest);
+        ensureDirs.push(dir);
+        add(dir, false, `output ${spec.type}`);
         break;
       }
       case '--iidfile':

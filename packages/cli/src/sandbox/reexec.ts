@@ -19,6 +19,20 @@ import type { SandboxSettings } from './settings';
 /** Where the gateway socket appears inside the jail. */
 export const JAIL_GATEWAY_DIR = '/run/ktl';
 export const IN_SANDBOX_ENV = 'KTL_IN_SANDBOX';
+/** The writable binds, `:`-separated, so the jailed ktl can refuse to write anywhere else. */
+export const WRITABLE_ENV = 'KTL_SANDBOX_WRITABLE';
+
+/**
+ * Inside the jail: the output paths that no writable bind covers. Writing there would land in
+ * the jail's throw-away tmpfs and vanish, a build that "succeeds" with nothing to show.
+ */
+export function unboundOutputs(
+  paths: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): string[] {
+  const writable = (env[WRITABLE_ENV] ?? '').split(':').filter(Boolean);
+  return paths.filter((p) => !writable.some((w) => p === w || p.startsWith(`${w}/`)));
+}
 /** Exit status when the sandbox itself could not run ktl (EX_SOFTWARE-like, distinct). */
 export const SANDBOX_FAILED_EXIT = 71;
 
@@ -34,6 +48,10 @@ export interface SandboxedBuild {
   /** Image names the command line asked for (-t), the only ones an export may use. */
   imageNames?: readonly string[];
   cacheDir: string;
+  /** Environment variables the command line names (secrets from env, --build-arg KEY). */
+  forwardEnv?: Readonly<Record<string, string>>;
+  /** Writes the jail's docker config.json into the given directory; returns the hosts. */
+  writeDockerConfig?: (dir: string) => Promise<readonly string[]>;
   stderr: (text: string) => void;
   signal?: AbortSignal;
 }
@@ -74,6 +92,9 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
     },
   });
   try {
+    const authHosts = b.writeDockerConfig
+      ? await b.writeDockerConfig(join(private_, 'docker'))
+      : [];
     const root = ktlInstallRoot();
     const node = realpathSync(process.execPath);
     const binds: Bind[] = [
@@ -95,12 +116,19 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
       [IN_SANDBOX_ENV]: '1',
       BUILDKIT_HOST: `${prefix}${JAIL_GATEWAY_DIR}/buildkit.sock`,
       KTL_CACHE_DIR: b.cacheDir,
+      [WRITABLE_ENV]: planned
+        .filter((p) => !p.readonly)
+        .map((p) => p.dst)
+        .join(':'),
       // The inner ktl checks (with --sandbox-logs) that the real builder's socket is not there.
       ...(b.upstream.kind === 'docker' && b.upstream.engine.kind === 'unix'
         ? { [HIDDEN_ENV]: b.upstream.engine.path }
         : {}),
       ...(b.upstream.kind === 'unix' ? { [HIDDEN_ENV]: b.upstream.path } : {}),
       HOME: '/tmp',
+      // Resolved credentials only (no helpers run inside); an empty config when there are none.
+      DOCKER_CONFIG: `${JAIL_GATEWAY_DIR}/docker`,
+      ...b.forwardEnv,
       ...(process.env.TERM ? { TERM: process.env.TERM } : {}),
       ...(process.env.NO_COLOR ? { NO_COLOR: process.env.NO_COLOR } : {}),
     };
@@ -123,6 +151,13 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
     if (b.settings.logs)
       for (const p of planned)
         b.stderr(`[sandbox] bind ${p.src} -> ${p.dst} (${p.readonly ? 'ro' : 'rw'}, ${p.why})\n`);
+    if (b.settings.logs) {
+      const names = Object.keys(b.forwardEnv ?? {});
+      if (names.length > 0) b.stderr(`[sandbox] env forwarded: ${names.join(', ')}\n`);
+      b.stderr(
+        `[sandbox] registry credentials handed in for: ${authHosts.length > 0 ? authHosts.join(', ') : 'none'}\n`,
+      );
+    }
     try {
       return (await run(node, command, options)).exitCode ?? 0;
     } catch (e) {

@@ -1,0 +1,71 @@
+/**
+ * From `ktl build`'s outputs to the exporters the connected builder has. Images go to the
+ * builder's own store: on a Docker engine that is the engine's image store (`--load`), through
+ * the `image` exporter with the containerd store or `moby` on a graphdriver engine.
+ */
+import {
+  type BuildkitConnection,
+  type ExportSpec,
+  imageExporterName,
+  imageStoreKind,
+  isLoopbackRegistry,
+  parseImageName,
+} from '@ktl/buildkit-client';
+import type { BuildOptions } from './options';
+import type { OutputSpec } from './output-spec';
+import { BuildUsageError } from './usage-error';
+
+type ImageOutput = Extract<OutputSpec, { type: 'image' }>;
+
+function imageAttrs(o: ImageOutput): Record<string, string> {
+  const attrs: Record<string, string> = {};
+  if (o.names.length > 0) attrs.name = o.names.join(',');
+  if (o.push) {
+    attrs.push = 'true';
+    // Loopback registries speak plain HTTP; nothing between us and them to protect against.
+    if (o.names.every((n) => isLoopbackRegistry(parseImageName(n).domain))) {
+      attrs['registry.insecure'] = 'true';
+    }
+  }
+  attrs['oci-mediatypes'] = 'true';
+  return { ...attrs, ...o.attrs };
+}
+
+export async function toExportSpecs(
+  o: BuildOptions,
+  conn: BuildkitConnection,
+): Promise<ExportSpec[]> {
+  const images = o.outputs.filter((x): x is ImageOutput => x.type === 'image');
+  let exporter: 'image' | 'moby' = 'image';
+  if (images.length > 0) {
+    const kind = imageStoreKind(conn.address, await conn.listWorkers());
+    if (kind === 'buildkitd' && images.some((x) => x.load)) {
+      throw new BuildUsageError(
+        '--load',
+        undefined,
+        `${conn.address} is buildkitd, which has no engine image store to load into`,
+        'use -o type=docker,dest=image.tar and `docker load -i image.tar`, or --push',
+      );
+    }
+    exporter = imageExporterName(kind);
+  }
+  return o.outputs.map((x): ExportSpec => {
+    switch (x.type) {
+      case 'local':
+        return { type: 'local', dest: x.dest, attrs: x.attrs };
+      case 'tar':
+        return { type: 'tar', dest: x.dest, attrs: x.attrs };
+      case 'oci':
+      case 'docker': {
+        // Name the archive's image after -t, so `docker load` tags it.
+        const name = o.tags.length > 0 && !x.attrs.name ? { name: o.tags.join(',') } : {};
+        return { type: x.type, dest: x.dest, attrs: { ...name, ...x.attrs } };
+      }
+      case 'image':
+        return { type: exporter, attrs: imageAttrs(x) };
+      default:
+        // cacheonly: parseBuildOptions leaves it out of `outputs`.
+        throw new Error(`no exporter for output type ${x.type}`);
+    }
+  });
+}

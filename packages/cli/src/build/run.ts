@@ -1,0 +1,270 @@
+/**
+ * runBuild(): one `ktl build` from validated options to an outcome, with no oclif and no
+ * process globals, so the sandbox wrapper can call it inside the jail and tests can call it
+ * in-process. Expected failures (no builder, failed step, ...) come back as an outcome with
+ * an exit code; it only throws on bugs.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type BuildkitConnection,
+  BuildkitError,
+  type CredentialStore,
+  checkMultipleExporters,
+  connect,
+  createRenderer,
+  describeFailure,
+  type FailureReport,
+  formatFailure,
+  loadDockerConfig,
+  type ProgressRenderer,
+  type StatusResponse,
+  solveDockerfile,
+} from '@ktl/buildkit-client';
+import { ExitCode, type ExitCodeValue } from './exit-codes';
+import type { BuildOptions } from './options';
+import { toExportSpecs } from './outputs';
+import { BuildUsageError } from './usage-error';
+
+export interface BuildIO {
+  /** Where the image id goes (`-q`). */
+  readonly stdout: (text: string) => void;
+  /** Progress, warnings and errors. */
+  readonly stderr: (text: string) => void;
+  /** Read for `-f -`. */
+  readonly stdin?: NodeJS.ReadableStream | undefined;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Aborting cancels the build on the builder. */
+  readonly signal?: AbortSignal | undefined;
+  /** Replaces `connect` (tests). */
+  readonly connect?: typeof connect | undefined;
+}
+
+export interface BuildOutcome {
+  readonly ok: boolean;
+  readonly exitCode: ExitCodeValue;
+  readonly canceled: boolean;
+  readonly durationMs: number;
+  /** The builder used, once connected. */
+  readonly builder: string | undefined;
+  /** The image's id (`docker image ls`' IMAGE ID), when an image was made. */
+  readonly imageId: string | undefined;
+  readonly exporterResponse: Readonly<Record<string, string>>;
+  readonly error:
+    | {
+        /** A BuildkitError code, `E_USAGE` or `E_OUTPUT`. */
+        readonly code: string;
+        readonly message: string;
+        readonly hint: string | undefined;
+        /** For a failed build: step, Dockerfile location, last logs, exit code. */
+        readonly failure: FailureReport | undefined;
+      }
+    | undefined;
+}
+
+const CODE_EXIT: Record<string, ExitCodeValue> = {
+  E_USAGE: ExitCode.USAGE,
+  E_BAD_ADDRESS: ExitCode.USAGE,
+  // The command line asks for something this builder cannot do (e.g. several outputs).
+  E_UNSUPPORTED: ExitCode.USAGE,
+  E_NO_BUILDER: ExitCode.NO_BUILDER,
+  E_CONNECT: ExitCode.NO_BUILDER,
+  E_UPGRADE: ExitCode.NO_BUILDER,
+  E_SOLVE: ExitCode.BUILD_FAILED,
+  E_EXPORT: ExitCode.OUTPUT_FAILED,
+  E_OUTPUT: ExitCode.OUTPUT_FAILED,
+  E_SESSION: ExitCode.BUILDER_ERROR,
+  E_GRPC: ExitCode.BUILDER_ERROR,
+  E_INTERNAL: ExitCode.INTERNAL,
+};
+
+/** JSON lines of the raw Status stream (`--progress rawjson`); bytes base64, int64 as text. */
+function rawJsonRenderer(write: (s: string) => void): ProgressRenderer {
+  const r = createRenderer('quiet', write);
+  const rep = (_k: string, v: unknown) =>
+    v instanceof Uint8Array
+      ? { $bytes: Buffer.from(v).toString('base64') }
+      : typeof v === 'bigint'
+        ? { $bigint: String(v) }
+        : v;
+  return {
+    tracker: r.tracker,
+    update(s: StatusResponse) {
+      r.update(s);
+      write(`${JSON.stringify(s, rep)}\n`);
+    },
+    end() {},
+  };
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(String(c)));
+  return Buffer.concat(chunks);
+}
+
+function readSecrets(o: BuildOptions, env: BuildIO['env']): Record<string, Uint8Array> {
+  const out: Record<string, Uint8Array> = {};
+  for (const s of o.secrets) {
+    if ('env' in s.source) {
+      const v = env[s.source.env];
+      if (v === undefined) {
+        throw new BuildUsageError(
+          '--secret',
+          `id=${s.id}`,
+          `environment variable ${s.source.env} is not set`,
+        );
+      }
+      out[s.id] = Buffer.from(v);
+    } else {
+      try {
+        out[s.id] = readFileSync(s.source.file);
+      } catch (e) {
+        throw new BuildUsageError(
+          '--secret',
+          `id=${s.id}`,
+          `cannot read ${s.source.file}: ${(e as Error).message}`,
+        );
+      }
+    }
+  }
+  return out;
+}
+
+export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutcome> {
+  const t0 = Date.now();
+  const renderer =
+    o.progress === 'rawjson' ? rawJsonRenderer(io.stderr) : createRenderer(o.progress, io.stderr);
+  let conn: BuildkitConnection | undefined;
+  let tmp: string | undefined;
+  const outcome = (
+    exitCode: ExitCodeValue,
+    rest: Partial<Pick<BuildOutcome, 'imageId' | 'exporterResponse' | 'error'>> = {},
+  ): BuildOutcome => ({
+    ok: exitCode === ExitCode.OK,
+    exitCode,
+    canceled: exitCode === ExitCode.INTERRUPTED,
+    durationMs: Date.now() - t0,
+    builder: conn?.address,
+    imageId: rest.imageId,
+    exporterResponse: rest.exporterResponse ?? {},
+    error: rest.error,
+  });
+
+  try {
+    const secrets = readSecrets(o, io.env);
+    let dockerfile = o.dockerfile;
+    if (dockerfile === '-') {
+      if (!io.stdin)
+        throw new BuildUsageError('--file', '-', 'no stdin to read the Dockerfile from');
+      // The Dockerfile is served from a directory of its own, like buildx does for stdin.
+      tmp = mkdtempSync(join(tmpdir(), 'ktl-dockerfile-'));
+      dockerfile = join(tmp, 'Dockerfile');
+      writeFileSync(dockerfile, await readAll(io.stdin));
+    }
+    let auth: CredentialStore | undefined;
+    try {
+      auth = loadDockerConfig({ env: io.env });
+    } catch (e) {
+      io.stderr(`WARNING: ${(e as Error).message}; registry requests go unauthenticated\n`);
+    }
+
+    conn = await (io.connect ?? connect)(o.builder, { env: io.env });
+    const exports = await toExportSpecs(o, conn);
+    await checkMultipleExporters(conn, exports.length);
+    if (o.progress === 'plain') io.stderr(`#0 building with ${conn.address}\n\n`);
+    if (exports.length === 0 && !o.cacheOnly) {
+      io.stderr(
+        'WARNING: no output given: the result stays in the build cache only. ' +
+          'Use --load (into the engine), --push, or -o type=local,dest=DIR.\n',
+      );
+    }
+    const res = await solveDockerfile(conn, {
+      contextDir: o.contextDir,
+      dockerfile,
+      buildArgs: o.buildArgs,
+      target: o.target,
+      platforms: o.platforms,
+      labels: o.labels,
+      noCache: o.noCache,
+      pull: o.pull,
+      network: o.network,
+      addHosts: o.addHosts,
+      namedContexts: o.buildContexts,
+      secrets,
+      auth,
+      exports,
+      onStatus: (s) => renderer.update(s),
+      signal: io.signal,
+    });
+    renderer.end();
+    const r = res.exporterResponse;
+    // What `docker image ls` shows as IMAGE ID: the manifest/index digest with the containerd
+    // store, the config digest with the moby exporter (which reports it as containerimage.digest).
+    const imageId = r['containerimage.digest'] ?? r['containerimage.config.digest'];
+    try {
+      if (o.iidfile && imageId) writeFileSync(o.iidfile, imageId);
+      if (o.metadataFile) writeFileSync(o.metadataFile, `${JSON.stringify(r, null, 2)}\n`);
+    } catch (e) {
+      const message = `build succeeded but writing an output failed: ${(e as Error).message}`;
+      io.stderr(`ERROR: ${message}\n`);
+      return outcome(ExitCode.OUTPUT_FAILED, {
+        imageId,
+        exporterResponse: r,
+        error: { code: 'E_OUTPUT', message, hint: undefined, failure: undefined },
+      });
+    }
+    if (o.printImageId && imageId) io.stdout(`${imageId}\n`);
+    return outcome(ExitCode.OK, { imageId, exporterResponse: r });
+  } catch (e) {
+    renderer.end();
+    return failed(e, renderer, io, outcome);
+  } finally {
+    await conn?.close().catch(() => {});
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+function failed(
+  e: unknown,
+  renderer: ProgressRenderer,
+  io: BuildIO,
+  outcome: (c: ExitCodeValue, rest: Pick<BuildOutcome, 'error'>) => BuildOutcome,
+): BuildOutcome {
+  if (e instanceof BuildUsageError) {
+    io.stderr(`ERROR: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ''}`);
+    return outcome(ExitCode.USAGE, {
+      error: { code: 'E_USAGE', message: e.message, hint: e.hint, failure: undefined },
+    });
+  }
+  const err = BuildkitError.from(e);
+  if (io.signal?.aborted) {
+    io.stderr('ERROR: build cancelled\n');
+    return outcome(ExitCode.INTERRUPTED, {
+      error: { code: err.code, message: 'build cancelled', hint: undefined, failure: undefined },
+    });
+  }
+  let failure: FailureReport | undefined;
+  if (err.code === 'E_SOLVE' || err.code === 'E_EXPORT') {
+    failure = describeFailure(err, renderer.tracker);
+    io.stderr(formatFailure(failure));
+    io.stderr(`ERROR: failed to solve: ${err.message}\n`);
+    if (failure.step !== undefined) {
+      const where = failure.source
+        ? ` (${failure.source.filename}:${failure.source.startLine})`
+        : '';
+      const exit = failure.exitCode === undefined ? '' : `, exit code ${failure.exitCode}`;
+      io.stderr(`ktl: build failed at step ${failure.step}${where}${exit}\n`);
+    }
+  } else {
+    io.stderr(`ERROR: ${err.message}\n`);
+    if (err.hint && !err.message.includes(err.hint)) io.stderr(`hint: ${err.hint}\n`);
+    if (err.code === 'E_INTERNAL' && err.cause instanceof Error && err.cause.stack) {
+      io.stderr(`${err.cause.stack}\n`);
+    }
+  }
+  return outcome(CODE_EXIT[err.code] ?? ExitCode.INTERNAL, {
+    error: { code: err.code, message: err.message, hint: err.hint, failure },
+  });
+}

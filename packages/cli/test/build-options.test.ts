@@ -1,0 +1,236 @@
+/** `ktl build` flag validation: every refusal names the flag and the value. No builder needed. */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from '@jest/globals';
+import { parseBuildOptions, type RawBuildFlags } from '../src/build/options';
+import { parseOutput, splitCsv } from '../src/build/output-spec';
+import { BuildUsageError } from '../src/build/usage-error';
+
+const cwd = mkdtempSync(join(tmpdir(), 'ktl-opts-'));
+afterAll(() => rmSync(cwd, { recursive: true, force: true }));
+mkdirSync(join(cwd, 'ctx'));
+writeFileSync(join(cwd, 'ctx', 'Dockerfile'), 'FROM scratch\n');
+mkdirSync(join(cwd, 'other'));
+writeFileSync(join(cwd, 'other', 'Dockerfile.prod'), 'FROM scratch\n');
+writeFileSync(join(cwd, 'token.txt'), 's3cret');
+
+const env = { TOKEN: 'from-env', VERSION: '9' };
+const parse = (flags: Partial<RawBuildFlags>) =>
+  parseBuildOptions({ context: 'ctx', ...flags }, { cwd, env });
+
+function refusal(flags: Partial<RawBuildFlags>): BuildUsageError {
+  try {
+    parse(flags);
+  } catch (e) {
+    if (e instanceof BuildUsageError) return e;
+    throw e;
+  }
+  throw new Error('accepted');
+}
+
+describe('parseBuildOptions accepts', () => {
+  test('defaults: context made absolute, Dockerfile in it, no outputs, plain progress', () => {
+    const o = parse({});
+    expect(o.contextDir).toBe(join(cwd, 'ctx'));
+    expect(o.dockerfile).toBe(join(cwd, 'ctx', 'Dockerfile'));
+    expect(o.outputs).toEqual([]);
+    expect(o.progress).toBe('plain');
+    expect(o.network).toBe('default');
+  });
+
+  test('every flag, normalized', () => {
+    const o = parse({
+      file: 'other/Dockerfile.prod',
+      tag: ['app', 'app', '127.0.0.1:5000/x/app:1'],
+      buildArg: ['A=1', 'B=', 'VERSION', 'UNSET'],
+      target: 'prod',
+      platform: ['linux/amd64,linux/arm64', 'linux/amd64'],
+      label: ['org.opencontainers.image.title=App', 'empty='],
+      noCache: true,
+      pull: true,
+      buildContext: [
+        'assets=other',
+        'base=docker-image://busybox:1.36',
+        'repo=https://example.com/r.git',
+      ],
+      secret: [
+        'id=tok,src=token.txt',
+        'id=TOKEN',
+        'id=e,env=TOKEN',
+        'type=file,id=f2,source=token.txt',
+      ],
+      network: 'host',
+      addHost: ['db:10.0.0.5', 'v6=::1', 'gw:host-gateway'],
+      output: ['out', 'type=tar,dest=o.tar', 'type=registry'],
+      progress: 'quiet',
+      builder: 'docker://unix:///var/run/docker.sock',
+      iidfile: 'iid',
+    });
+    expect(o.dockerfile).toBe(join(cwd, 'other', 'Dockerfile.prod'));
+    expect(o.tags).toEqual(['docker.io/library/app:latest', '127.0.0.1:5000/x/app:1']);
+    // KEY alone takes the environment's value, or is dropped when unset (docker's rule).
+    expect(o.buildArgs).toEqual({ A: '1', B: '', VERSION: '9' });
+    expect(o.platforms).toEqual(['linux/amd64', 'linux/arm64']);
+    expect(o.labels).toEqual({ 'org.opencontainers.image.title': 'App', empty: '' });
+    expect(o.buildContexts).toEqual({
+      assets: join(cwd, 'other'),
+      base: 'docker-image://busybox:1.36',
+      repo: 'https://example.com/r.git',
+    });
+    expect(o.secrets).toEqual([
+      { id: 'tok', source: { file: join(cwd, 'token.txt') } },
+      { id: 'TOKEN', source: { env: 'TOKEN' } },
+      { id: 'e', source: { env: 'TOKEN' } },
+      { id: 'f2', source: { file: join(cwd, 'token.txt') } },
+    ]);
+    expect(o.addHosts).toEqual([
+      { host: 'db', ip: '10.0.0.5' },
+      { host: 'v6', ip: '::1' },
+      { host: 'gw', ip: 'host-gateway' },
+    ]);
+    expect(o.outputs).toEqual([
+      { type: 'local', dest: join(cwd, 'out'), attrs: {} },
+      { type: 'tar', dest: join(cwd, 'o.tar'), attrs: {} },
+      { type: 'image', names: o.tags, push: true, load: false, attrs: {} },
+    ]);
+    expect(o.printImageId).toBe(true);
+    expect(o.iidfile).toBe(join(cwd, 'iid'));
+  });
+
+  test('-t alone loads into the engine; --push and --load add image outputs with the tags', () => {
+    expect(parse({ tag: ['a'] }).outputs).toEqual([
+      { type: 'image', names: ['docker.io/library/a:latest'], push: false, load: true, attrs: {} },
+    ]);
+    expect(
+      parse({ tag: ['a'], push: true }).outputs.map((o) => o.type === 'image' && o.push),
+    ).toEqual([true]);
+    expect(parse({ tag: ['a'], push: true, load: true }).outputs).toHaveLength(2);
+    expect(parse({ tag: ['a'], output: ['type=local,dest=o'] }).outputs).toHaveLength(1);
+  });
+
+  test('-o with its own name= keeps it; quoted CSV; extra attributes pass through', () => {
+    const o = parse({ tag: ['t'], output: ['type=image,"name=a,b",push=false,compression=zstd'] });
+    expect(o.outputs).toEqual([
+      {
+        type: 'image',
+        names: ['docker.io/library/a:latest', 'docker.io/library/b:latest'],
+        push: false,
+        load: true,
+        attrs: { compression: 'zstd' },
+      },
+    ]);
+    expect(parse({ output: ['type=cacheonly'] }).outputs).toEqual([]);
+    expect(splitCsv('"a=x,""y""",b')).toEqual(['a=x,"y"', 'b']);
+  });
+
+  test('-f - reads the Dockerfile from stdin; -q means quiet', () => {
+    expect(parse({ file: '-' }).dockerfile).toBe('-');
+    expect(parse({ quiet: true }).progress).toBe('quiet');
+  });
+});
+
+describe('parseBuildOptions refuses, naming flag and value', () => {
+  test.each<[string, Partial<RawBuildFlags>, string]>([
+    ['missing context', { context: '' }, 'CONTEXT: the build context is required'],
+    [
+      'context not there',
+      { context: 'nope' },
+      `CONTEXT "nope": ${join(cwd, 'nope')} does not exist`,
+    ],
+    ['context is a file', { context: 'token.txt' }, 'is not a directory'],
+    ['remote context', { context: 'https://x/y.git' }, 'only a local directory'],
+    [
+      'no Dockerfile',
+      { context: 'other' },
+      `--file "Dockerfile": ${join(cwd, 'other', 'Dockerfile')} does not exist`,
+    ],
+    ['-f a directory', { file: 'other' }, 'is not a file'],
+    ['bad tag', { tag: ['App:1'] }, '--tag "App:1": repository name must be lowercase'],
+    ['bad tag chars', { tag: ['app:a b'] }, '--tag "app:a b": bad tag'],
+    ['build-arg without key', { buildArg: ['=x'] }, '--build-arg "=x": expected KEY=VALUE'],
+    ['label without =', { label: ['x'] }, '--label "x": expected KEY=VALUE'],
+    ['bad target', { target: 'a b' }, '--target "a b": not a valid stage name'],
+    ['bad platform', { platform: ['amd64'] }, '--platform "amd64": expected OS/ARCH[/VARIANT]'],
+    [
+      'build-context missing dir',
+      { buildContext: ['x=nope'] },
+      `--build-context "x=nope": ${join(cwd, 'nope')} does not exist`,
+    ],
+    ['build-context no =', { buildContext: ['x'] }, '--build-context "x": expected KEY=VALUE'],
+    [
+      'build-context oci-layout',
+      { buildContext: ['x=oci-layout://a'] },
+      'oci-layout:// contexts are not supported',
+    ],
+    [
+      'build-context bad image',
+      { buildContext: ['x=docker-image://UP'] },
+      'repository name must be lowercase',
+    ],
+    ['build-context twice', { buildContext: ['x=other', 'x=other'] }, 'context "x" given twice'],
+    [
+      'secret without id',
+      { secret: ['src=token.txt'] },
+      '--secret "src=token.txt": id= is required',
+    ],
+    ['secret missing file', { secret: ['id=a,src=nope'] }, 'does not exist'],
+    ['secret unset env', { secret: ['id=a,env=NOPE'] }, 'environment variable NOPE is not set'],
+    ['secret unknown field', { secret: ['id=a,mode=0400'] }, 'unknown field "mode"'],
+    [
+      'secret src and env',
+      { secret: ['id=a,src=token.txt,env=TOKEN'] },
+      'give src= or env=, not both',
+    ],
+    ['secret type=file no src', { secret: ['id=a,type=file'] }, 'type=file needs src=PATH'],
+    [
+      'secret twice',
+      { secret: ['id=TOKEN', 'id=TOKEN'] },
+      '--secret "id=TOKEN": secret id given twice',
+    ],
+    ['network', { network: 'bridge' }, '--network "bridge": expected default, none or host'],
+    ['add-host no ip', { addHost: ['db'] }, '--add-host "db": expected HOST:IP'],
+    ['add-host bad ip', { addHost: ['db:300.1.1.1'] }, 'is not an IP address'],
+    ['output unknown type', { output: ['type=s3'] }, '--output "type=s3": unknown type "s3"'],
+    ['output local no dest', { output: ['type=local'] }, 'type=local needs dest='],
+    ['output stdout', { output: ['-'] }, 'writing to stdout is not supported'],
+    [
+      'output bad bool',
+      { output: ['type=image,name=a,push=maybe'] },
+      'push=maybe: expected true or false',
+    ],
+    ['output dup key', { output: ['type=tar,dest=a,dest=b'] }, '"dest" given twice'],
+    ['output bare field', { output: ['type=tar,foo'] }, '"foo" is not key=value'],
+    ['output bad name', { output: ['type=image,name=UP'] }, 'repository name must be lowercase'],
+    ['push without name', { push: true }, '--push: pushing needs an image name'],
+    [
+      'registry without name',
+      { output: ['type=registry'] },
+      '--output: pushing needs an image name',
+    ],
+    ['cacheonly and more', { output: ['type=cacheonly', 'o'] }, 'cannot be combined'],
+    [
+      'progress',
+      { progress: 'fancy' },
+      '--progress "fancy": expected auto, plain, quiet or rawjson',
+    ],
+    ['builder', { builder: 'ftp://x' }, '--builder "ftp://x"'],
+    ['iidfile is a dir', { iidfile: 'other' }, '--iidfile "other": is a directory'],
+  ])('%s', (_name, flags, message) => {
+    const e = refusal(flags);
+    expect(e.message).toContain(message);
+  });
+
+  test('hints say what to do', () => {
+    expect(refusal({ context: 'other' }).hint).toBe('add a Dockerfile to the context or pass -f');
+    expect(refusal({ output: ['type=tar'] }).hint).toBe('e.g. -o type=tar,dest=out.tar');
+  });
+
+  test('parseOutput alone: a bare path is a local directory', () => {
+    expect(parseOutput('dir', { cwd: '/w', normalizeName: (n) => n })).toEqual({
+      type: 'local',
+      dest: '/w/dir',
+      attrs: {},
+    });
+  });
+});
