@@ -27,6 +27,7 @@ export function preset(overrides = {}) {
     },
     moduleFileExtensions: ['ts', 'js', 'mjs', 'cjs', 'json', 'cfg'],
     testMatch: ['<rootDir>/test/**/*.test.ts'],
+    setupFiles: [join(root, 'scripts', 'jest-isolate-env.js')],
     reporters: ['default', join(root, 'scripts', 'jest-results-reporter.js')],
     ...overrides,
   };

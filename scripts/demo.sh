@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's demo: a sandboxed `ktl build` of a bundled example on the rig's engine, then
+# The README's demo: a sandboxed `ktl build` of a bundled example on a ktl-managed engine, then
 # what the sandbox is made of, with the real CLI.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -8,11 +8,13 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "ktl --version"
 ktl --version
-# The rig (scripts/rig.sh up) serves a Docker engine on a private socket; point ktl at it.
-if [[ -z ${DOCKER_HOST:-} && -f /var/lib/ktl-rig/env ]]; then
-  DOCKER_HOST=$(sed -n 's/^KTL_RIG_DOCKER_HOST=//p' /var/lib/ktl-rig/env)
-  export DOCKER_HOST
-fi
+# The rig (scripts/rig.sh up) provides the registry with the offline base image; the engine
+# is ktl's own: `ktl builder start` runs dockerd from PATH on a private socket, and `ktl build`
+# finds it with no variable set.
+unset DOCKER_HOST BUILDKIT_HOST
+step "ktl builder start  (a ktl-managed engine; ktl build finds it by default)"
+ktl builder start
+ktl builder status
 out=$(mktemp -d)
 step "ktl build testdata/build/hello -o type=local,dest=$out  (inside the sandbox)"
 ktl build "$root/testdata/build/hello" -o "type=local,dest=$out"
@@ -35,4 +37,4 @@ step "a broken policy is refused with FILE:LINE:COL and a hint"
 bad="$marker/bad.cfg"
 printf 'name: "demo"\nhostnme: "box"\n' >"$bad"
 if ktl sandbox policy validate "$bad"; then echo "demo: the broken policy was accepted" >&2; exit 1; fi
-echo "demo: done"
+echo "demo: done (the engine keeps running for more builds; stop it with: ktl builder stop)"

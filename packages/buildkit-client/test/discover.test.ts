@@ -57,6 +57,19 @@ describe('candidates', () => {
     ]);
   });
 
+  test('preferred builders come after the variables and before the default sockets', () => {
+    const got = candidates({
+      env: { DOCKER_HOST: 'unix:///e.sock' },
+      preferred: [{ source: 'ktl builder', address: 'docker://unix:///state/engine.sock' }],
+    });
+    expect(got.map((c) => c.source)).toEqual([
+      'DOCKER_HOST',
+      'ktl builder',
+      'default buildkitd socket',
+      'default Docker socket',
+    ]);
+  });
+
   test('no env: only the two default sockets', () => {
     expect(candidates({ env: {} }).map((c) => c.raw)).toEqual([
       'unix:///run/buildkit/buildkitd.sock',

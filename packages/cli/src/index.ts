@@ -1,4 +1,7 @@
 import Build from './commands/build';
+import BuilderStart from './commands/builder/start';
+import BuilderStatus from './commands/builder/status';
+import BuilderStop from './commands/builder/stop';
 import SandboxDoctor from './commands/sandbox/doctor';
 import SandboxPolicyExplain from './commands/sandbox/policy/explain';
 import SandboxPolicyFmt from './commands/sandbox/policy/fmt';
@@ -9,6 +12,9 @@ import SandboxRun from './commands/sandbox/run';
 // directory scans (ktl --version must stay close to a bare `node -e 0`).
 export const commands = {
   build: Build,
+  'builder:start': BuilderStart,
+  'builder:stop': BuilderStop,
+  'builder:status': BuilderStatus,
   'sandbox:policy:validate': SandboxPolicyValidate,
   'sandbox:policy:fmt': SandboxPolicyFmt,
   'sandbox:policy:explain': SandboxPolicyExplain,

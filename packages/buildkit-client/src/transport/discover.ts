@@ -1,6 +1,6 @@
 /**
- * Finding a builder when none is named: BUILDKIT_HOST, then DOCKER_HOST, then the default
- * buildkitd socket, then the default Docker socket. The first that answers wins; when none
+ * Finding a builder when none is named: BUILDKIT_HOST, then DOCKER_HOST, then the caller's
+ * preferred builders, then the default buildkitd socket, then the default Docker socket. The first that answers wins; when none
  * does, one E_NO_BUILDER error lists every attempt and its reason.
  */
 import { readFileSync } from 'node:fs';
@@ -29,6 +29,11 @@ export interface Candidate {
 export interface DiscoverOptions extends Omit<ConnectOptions, 'verify'> {
   /** Environment to read (default process.env). */
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * Tried after BUILDKIT_HOST and DOCKER_HOST and before the default sockets: builders the
+   * caller manages itself (ktl's `ktl builder start` engine).
+   */
+  readonly preferred?: ReadonlyArray<{ source: string; address: string }>;
   /** Replaces the default sockets (tests use this to avoid touching real ones). */
   readonly defaults?: ReadonlyArray<{ source: string; address: string }>;
 }
@@ -76,6 +81,7 @@ export function candidates(opts: DiscoverOptions = {}): Candidate[] {
         : c,
     );
   }
+  for (const d of opts.preferred ?? []) out.push(candidate(d.source, d.address));
   for (const d of opts.defaults ?? DEFAULTS) out.push(candidate(d.source, d.address));
   // The same address from two sources is tried once.
   const seen = new Set<string>();

@@ -22,6 +22,7 @@ import {
   type StatusResponse,
   solveDockerfile,
 } from '@ktl/buildkit-client';
+import { managedCandidates, START_HINT } from '../builder/managed';
 import { ExitCode, type ExitCodeValue } from './exit-codes';
 import type { BuildOptions } from './options';
 import { toExportSpecs } from './outputs';
@@ -170,7 +171,10 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
       io.stderr(`WARNING: ${(e as Error).message}; registry requests go unauthenticated\n`);
     }
 
-    conn = await (io.connect ?? connect)(o.builder, { env: io.env });
+    conn = await (io.connect ?? connect)(o.builder, {
+      env: io.env,
+      preferred: managedCandidates(io.env),
+    });
     const exports = await toExportSpecs(o, conn);
     await checkMultipleExporters(conn, exports.length);
     if (o.progress === 'plain') io.stderr(`#0 building with ${conn.address}\n\n`);
@@ -260,6 +264,7 @@ function failed(
   } else {
     io.stderr(`ERROR: ${err.message}\n`);
     if (err.hint && !err.message.includes(err.hint)) io.stderr(`hint: ${err.hint}\n`);
+    if (err.code === 'E_NO_BUILDER') io.stderr(`hint: ${START_HINT}\n`);
     if (err.code === 'E_INTERNAL' && err.cause instanceof Error && err.cause.stack) {
       io.stderr(`${err.cause.stack}\n`);
     }

@@ -7,6 +7,8 @@ import { EXIT_CODE_HELP, ExitCode } from '../build/exit-codes';
 import { type BuildOptions, parseBuildOptions } from '../build/options';
 import { runBuild } from '../build/run';
 import { BuildUsageError } from '../build/usage-error';
+import { managedCandidates, START_HINT } from '../builder/managed';
+import { reportParseError } from '../parse-errors';
 import { BindPlanError } from '../sandbox/binds';
 import { forwardedEnv, writeJailDockerConfig } from '../sandbox/handover';
 import { PolicyLoadError } from '../sandbox/policy';
@@ -209,12 +211,13 @@ export default class Build extends Command {
       // Find the builder out here: the jail only ever sees the gateway.
       let upstream: ReturnType<typeof parseAddress>;
       try {
-        const conn = await connect(flags.builder);
+        const conn = await connect(flags.builder, { preferred: managedCandidates(process.env) });
         upstream = parseAddress(conn.address);
         await conn.close();
       } catch (e) {
         const err = BuildkitError.from(e);
         stderr(`ERROR: ${err.message}\n`);
+        if (err.code === 'E_NO_BUILDER') stderr(`hint: ${START_HINT}\n`);
         process.exitCode = err.code === 'E_BAD_ADDRESS' ? ExitCode.USAGE : ExitCode.NO_BUILDER;
         return;
       }
@@ -254,15 +257,6 @@ export default class Build extends Command {
 
   /** oclif's own parse errors (unknown flag, missing argument, bad option) exit 2 too. */
   protected override async catch(err: Error & { oclif?: { exit?: number } }): Promise<unknown> {
-    if (
-      err.oclif !== undefined &&
-      err.oclif.exit !== 0 &&
-      /Flag|Arg|Parse|Option/i.test(err.constructor.name)
-    ) {
-      process.stderr.write(`ERROR: ${err.message}\nhint: see ktl build --help\n`);
-      process.exitCode = ExitCode.USAGE;
-      return;
-    }
-    return super.catch(err);
+    return reportParseError(err, 'build') ? undefined : super.catch(err);
   }
 }
