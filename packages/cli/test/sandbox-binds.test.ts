@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
 import { BindPlanError, planBuildBinds } from '../src/sandbox/binds';
-import { unboundOutputs } from '../src/sandbox/reexec';
+import { unboundOutputs } from '../src/sandbox/inner-spec';
 
 const dir = mkdtempSync(join(tmpdir(), 'ktl-binds-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -160,7 +160,7 @@ describe('symlinks out of the working tree are refused, explicit outside paths a
 
 describe('unboundOutputs (the jailed ktl refuses to write where nothing is bound)', () => {
   test('paths under a writable bind pass; siblings, prefixes and the unset case do not', () => {
-    const env = { KTL_SANDBOX_WRITABLE: '/w/out:/w/meta' };
+    const env = ['/w/out', '/w/meta'];
     expect(unboundOutputs(['/w/out', '/w/out/a/b', '/w/meta/iid'], env)).toEqual([]);
     expect(unboundOutputs(['/w/outside', '/w/ou', '/w', '/tmp/x'], env)).toEqual([
       '/w/outside',
@@ -168,6 +168,6 @@ describe('unboundOutputs (the jailed ktl refuses to write where nothing is bound
       '/w',
       '/tmp/x',
     ]);
-    expect(unboundOutputs(['/w/out'], {})).toEqual(['/w/out']);
+    expect(unboundOutputs(['/w/out'], [])).toEqual(['/w/out']);
   });
 });

@@ -19,4 +19,9 @@ export {
 export type { LogsMode, RunOptions, RuntimeChoice, StdioMode } from './options';
 export { CONFIG_PLACEHOLDER, type FdPurpose, plan, type SandboxPlan } from './plan';
 export { type RunResult, run, type SandboxProcess } from './run';
-export { type DetectedRuntimes, detectRuntimes, type RuntimeInfo } from './runtimes';
+export {
+  type DetectedRuntimes,
+  detectRuntimes,
+  type RuntimeInfo,
+  resolveRuntime,
+} from './runtimes';

@@ -12,14 +12,9 @@ import { reportParseError } from '../parse-errors';
 import { BindPlanError } from '../sandbox/binds';
 import { forwardedEnv, writeJailDockerConfig } from '../sandbox/handover';
 import { PolicyLoadError } from '../sandbox/policy';
-import {
-  IN_SANDBOX_ENV,
-  runBuildInSandbox,
-  SANDBOX_FAILED_EXIT,
-  unboundOutputs,
-} from '../sandbox/reexec';
-import { selfCheckLines } from '../sandbox/self-check';
+import { runBuildInSandbox, SANDBOX_FAILED_EXIT } from '../sandbox/reexec';
 import { resolveSandboxSettings, SandboxSettingsError } from '../sandbox/settings';
+import { mark } from '../timing';
 
 const many = { multiple: true } as const;
 
@@ -99,6 +94,7 @@ export default class Build extends Command {
   };
 
   async run(): Promise<void> {
+    mark('outer: command loaded');
     const { args, flags } = await this.parse(Build);
     const stderr = (s: string) => {
       process.stderr.write(s);
@@ -157,6 +153,7 @@ export default class Build extends Command {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     const onHost = async () => {
+      mark('host: build start');
       const out = await runBuild(options, {
         stdout: (s) => process.stdout.write(s),
         stderr,
@@ -164,34 +161,10 @@ export default class Build extends Command {
         env: process.env,
         signal: controller.signal,
       });
+      mark('host: build done');
       return out.exitCode;
     };
     try {
-      if (process.env[IN_SANDBOX_ENV] === '1') {
-        if (flags['sandbox-logs']) {
-          const guests = (flags['sandbox-bind'] ?? [])
-            .map((b) => b.split(':')[1] ?? '')
-            .filter(Boolean);
-          for (const l of selfCheckLines(process.env, guests)) stderr(`${l}\n`);
-        }
-        const stray = unboundOutputs(
-          [
-            ...options.outputs.flatMap((o) => ('dest' in o ? [o.dest] : [])),
-            ...(options.iidfile ? [options.iidfile] : []),
-            ...(options.metadataFile ? [options.metadataFile] : []),
-          ],
-          process.env,
-        );
-        if (stray.length > 0) {
-          stderr(
-            `ERROR: ${stray.join(', ')}: not bound writable into the sandbox (a ktl bug: the outer ktl plans these binds); refusing to write where the result would vanish\n`,
-          );
-          process.exitCode = SANDBOX_FAILED_EXIT;
-          return;
-        }
-        process.exitCode = await onHost();
-        return;
-      }
       const settings = resolveSandboxSettings(
         {
           sandbox: flags.sandbox,
@@ -208,6 +181,7 @@ export default class Build extends Command {
         process.exitCode = await onHost();
         return;
       }
+      mark('outer: options parsed');
       // Find the builder out here: the jail only ever sees the gateway.
       let upstream: ReturnType<typeof parseAddress>;
       try {
@@ -221,11 +195,13 @@ export default class Build extends Command {
         process.exitCode = err.code === 'E_BAD_ADDRESS' ? ExitCode.USAGE : ExitCode.NO_BUILDER;
         return;
       }
+      mark('outer: builder found');
       process.exitCode = await runBuildInSandbox({
-        argv: this.argv.filter(
-          (a, i, all) =>
-            a !== '--builder' && all[i - 1] !== '--builder' && !a.startsWith('--builder='),
-        ),
+        argv: this.argv,
+        options,
+        boundGuests: (flags['sandbox-bind'] ?? [])
+          .map((b) => b.split(':')[1] ?? '')
+          .filter(Boolean),
         cwd: process.cwd(),
         settings,
         upstream,

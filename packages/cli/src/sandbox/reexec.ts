@@ -4,41 +4,31 @@
  * the jail with KTL_IN_SANDBOX=1. The inner ktl does the build; the outer one only relays its
  * exit status, cancels on Ctrl-C and tears everything down.
  */
-import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BuildkitAddress, solvePolicy, startGateway } from '@ktl/buildkit-client';
 import type { Bind, MountPt } from '@ktl/nsjail-config';
-import { plan, run, SandboxError } from '@ktl/sandbox-runner';
+import { resolveRuntime, run, SandboxError } from '@ktl/sandbox-runner';
+import type { BuildOptions } from '../build/options';
+import { mark } from '../timing';
 import { type PlannedBind, planBuildBinds } from './binds';
+import { INNER_SPEC_FILE, type InnerSpec } from './inner-spec';
+import { JAIL_GATEWAY_DIR, SANDBOX_FAILED_EXIT } from './jail-paths';
 import { loadSandboxPolicy } from './policy';
 import { HIDDEN_ENV } from './self-check';
 import type { SandboxSettings } from './settings';
 
-/** Where the gateway socket appears inside the jail. */
-export const JAIL_GATEWAY_DIR = '/run/ktl';
-export const IN_SANDBOX_ENV = 'KTL_IN_SANDBOX';
-/** The writable binds, `:`-separated, so the jailed ktl can refuse to write anywhere else. */
-export const WRITABLE_ENV = 'KTL_SANDBOX_WRITABLE';
-
-/**
- * Inside the jail: the output paths that no writable bind covers. Writing there would land in
- * the jail's throw-away tmpfs and vanish, a build that "succeeds" with nothing to show.
- */
-export function unboundOutputs(
-  paths: readonly string[],
-  env: Readonly<Record<string, string | undefined>>,
-): string[] {
-  const writable = (env[WRITABLE_ENV] ?? '').split(':').filter(Boolean);
-  return paths.filter((p) => !writable.some((w) => p === w || p.startsWith(`${w}/`)));
-}
-/** Exit status when the sandbox itself could not run ktl (EX_SOFTWARE-like, distinct). */
-export const SANDBOX_FAILED_EXIT = 71;
+export { JAIL_GATEWAY_DIR, SANDBOX_FAILED_EXIT };
 
 export interface SandboxedBuild {
-  /** `ktl build` arguments as the user gave them (without `build`). */
+  /** `ktl build` arguments as the user gave them (without `build`): binds are planned from them. */
   argv: readonly string[];
+  /** The same command line, parsed and validated: what the jailed ktl builds. */
+  options: BuildOptions;
+  /** --sandbox-bind guest paths, checked from inside with --sandbox-logs. */
+  boundGuests: readonly string[];
   cwd: string;
   settings: SandboxSettings;
   /** The real builder, found by the outer ktl. */
@@ -66,17 +56,22 @@ export function ktlInstallRoot(): string {
   return dir;
 }
 
-function ktlEntry(root: string): string {
-  const bin = join(root, 'bin', 'ktl');
-  return existsSync(bin) ? bin : join(root, 'bin', 'run.js');
+/** The jailed half's entry point (dist/inner.cjs next to the bundle this code is in). */
+function innerEntry(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const p of [join(here, 'inner.cjs'), join(here, '..', 'dist', 'inner.cjs')])
+    if (existsSync(p)) return p;
+  throw new Error(`ktl is not built: no inner.cjs near ${here} (run pnpm build)`);
 }
 
 export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
+  mark('outer: sandbox start');
   const loaded = await loadSandboxPolicy(b.settings.policyFile, b.settings.hermetic);
   const { binds: planned, ensureDirs } = planBuildBinds(b.argv, b.cwd);
   for (const d of ensureDirs) mkdirSync(d, { recursive: true });
   mkdirSync(b.cacheDir, { recursive: true });
 
+  mark('outer: policy loaded, binds planned');
   const private_ = mkdtempSync(join(tmpdir(), 'ktl-sandbox-'));
   const socketPath = join(private_, 'buildkit.sock');
   const gateway = await startGateway({
@@ -91,10 +86,12 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
       if (b.settings.logs || line.startsWith('refused')) b.stderr(`[sandbox] gateway: ${line}\n`);
     },
   });
+  mark('outer: gateway up');
   try {
     const authHosts = b.writeDockerConfig
       ? await b.writeDockerConfig(join(private_, 'docker'))
       : [];
+    mark('outer: credentials written');
     const root = ktlInstallRoot();
     const node = realpathSync(process.execPath);
     const binds: Bind[] = [
@@ -112,14 +109,18 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
       : [{ dst: b.cwd, fstype: 'tmpfs', is_dir: true, options: 'size=4096' }];
     const policy = { ...loaded.policy, mount: [...(loaded.policy.mount ?? []), ...cwdMount] };
     const prefix = b.upstream.kind === 'docker' ? 'docker://unix://' : 'unix://';
+    const gatewayAddress = `${prefix}${JAIL_GATEWAY_DIR}/buildkit.sock`;
+    const spec: InnerSpec = {
+      version: 1,
+      options: { ...b.options, builder: gatewayAddress },
+      logs: b.settings.logs,
+      bound: b.boundGuests,
+      writable: planned.filter((p) => !p.readonly).map((p) => p.dst),
+    };
+    writeFileSync(join(private_, INNER_SPEC_FILE), JSON.stringify(spec), { mode: 0o600 });
     const env = {
-      [IN_SANDBOX_ENV]: '1',
-      BUILDKIT_HOST: `${prefix}${JAIL_GATEWAY_DIR}/buildkit.sock`,
+      BUILDKIT_HOST: gatewayAddress,
       KTL_CACHE_DIR: b.cacheDir,
-      [WRITABLE_ENV]: planned
-        .filter((p) => !p.readonly)
-        .map((p) => p.dst)
-        .join(':'),
       // The inner ktl checks (with --sandbox-logs) that the real builder's socket is not there.
       ...(b.upstream.kind === 'docker' && b.upstream.engine.kind === 'unix'
         ? { [HIDDEN_ENV]: b.upstream.engine.path }
@@ -130,9 +131,10 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
       DOCKER_CONFIG: `${JAIL_GATEWAY_DIR}/docker`,
       ...b.forwardEnv,
       ...(process.env.TERM ? { TERM: process.env.TERM } : {}),
+      ...(process.env.KTL_TIMING ? { KTL_TIMING: process.env.KTL_TIMING } : {}),
       ...(process.env.NO_COLOR ? { NO_COLOR: process.env.NO_COLOR } : {}),
     };
-    const command = [ktlEntry(root), 'build', ...b.argv];
+    const command = [innerEntry()];
     const options = {
       policy,
       runtime: b.settings.runtime,
@@ -144,7 +146,8 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
       onLog: (line: string) => b.stderr(`${line}\n`),
       ...(b.signal ? { cancelSignal: b.signal } : {}),
     };
-    const runtime = plan(node, command, options).runtime;
+    // Which runtime run() will pick, for the banner (the full plan is made once, by run()).
+    const runtime = resolveRuntime(b.settings.runtime).name;
     b.stderr(
       `Running ktl build inside the sandbox (policy: ${loaded.label}, runtime: ${runtime === 'bwrap' ? 'bubblewrap' : runtime}). Set KTL_SANDBOX_DISABLE=1 to opt out.\n`,
     );
@@ -158,6 +161,7 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
         `[sandbox] registry credentials handed in for: ${authHosts.length > 0 ? authHosts.join(', ') : 'none'}\n`,
       );
     }
+    mark('outer: planned; starting the runtime');
     try {
       return (await run(node, command, options)).exitCode ?? 0;
     } catch (e) {
@@ -188,7 +192,9 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
       }
     }
   } finally {
+    mark('outer: runtime exited');
     await gateway.close();
     rmSync(private_, { recursive: true, force: true });
+    mark('outer: gateway closed');
   }
 }

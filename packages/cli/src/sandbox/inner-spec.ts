@@ -1,0 +1,37 @@
+/**
+ * The hand-over from the outer ktl to the jailed one: the build options the outer ktl already
+ * parsed and validated, written to a read-only file in the jail's /run/ktl. The jailed half
+ * (src/inner.ts) runs the build from it directly, without the CLI framework or a second parse.
+ */
+import type { BuildOptions } from '../build/options';
+
+export const INNER_SPEC_FILE = 'build.json';
+
+export interface InnerSpec {
+  readonly version: 1;
+  /** With `builder` set to the gateway inside the jail. */
+  readonly options: BuildOptions;
+  /** --sandbox-logs: print what the jailed ktl can see before building. */
+  readonly logs: boolean;
+  /** The --sandbox-bind guest paths (must be present inside). */
+  readonly bound: readonly string[];
+  /** The writable binds; the jailed ktl refuses to write outputs anywhere else. */
+  readonly writable: readonly string[];
+}
+
+/** Every host path a build writes: -o destinations, --iidfile, --metadata-file. */
+export function outputPaths(o: BuildOptions): string[] {
+  return [
+    ...o.outputs.flatMap((x) => ('dest' in x ? [x.dest] : [])),
+    ...(o.iidfile ? [o.iidfile] : []),
+    ...(o.metadataFile ? [o.metadataFile] : []),
+  ];
+}
+
+/**
+ * The output paths that no writable bind covers. Writing there would land in the jail's
+ * throw-away tmpfs and vanish: a build that "succeeds" with nothing to show.
+ */
+export function unboundOutputs(paths: readonly string[], writable: readonly string[]): string[] {
+  return paths.filter((p) => !writable.some((w) => p === w || p.startsWith(`${w}/`)));
+}
