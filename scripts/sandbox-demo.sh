@@ -57,7 +57,29 @@ check "sandboxed: the same host-only file is not read" "$work/loot-jail.txt" "$m
 check "sandboxed: the link out of the tree is refused, naming the way to share it" "$work/threat-jail.log" "resolves to .*$(basename "$hostonly").*\\(a symlink\\)" present
 (cd "$repo" && ktl build . --build-context hostfiles=./assets -o "type=local,dest=$work/loot-assets") >"$work/threat-assets.log" 2>&1
 check "sandboxed: a named context inside the tree is visible" "$work/loot-assets/loot.txt" "in-tree asset" present
-skip "host-marker contrast through a permissive builder" "needs named contexts and a builder that serves host paths; not available yet"
+# Host-marker contrast through a permissive builder: the sandbox confines the client, not the
+# daemon. A builder that grants network.host lets a RUN step reach the host's loopback (here
+# a one-shot server handing out a marker); without the entitlement the same step cannot.
+port_file="$work/marker.port"
+node -e '
+  const s = require("net").createServer((c) => c.end(process.argv[1] + "\n"));
+  s.listen(0, "127.0.0.1", () => require("fs").writeFileSync(process.argv[2], String(s.address().port)));
+  setTimeout(() => process.exit(0), 60000).unref();
+' "$marker-loopback" "$port_file" &
+server=$!
+for _ in $(seq 50); do [[ -s $port_file ]] && break; sleep 0.1; done
+mkdir -p "$work/permissive"
+printf 'FROM %s\nARG PORT\nRUN (nc -w 3 127.0.0.1 "$PORT" </dev/null || echo unreachable) > /loot.txt 2>&1\n' \
+  "$(sed -n 's/^ARG BASE=//p' "$root/testdata/build/threat/Dockerfile")" >"$work/permissive/Dockerfile"
+ktl build "$work/permissive" --network host --no-cache --build-arg "PORT=$(cat "$port_file")" -o "type=local,dest=$work/perm-host" >"$work/perm-host.log" 2>&1
+if grep -q 'is not allowed by build daemon configuration\|entitlement' "$work/perm-host.log"; then
+  skip "host-marker contrast through a permissive builder" "the builder is not permissive: $(grep -m1 -o 'granting entitlement.*' "$work/perm-host.log")"
+else
+  check "permissive builder: a RUN step with network.host reads a host-loopback marker, though the client is sandboxed" "$work/perm-host/loot.txt" "$marker-loopback" present
+  ktl build "$work/permissive" --no-cache --build-arg "PORT=$(cat "$port_file")" -o "type=local,dest=$work/perm-bridge" >"$work/perm-bridge.log" 2>&1
+  check "the same step without the entitlement cannot reach it" "$work/perm-bridge/loot.txt" "^unreachable$" present
+fi
+kill "$server" 2>/dev/null || true
 
 ktl build "$hello" --sandbox-config "$work/missing.cfg" >"$work/missing.log" 2>&1
 check "a missing policy fails with a clear message" "$work/missing.log" "missing.cfg: Couldn't read config file" present

@@ -189,6 +189,11 @@ describe('parseBuildOptions refuses, naming flag and value', () => {
       '--secret "id=TOKEN": secret id given twice',
     ],
     ['network', { network: 'bridge' }, '--network "bridge": expected default, none or host'],
+    [
+      'allow',
+      { allow: ['network.host,device'] },
+      '--allow "device": expected network.host or security.insecure',
+    ],
     ['add-host no ip', { addHost: ['db'] }, '--add-host "db": expected HOST:IP'],
     ['add-host bad ip', { addHost: ['db:300.1.1.1'] }, 'is not an IP address'],
     ['output unknown type', { output: ['type=s3'] }, '--output "type=s3": unknown type "s3"'],

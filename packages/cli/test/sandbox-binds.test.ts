@@ -2,46 +2,37 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
+import { parseBuildOptions, type RawBuildFlags } from '../src/build/options';
 import { BindPlanError, planBuildBinds } from '../src/sandbox/binds';
 import { unboundOutputs } from '../src/sandbox/inner-spec';
 
 const dir = mkdtempSync(join(tmpdir(), 'ktl-binds-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 mkdirSync(join(dir, 'ctx'));
+writeFileSync(join(dir, 'ctx', 'Dockerfile'), 'FROM scratch\n');
 mkdirSync(join(dir, 'named'));
 writeFileSync(join(dir, 'Dockerfile.other'), 'FROM scratch\n');
 writeFileSync(join(dir, 'token'), 's3cret');
 symlinkSync(join(dir, 'ctx'), join(dir, 'ctx-link'));
 
+/** The command line as the CLI parses it, then the bind plan for it. */
+function plan(raw: RawBuildFlags, cwd = dir, sandboxBinds: string[] = []) {
+  const o = parseBuildOptions(raw, { cwd, env: { TOK: 'x' } });
+  return planBuildBinds(o, sandboxBinds, cwd);
+}
+
 describe('planBuildBinds', () => {
   test('binds exactly what the command line names, read-only except outputs', () => {
-    const { binds, ensureDirs } = planBuildBinds(
-      [
-        'ctx',
-        '-f',
-        'Dockerfile.other',
-        '--build-context',
-        'extra=named',
-        '--build-context',
-        'img=docker-image://alpine',
-        '--secret',
-        'id=t,src=token',
-        '-o',
-        'type=local,dest=out',
-        '--output=type=tar,dest=art/img.tar',
-        '--iidfile',
-        'meta/iid',
-        '-o',
-        'bare-out',
-        '-o',
-        'type=image,name=x:1',
-        '-t',
-        'x:1',
-        '--build-arg',
-        'A=/etc',
-      ],
-      dir,
-    );
+    const { binds, ensureDirs } = plan({
+      context: 'ctx',
+      file: 'Dockerfile.other',
+      buildContext: ['extra=named', 'img=docker-image://alpine'],
+      secret: ['id=t,src=token', 'id=e,env=TOK'],
+      output: ['type=local,dest=out', 'type=tar,dest=art/img.tar', 'bare-out'],
+      iidfile: 'meta/iid',
+      tag: ['x:1'],
+      buildArg: ['A=/etc'],
+    });
     expect(binds.map((b) => [b.dst.replace(dir, '$D'), b.readonly, b.why])).toEqual([
       ['$D/ctx', true, 'build context'],
       ['$D/Dockerfile.other', true, 'Dockerfile'],
@@ -49,19 +40,24 @@ describe('planBuildBinds', () => {
       ['$D/token', true, 'secret t'],
       ['$D/out', false, 'output local'],
       ['$D/art', false, 'output tar'],
-      ['$D/meta', false, 'iidfile'],
       ['$D/bare-out', false, 'output local'],
+      ['$D/meta', false, 'iidfile'],
     ]);
     expect(ensureDirs).toEqual([
       join(dir, 'out'),
       join(dir, 'art'),
-      join(dir, 'meta'),
       join(dir, 'bare-out'),
+      join(dir, 'meta'),
     ]);
   });
 
+  test('the default Dockerfile comes with the context; -f - binds nothing more', () => {
+    expect(plan({ context: 'ctx' }).binds.map((b) => b.why)).toEqual(['build context']);
+    expect(plan({ context: 'ctx', file: '-' }).binds.map((b) => b.why)).toEqual(['build context']);
+  });
+
   test('a symlinked context is bound from its real path at the path the user typed', () => {
-    const { binds } = planBuildBinds([join(dir, 'ctx-link')], dir);
+    const { binds } = plan({ context: join(dir, 'ctx-link') });
     expect(binds[0]).toMatchObject({
       src: join(dir, 'ctx'),
       dst: join(dir, 'ctx-link'),
@@ -70,10 +66,7 @@ describe('planBuildBinds', () => {
   });
 
   test('--sandbox-bind HOST:GUEST[:ro]', () => {
-    const { binds } = planBuildBinds(
-      ['ctx', '--sandbox-bind', `${dir}/named:/data:ro`, `--sandbox-bind=${dir}/named:/rw`],
-      dir,
-    );
+    const { binds } = plan({ context: 'ctx' }, dir, [`${dir}/named:/data:ro`, `${dir}/named:/rw`]);
     expect(binds.slice(1).map((b) => [b.dst, b.readonly])).toEqual([
       ['/data', true],
       ['/rw', false],
@@ -81,16 +74,13 @@ describe('planBuildBinds', () => {
   });
 
   test.each([
-    [['ctx', '--sandbox-bind', 'named'], 'expected HOST:GUEST[:ro|rw]'],
-    [['ctx', '--sandbox-bind', 'named:rel'], 'GUEST must be an absolute path'],
-    [['ctx', '--sandbox-bind', 'nope:/x'], 'does not exist'],
-    [['ctx', '--sandbox-bind', 'named:/x:rx'], 'expected HOST:GUEST[:ro|rw]'],
-    [['missing-ctx'], 'build context'],
-    [['ctx', '--secret', 'id=a,src=no-such-file'], 'secret a'],
-    [['Dockerfile.other'], 'is not a directory'],
-  ])('refuses %j', (argv, message) => {
-    expect(() => planBuildBinds(argv, dir)).toThrow(BindPlanError);
-    expect(() => planBuildBinds(argv, dir)).toThrow(message);
+    [['named'], 'expected HOST:GUEST[:ro|rw]'],
+    [['named:rel'], 'GUEST must be an absolute path'],
+    [['nope:/x'], 'does not exist'],
+    [['named:/x:rx'], 'expected HOST:GUEST[:ro|rw]'],
+  ])('refuses --sandbox-bind %j', (binds, message) => {
+    expect(() => plan({ context: 'ctx' }, dir, binds)).toThrow(BindPlanError);
+    expect(() => plan({ context: 'ctx' }, dir, binds)).toThrow(message);
   });
 });
 
@@ -100,6 +90,7 @@ describe('symlinks out of the working tree are refused, explicit outside paths a
   const host = mkdtempSync(join(tmpdir(), 'ktl-host-only-'));
   afterAll(() => rmSync(host, { recursive: true, force: true }));
   writeFileSync(join(host, 'marker'), 'host only');
+  writeFileSync(join(host, 'Dockerfile'), 'FROM scratch\n');
   const repo = join(dir, 'repo');
   mkdirSync(join(repo, 'real-assets'), { recursive: true });
   writeFileSync(join(repo, 'Dockerfile'), 'FROM scratch\n');
@@ -111,42 +102,41 @@ describe('symlinks out of the working tree are refused, explicit outside paths a
   symlinkSync('real-assets', join(repo, 'assets-inside'));
   symlinkSync('..', join(repo, 'parent'));
 
-  test.each([
-    [['.', '--build-context', 'a=assets'], 'named context a: assets is inside the current'],
-    [['.', '--build-context', 'a=./assets/'], 'named context a'],
-    [['.', '--secret', 'id=t,src=token'], 'secret t: token'],
-    [['.', '-f', 'Dockerfile.evil'], 'Dockerfile: Dockerfile.evil'],
-    [['ctx-out'], 'build context: ctx-out'],
-    [['.', '-o', 'out-link'], 'repo/out-link is inside'],
-    [['.', '-o', 'out-link/new/dir'], 'repo/out-link/new/dir is inside'],
-    [['.', '-o', 'type=tar,dest=out-link/x.tar'], 'output tar'],
-    [['.', '--iidfile', 'out-link/iid'], 'iidfile'],
-    [['.', '--build-context', 'p=parent'], 'named context p: parent is inside'],
-  ])('refuses %j, naming the link and the way out', (argv, message) => {
+  test.each<[RawBuildFlags, string]>([
+    [{ context: '.', buildContext: ['a=assets'] }, 'named context a: REPO/assets is inside'],
+    [{ context: '.', buildContext: ['a=./assets/'] }, 'named context a: REPO/assets'],
+    [{ context: '.', secret: ['id=t,src=token'] }, 'secret t: REPO/token is inside'],
+    [{ context: '.', file: 'Dockerfile.evil' }, 'Dockerfile: REPO/Dockerfile.evil is inside'],
+    [{ context: 'ctx-out' }, 'build context: REPO/ctx-out is inside'],
+    [{ context: '.', output: ['out-link'] }, 'output local: REPO/out-link is inside'],
+    [{ context: '.', output: ['out-link/new/dir'] }, 'REPO/out-link/new/dir is inside'],
+    [{ context: '.', output: ['type=tar,dest=out-link/x.tar'] }, 'output tar: REPO/out-link'],
+    [{ context: '.', iidfile: 'out-link/iid' }, 'iidfile: REPO/out-link is inside'],
+    [{ context: '.', buildContext: ['p=parent'] }, 'named context p: REPO/parent is inside'],
+  ])('refuses %j, naming the link and the way out', (raw, message) => {
     let err: unknown;
     try {
-      planBuildBinds(argv, repo);
+      plan(raw, repo);
     } catch (e) {
       err = e;
     }
     expect(err).toBeInstanceOf(BindPlanError);
-    expect((err as BindPlanError).message).toContain(message);
+    expect((err as BindPlanError).message).toContain(message.replace('REPO', repo));
     expect((err as BindPlanError).message).toContain('(a symlink)');
     expect((err as BindPlanError).hint).toMatch(/--sandbox-bind \/\S+:\/\S+:(ro|rw)$/);
   });
 
   test('links that stay inside, and outside paths typed as such, are bound', () => {
-    const { binds } = planBuildBinds(
-      [
-        '.',
-        '--build-context',
-        'a=assets-inside',
-        '--build-context',
-        `h=${host}`,
-        '--build-context',
-        // `..` typed out of the tree is an explicit outside path, not a hidden one.
-        `up=../repo/real-assets`,
-      ],
+    const { binds } = plan(
+      {
+        context: '.',
+        buildContext: [
+          'a=assets-inside',
+          `h=${host}`,
+          // `..` typed out of the tree is an explicit outside path, not a hidden one.
+          'up=../repo/real-assets',
+        ],
+      },
       repo,
     );
     expect(binds.map((b) => [b.src, b.dst])).toEqual([
@@ -160,9 +150,9 @@ describe('symlinks out of the working tree are refused, explicit outside paths a
 
 describe('unboundOutputs (the jailed ktl refuses to write where nothing is bound)', () => {
   test('paths under a writable bind pass; siblings, prefixes and the unset case do not', () => {
-    const env = ['/w/out', '/w/meta'];
-    expect(unboundOutputs(['/w/out', '/w/out/a/b', '/w/meta/iid'], env)).toEqual([]);
-    expect(unboundOutputs(['/w/outside', '/w/ou', '/w', '/tmp/x'], env)).toEqual([
+    const writable = ['/w/out', '/w/meta'];
+    expect(unboundOutputs(['/w/out', '/w/out/a/b', '/w/meta/iid'], writable)).toEqual([]);
+    expect(unboundOutputs(['/w/outside', '/w/ou', '/w', '/tmp/x'], writable)).toEqual([
       '/w/outside',
       '/w/ou',
       '/w',

@@ -25,6 +25,7 @@ export interface RawBuildFlags {
   readonly buildContext?: readonly string[] | undefined;
   readonly secret?: readonly string[] | undefined;
   readonly network?: string | undefined;
+  readonly allow?: readonly string[] | undefined;
   readonly addHost?: readonly string[] | undefined;
   readonly output?: readonly string[] | undefined;
   readonly load?: boolean | undefined;
@@ -55,6 +56,8 @@ export interface BuildOptions {
   readonly buildContexts: Readonly<Record<string, string>>;
   readonly secrets: ReadonlyArray<{ readonly id: string; readonly source: SecretSource }>;
   readonly network: 'default' | 'none' | 'host';
+  /** Entitlements asked for with --allow (network.host, security.insecure). */
+  readonly allow: readonly string[];
   readonly addHosts: ReadonlyArray<{ readonly host: string; readonly ip: string }>;
   /** Empty: build only (the result stays in the build cache). */
   readonly outputs: readonly OutputSpec[];
@@ -301,6 +304,12 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
     throw new BuildUsageError('--network', network, 'expected default, none or host');
   }
   const addHosts = (raw.addHost ?? []).map(parseAddHost);
+  const allow = [...new Set((raw.allow ?? []).flatMap((a) => a.split(',')).map((a) => a.trim()))];
+  for (const a of allow) {
+    if (a !== 'network.host' && a !== 'security.insecure') {
+      throw new BuildUsageError('--allow', a, 'expected network.host or security.insecure');
+    }
+  }
 
   const outputs: OutputSpec[] = (raw.output ?? []).map((o) =>
     parseOutput(o, { cwd: ctx.cwd, normalizeName: normalizeImageName }, '--output'),
@@ -370,6 +379,7 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
     buildContexts,
     secrets,
     network,
+    allow,
     addHosts,
     outputs: withNames.filter((o) => o.type !== 'cacheonly'),
     cacheOnly: withNames.some((o) => o.type === 'cacheonly'),

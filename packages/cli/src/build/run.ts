@@ -194,6 +194,7 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
       noCache: o.noCache,
       pull: o.pull,
       network: o.network,
+      entitlements: o.allow,
       addHosts: o.addHosts,
       namedContexts: o.buildContexts,
       secrets,

@@ -57,6 +57,11 @@ export default class Build extends Command {
     'build-context': Flags.string({ ...many, description: 'NAME=DIR or NAME=docker-image://REF' }),
     secret: Flags.string({ ...many, description: 'id=ID,src=PATH or id=ID,env=VAR' }),
     network: Flags.string({ description: 'network of RUN steps: default, none or host' }),
+    allow: Flags.string({
+      ...many,
+      description:
+        'grant an entitlement: network.host or security.insecure (RUN --security=insecure); the builder must allow it too',
+    }),
     'add-host': Flags.string({ ...many, description: 'HOST:IP added to /etc/hosts of RUN steps' }),
     output: Flags.string({
       char: 'o',
@@ -122,6 +127,7 @@ export default class Build extends Command {
           // --hermetic: RUN steps get no network either (the gateway insists on it).
           network: flags.hermetic ? 'none' : flags.network,
           addHost: flags['add-host'],
+          allow: flags.allow,
           output: flags.output,
           load: flags.load,
           push: flags.push,
@@ -133,7 +139,7 @@ export default class Build extends Command {
         },
         { cwd: process.cwd(), env: process.env },
       );
-      if (flags.hermetic && flags.network === 'host') {
+      if (flags.hermetic && (flags.network === 'host' || options.allow.includes('network.host'))) {
         throw new SandboxSettingsError(
           '--hermetic and --network host contradict each other',
           'drop one of them',
@@ -197,15 +203,14 @@ export default class Build extends Command {
       }
       mark('outer: builder found');
       process.exitCode = await runBuildInSandbox({
-        argv: this.argv,
         options,
-        boundGuests: (flags['sandbox-bind'] ?? [])
-          .map((b) => b.split(':')[1] ?? '')
-          .filter(Boolean),
+        sandboxBinds: flags['sandbox-bind'] ?? [],
         cwd: process.cwd(),
         settings,
         upstream,
-        entitlements: options.network === 'host' ? ['network.host'] : [],
+        entitlements: [
+          ...new Set([...(options.network === 'host' ? ['network.host'] : []), ...options.allow]),
+        ],
         // The names exports will carry: -t as normalized (docker.io/library/app:latest).
         ...(options.tags.length > 0 ? { imageNames: options.tags } : {}),
         cacheDir:

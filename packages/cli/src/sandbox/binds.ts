@@ -10,7 +10,7 @@
  */
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { type OutputSpec, parseOutput } from '../build/output-spec';
+import type { BuildOptions } from '../build/options';
 
 export interface PlannedBind {
   src: string;
@@ -28,65 +28,6 @@ export class BindPlanError extends Error {
     super(message);
     this.name = 'BindPlanError';
   }
-}
-
-/** Flags of `ktl build` whose values name host paths, and how each is bound. */
-const VALUE_FLAGS = new Set([
-  '-f',
-  '--file',
-  '--build-context',
-  '--secret',
-  '-o',
-  '--output',
-  '--iidfile',
-  '--metadata-file',
-  '--ssh',
-  '--sandbox-bind',
-  '--sandbox-config',
-  '--sandbox-runtime',
-  '-t',
-  '--tag',
-  '--build-arg',
-  '--target',
-  '--platform',
-  '--label',
-  '--network',
-  '--add-host',
-  '--progress',
-  '--builder',
-  '--cache-from',
-  '--cache-to',
-]);
-
-function splitFlag(
-  argv: readonly string[],
-): { flag: string; value: string | undefined; consumed: number }[] {
-  const out: { flag: string; value: string | undefined; consumed: number }[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--') {
-      for (const rest of argv.slice(i + 1)) out.push({ flag: '', value: rest, consumed: 1 });
-      break;
-    }
-    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
-    if (eq > 0) out.push({ flag: a.slice(0, eq), value: a.slice(eq + 1), consumed: 1 });
-    else if (VALUE_FLAGS.has(a)) {
-      out.push({ flag: a, value: argv[i + 1], consumed: 2 });
-      i++;
-    } else if (a.startsWith('-')) out.push({ flag: a, value: undefined, consumed: 1 });
-    else out.push({ flag: '', value: a, consumed: 1 });
-  }
-  return out;
-}
-
-function csv(spec: string): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const part of spec.split(',')) {
-    const i = part.indexOf('=');
-    if (i > 0) m.set(part.slice(0, i).trim(), part.slice(i + 1).trim());
-    else m.set('type', part.trim());
-  }
-  return m;
 }
 
 /** The real path, so a symlink in a user-given path cannot point the bind somewhere else later. */
@@ -118,98 +59,85 @@ function refuseEscape(
   }
 }
 
+/** What a build reads and writes on the host, from the parsed command line. */
+export type BindInputs = Pick<
+  BuildOptions,
+  'contextDir' | 'dockerfile' | 'buildContexts' | 'secrets' | 'outputs' | 'iidfile' | 'metadataFile'
+>;
+
 /**
- * Plans binds for a `ktl build` argv. Output destinations must exist or are created by the
- * caller before binding (a bind needs something to bind); `ensure` lists them.
+ * Plans binds for a parsed `ktl build` command line (paths are absolute, as typed, not yet
+ * resolved through symlinks) plus its --sandbox-bind values. Output destinations must exist
+ * before binding (a bind needs something to bind); `ensureDirs` lists what the caller creates.
  */
 export function planBuildBinds(
-  argv: readonly string[],
+  o: BindInputs,
+  sandboxBinds: readonly string[],
   cwd: string,
 ): { binds: PlannedBind[]; ensureDirs: string[] } {
   const binds: PlannedBind[] = [];
   const ensureDirs: string[] = [];
-  const add = (src: string, readonly: boolean, why: string) => {
-    const s = real(src, cwd);
-    refuseEscape(src, s, cwd, why, readonly);
-    binds.push({ src: s, dst: isAbsolute(src) ? src : resolve(cwd, src), readonly, why });
+  const add = (path: string, readonly: boolean, why: string) => {
+    const s = real(path, cwd);
+    refuseEscape(path, s, cwd, why, readonly);
+    binds.push({ src: s, dst: path, readonly, why });
   };
-  const parts = splitFlag(argv);
-  const positional = parts.filter((p) => p.flag === '' && p.value !== undefined);
-  if (positional.length > 0) add(positional[0]!.value!, true, 'build context');
-  for (const { flag, value } of parts) {
-    if (value === undefined || flag === '') continue;
-    switch (flag) {
-      case '-f':
-      case '--file':
-        if (value !== '-') add(value, true, 'Dockerfile');
-        break;
-      case '--build-context': {
-        const src = value.slice(value.indexOf('=') + 1);
-        if (!/^[a-z-]+:\/\//.test(src)) add(src, true, `named context ${value.split('=')[0]}`);
-        break;
-      }
-      case '--secret': {
-        const m = csv(value);
-        const src = m.get('src') ?? m.get('source');
-        if (src) add(src, true, `secret ${m.get('id') ?? ''}`.trim());
-        break;
-      }
-      case '-o':
-      case '--output': {
-        // The same parser as the build's own (a bare PATH is type=local,dest=PATH), so the
-        // bind and the export always agree on where the files go.
-        let spec: OutputSpec;
-        try {
-          spec = parseOutput(value, { cwd, normalizeName: (n) => n }, flag);
-        } catch {
-          break; // refused by the option parser before any sandbox is planned
-        }
-        if (spec.type === 'image' || spec.type === 'cacheonly') break;
-        // Directories are bound themselves; a file destination through its parent directory.
-        const dir =
-          spec.type === 'local' || (spec.type === 'oci' && spec.attrs.tar === 'false')
-            ? spec.dest
-            : dirname(spec.dest);
-        ensureDirs.push(dir);
-        add(dir, false, `output ${spec.type}`);
-        break;
-      }
-      case '--iidfile':
-      case '--metadata-file': {
-        const dir = dirname(resolve(cwd, value));
-        ensureDirs.push(dir);
-        add(dir, false, flag.slice(2));
-        break;
-      }
-      case '--sandbox-bind': {
-        const [src, dst, mode, ...extra] = value.split(':');
-        if (
-          !src ||
-          !dst ||
-          extra.length > 0 ||
-          (mode !== undefined && mode !== 'ro' && mode !== 'rw')
-        ) {
-          throw new BindPlanError(
-            `--sandbox-bind ${value}: expected HOST:GUEST[:ro|rw]`,
-            'e.g. --sandbox-bind /srv/certs:/certs:ro',
-          );
-        }
-        if (!isAbsolute(dst))
-          throw new BindPlanError(
-            `--sandbox-bind ${value}: GUEST must be an absolute path`,
-            'e.g. --sandbox-bind ./certs:/certs:ro',
-          );
-        if (!existsSync(resolve(cwd, src)))
-          throw new BindPlanError(
-            `--sandbox-bind ${value}: ${resolve(cwd, src)} does not exist`,
-            'create it or fix the path',
-          );
-        binds.push({ src: real(src, cwd), dst, readonly: mode === 'ro', why: '--sandbox-bind' });
-        break;
-      }
-      default:
-        break;
+  const inContext = (p: string) => p === o.contextDir || p.startsWith(`${o.contextDir}/`);
+  add(o.contextDir, true, 'build context');
+  // A Dockerfile inside the context comes with it (the bind would only repeat it), but a
+  // link out of the tree is refused all the same, rather than failing obscurely inside.
+  if (o.dockerfile !== '-') {
+    if (!inContext(o.dockerfile)) add(o.dockerfile, true, 'Dockerfile');
+    else refuseEscape(o.dockerfile, real(o.dockerfile, cwd), cwd, 'Dockerfile', true);
+  }
+  for (const [name, src] of Object.entries(o.buildContexts)) {
+    if (isAbsolute(src)) add(src, true, `named context ${name}`);
+  }
+  for (const sec of o.secrets) {
+    if ('file' in sec.source) add(sec.source.file, true, `secret ${sec.id}`);
+  }
+  for (const spec of o.outputs) {
+    if (spec.type === 'image' || spec.type === 'cacheonly') continue;
+    // Directories are bound themselves; a file destination through its parent directory.
+    const dir =
+      spec.type === 'local' || (spec.type === 'oci' && spec.attrs.tar === 'false')
+        ? spec.dest
+        : dirname(spec.dest);
+    ensureDirs.push(dir);
+    add(dir, false, `output ${spec.type}`);
+  }
+  for (const [file, why] of [
+    [o.iidfile, 'iidfile'],
+    [o.metadataFile, 'metadata-file'],
+  ] as const) {
+    if (file === undefined) continue;
+    ensureDirs.push(dirname(file));
+    add(dirname(file), false, why);
+  }
+  for (const value of sandboxBinds) {
+    const [src, dst, mode, ...extra] = value.split(':');
+    if (
+      !src ||
+      !dst ||
+      extra.length > 0 ||
+      (mode !== undefined && mode !== 'ro' && mode !== 'rw')
+    ) {
+      throw new BindPlanError(
+        `--sandbox-bind ${value}: expected HOST:GUEST[:ro|rw]`,
+        'e.g. --sandbox-bind /srv/certs:/certs:ro',
+      );
     }
+    if (!isAbsolute(dst))
+      throw new BindPlanError(
+        `--sandbox-bind ${value}: GUEST must be an absolute path`,
+        'e.g. --sandbox-bind ./certs:/certs:ro',
+      );
+    if (!existsSync(resolve(cwd, src)))
+      throw new BindPlanError(
+        `--sandbox-bind ${value}: ${resolve(cwd, src)} does not exist`,
+        'create it or fix the path',
+      );
+    binds.push({ src: real(src, cwd), dst, readonly: mode === 'ro', why: '--sandbox-bind' });
   }
   for (const b of binds) {
     if (b.readonly && !existsSync(b.src)) {

@@ -23,12 +23,10 @@ import type { SandboxSettings } from './settings';
 export { JAIL_GATEWAY_DIR, SANDBOX_FAILED_EXIT };
 
 export interface SandboxedBuild {
-  /** `ktl build` arguments as the user gave them (without `build`): binds are planned from them. */
-  argv: readonly string[];
-  /** The same command line, parsed and validated: what the jailed ktl builds. */
+  /** The command line, parsed and validated: binds are planned from it, the jail builds it. */
   options: BuildOptions;
-  /** --sandbox-bind guest paths, checked from inside with --sandbox-logs. */
-  boundGuests: readonly string[];
+  /** --sandbox-bind values (HOST:GUEST[:ro|rw]). */
+  sandboxBinds: readonly string[];
   cwd: string;
   settings: SandboxSettings;
   /** The real builder, found by the outer ktl. */
@@ -67,7 +65,7 @@ function innerEntry(): string {
 export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
   mark('outer: sandbox start');
   const loaded = await loadSandboxPolicy(b.settings.policyFile, b.settings.hermetic);
-  const { binds: planned, ensureDirs } = planBuildBinds(b.argv, b.cwd);
+  const { binds: planned, ensureDirs } = planBuildBinds(b.options, b.sandboxBinds, b.cwd);
   for (const d of ensureDirs) mkdirSync(d, { recursive: true });
   mkdirSync(b.cacheDir, { recursive: true });
 
@@ -114,7 +112,7 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
       version: 1,
       options: { ...b.options, builder: gatewayAddress },
       logs: b.settings.logs,
-      bound: b.boundGuests,
+      bound: b.sandboxBinds.map((v) => v.split(':')[1] ?? '').filter(Boolean),
       writable: planned.filter((p) => !p.readonly).map((p) => p.dst),
     };
     writeFileSync(join(private_, INNER_SPEC_FILE), JSON.stringify(spec), { mode: 0o600 });
