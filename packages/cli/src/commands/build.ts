@@ -1,7 +1,6 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { BuildkitError, connect, parseAddress } from '@ktl/buildkit-client';
-import { PolicyError } from '@ktl/nsjail-config';
 import { Args, Command, Flags } from '@oclif/core';
 import { EXIT_CODE_HELP, ExitCode } from '../build/exit-codes';
 import { type BuildOptions, parseBuildOptions } from '../build/options';
@@ -10,9 +9,7 @@ import { BuildUsageError } from '../build/usage-error';
 import { managedCandidates, START_HINT } from '../builder/managed';
 import { reportParseError } from '../parse-errors';
 import { BindPlanError } from '../sandbox/binds';
-import { forwardedEnv, writeJailDockerConfig } from '../sandbox/handover';
-import { PolicyLoadError } from '../sandbox/policy';
-import { runBuildInSandbox, SANDBOX_FAILED_EXIT } from '../sandbox/reexec';
+import { SANDBOX_FAILED_EXIT } from '../sandbox/jail-paths';
 import { resolveSandboxSettings, SandboxSettingsError } from '../sandbox/settings';
 import { mark } from '../timing';
 
@@ -188,6 +185,12 @@ export default class Build extends Command {
         return;
       }
       mark('outer: options parsed');
+      // The sandbox's own modules load while discovery waits on the network.
+      const sandboxModules = Promise.all([
+        import('../sandbox/reexec'),
+        import('../sandbox/handover'),
+      ]);
+      sandboxModules.catch(() => {}); // awaited below; a failure surfaces there
       // Find the builder out here: the jail only ever sees the gateway.
       let upstream: ReturnType<typeof parseAddress>;
       try {
@@ -202,6 +205,7 @@ export default class Build extends Command {
         return;
       }
       mark('outer: builder found');
+      const [{ runBuildInSandbox }, { forwardedEnv, writeJailDockerConfig }] = await sandboxModules;
       process.exitCode = await runBuildInSandbox({
         options,
         sandboxBinds: flags['sandbox-bind'] ?? [],
@@ -224,7 +228,8 @@ export default class Build extends Command {
       });
     } catch (e) {
       if (e instanceof SandboxSettingsError || e instanceof BindPlanError) return usage(e);
-      if (PolicyError.is(e) || e instanceof PolicyLoadError) {
+      // Matched by name: the policy modules are loaded lazily, in the sandboxed path only.
+      if (e instanceof Error && (e.name === 'PolicyError' || e.name === 'PolicyLoadError')) {
         stderr(`ERROR: sandbox policy: ${e.message}\n`);
         process.exitCode = SANDBOX_FAILED_EXIT;
         return;

@@ -1,4 +1,3 @@
-import { doctor } from '@ktl/sandbox-runner';
 import { Command, Flags } from '@oclif/core';
 
 export default class SandboxDoctor extends Command {
@@ -14,6 +13,8 @@ export default class SandboxDoctor extends Command {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(SandboxDoctor);
+    // Loaded on use: `ktl` start-up must not pay for every command's dependencies.
+    const { doctor } = await import('@ktl/sandbox-runner');
     const r = await doctor();
     if (flags.json) {
       this.log(JSON.stringify(r, null, 2));

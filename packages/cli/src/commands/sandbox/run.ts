@@ -1,14 +1,5 @@
-import {
-  compileKafel,
-  disassemble,
-  hostKafelArch,
-  PolicyError,
-  parseKafel,
-  seccompText,
-} from '@ktl/nsjail-config';
-import { plan, type RunOptions, run, SandboxError } from '@ktl/sandbox-runner';
+import type { RunOptions } from '@ktl/sandbox-runner';
 import { Args, Command, Flags } from '@oclif/core';
-import { loadSandboxPolicy, PolicyLoadError } from '../../sandbox/policy';
 
 /** Exit status when the sandbox could not run the command at all (distinct from its own). */
 const SANDBOX_FAILED = 71;
@@ -70,7 +61,10 @@ export default class SandboxRun extends Command {
     }),
   };
 
-  private dumpSeccomp(options: RunOptions): void {
+  private async dumpSeccomp(options: RunOptions): Promise<void> {
+    const { compileKafel, disassemble, hostKafelArch, parseKafel, seccompText } = await import(
+      '@ktl/nsjail-config'
+    );
     const text = options.policy ? seccompText(options.policy) : undefined;
     if (!text) {
       process.stdout.write('# seccomp: the policy has no seccomp_string: no filter\n');
@@ -87,6 +81,10 @@ export default class SandboxRun extends Command {
 
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(SandboxRun);
+    // Loaded on use: `ktl` start-up must not pay for every command's dependencies.
+    const { PolicyError } = await import('@ktl/nsjail-config');
+    const { plan, run, SandboxError } = await import('@ktl/sandbox-runner');
+    const { loadSandboxPolicy, PolicyLoadError } = await import('../../sandbox/policy');
     const [file, ...args] = argv as string[];
     let options: RunOptions;
     try {
@@ -124,7 +122,7 @@ export default class SandboxRun extends Command {
         );
         if (p.config) process.stdout.write(`# nsjail config:\n${p.config}`);
         for (const n of p.notes) process.stdout.write(`# note: ${n}\n`);
-        if (flags['dump-seccomp']) this.dumpSeccomp(options);
+        if (flags['dump-seccomp']) await this.dumpSeccomp(options);
         return;
       }
       const r = await run(file!, args, { ...options, cancelSignal: controller.signal });

@@ -1,4 +1,3 @@
-import { explainPolicy, PolicyError, parsePolicyFile, renderExplanation } from '@ktl/nsjail-config';
 import { Args, Command, Flags } from '@oclif/core';
 
 export default class SandboxPolicyExplain extends Command {
@@ -10,6 +9,9 @@ export default class SandboxPolicyExplain extends Command {
   static override flags = { json: Flags.boolean({ description: 'print the sections as JSON' }) };
 
   async run(): Promise<void> {
+    const { explainPolicy, PolicyError, parsePolicyFile, renderExplanation } = await import(
+      '@ktl/nsjail-config'
+    );
     const { args, flags } = await this.parse(SandboxPolicyExplain);
     try {
       const { policy } = await parsePolicyFile(args.file);

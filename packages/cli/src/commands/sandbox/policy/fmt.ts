@@ -1,5 +1,4 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
-import { formatPolicy, PolicyError } from '@ktl/nsjail-config';
 import { Args, Command, Flags } from '@oclif/core';
 
 export default class SandboxPolicyFmt extends Command {
@@ -26,6 +25,7 @@ export default class SandboxPolicyFmt extends Command {
   };
 
   async run(): Promise<void> {
+    const { formatPolicy, PolicyError } = await import('@ktl/nsjail-config');
     const { argv, flags } = await this.parse(SandboxPolicyFmt);
     let failed = false;
     for (const file of argv as string[]) {

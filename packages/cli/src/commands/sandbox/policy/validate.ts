@@ -1,9 +1,4 @@
-import {
-  checkPolicyFile,
-  formatDiagnostic,
-  hostKafelArch,
-  type KafelArch,
-} from '@ktl/nsjail-config';
+import type { KafelArch } from '@ktl/nsjail-config';
 import { Args, Command, Flags } from '@oclif/core';
 
 export default class SandboxPolicyValidate extends Command {
@@ -29,6 +24,7 @@ export default class SandboxPolicyValidate extends Command {
   };
 
   async run(): Promise<void> {
+    const { checkPolicyFile, formatDiagnostic, hostKafelArch } = await import('@ktl/nsjail-config');
     const { argv, flags } = await this.parse(SandboxPolicyValidate);
     const arch = (flags.arch as KafelArch | undefined) ?? hostKafelArch();
     const results = [];
