@@ -2,13 +2,24 @@
  * The session server spoken to the way the daemon speaks to it: an HTTP/2 client on a raw
  * connection, calling Health, FileSync.DiffCopy and FileSend.DiffCopy. No daemon needed.
  */
-import { lstat, mkdir, mkdtemp, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { Packet, Packet_PacketType as T } from '../src/gen/fsutil/types/wire';
+import { BytesMessage } from '../src/gen/moby/filesync/v1/filesync';
 import { fileSendReceiver } from '../src/session/filesend';
 import { diffCopySender } from '../src/session/filesync';
 import { type Handler, serveGrpc } from '../src/session/grpc-server';
@@ -26,12 +37,13 @@ const frame = (m: Uint8Array) => {
 };
 
 /** A bidi call from the client side: send packets, read packets, see the trailers. */
-function open(path: string) {
+function open(path: string, headers: Record<string, string> = {}) {
   const req = client.request({
     ':method': 'POST',
     ':path': path,
     'content-type': 'application/grpc',
     te: 'trailers',
+    ...headers,
   });
   let buf = Buffer.alloc(0);
   const msgs: Buffer[] = [];
@@ -86,7 +98,11 @@ beforeAll(async () => {
     ],
     [
       '/moby.filesync.v1.FileSend/DiffCopy',
-      fileSendReceiver([{ kind: 'dir', dest: join(dir, 'out') }]),
+      fileSendReceiver([
+        { kind: 'dir', dest: join(dir, 'out') },
+        { kind: 'file', path: join(dir, 'arch', 'a.tar') },
+        { kind: 'dir', dest: join(dir, 'out-atomic') },
+      ]),
     ],
     [
       '/grpc.health.v1.Health/Check',
@@ -249,5 +265,85 @@ describe('session gRPC server', () => {
     expect(t['grpc-status']).toBe('3');
     c.req.close();
     await expect(lstat('/etc/passwd-ktl-test')).rejects.toThrow();
+  });
+
+  const partials = async (d: string) =>
+    (await readdir(d, { recursive: true })).filter((n) => String(n).includes('.ktl-partial-'));
+  const until = async (cond: () => Promise<boolean>) => {
+    for (let i = 0; i < 200 && !(await cond()); i++) await new Promise((r) => setTimeout(r, 10));
+  };
+
+  test('FileSend local is atomic per file: the old file stays until the new one is whole', async () => {
+    const out = join(dir, 'out-atomic');
+    await mkdir(out, { recursive: true });
+    await writeFile(join(out, 'f'), 'old');
+    const c = open('/moby.filesync.v1.FileSend/DiffCopy', {
+      'buildkit-attachable-exporter-id': '2',
+    });
+    c.send(pkt({ type: T.PACKET_STAT, stat: { path: 'f', mode: 0o644, size: 6n } }));
+    c.send(pkt({ type: T.PACKET_STAT }));
+    const req = Packet.decode(await c.next());
+    expect(req.type).toBe(T.PACKET_REQ);
+    c.send(pkt({ type: T.PACKET_DATA, ID: req.ID, data: Buffer.from('new') }));
+    await until(async () => (await partials(out)).length === 1);
+    expect(await readFile(join(out, 'f'), 'utf8')).toBe('old'); // mid-transfer
+    expect(await partials(out)).toHaveLength(1);
+    c.send(pkt({ type: T.PACKET_DATA, ID: req.ID, data: Buffer.from('new') }));
+    c.send(pkt({ type: T.PACKET_DATA, ID: req.ID }));
+    expect(Packet.decode(await c.next()).type).toBe(T.PACKET_FIN);
+    c.send(pkt({ type: T.PACKET_FIN }));
+    c.req.end();
+    expect((await c.trailers)['grpc-status']).toBe('0');
+    expect(await readFile(join(out, 'f'), 'utf8')).toBe('newnew');
+    expect(await partials(out)).toEqual([]);
+  });
+
+  test('FileSend local: a failed export leaves the old file and no partial file', async () => {
+    const out = join(dir, 'out-atomic');
+    await writeFile(join(out, 'g'), 'keep');
+    const c = open('/moby.filesync.v1.FileSend/DiffCopy', {
+      'buildkit-attachable-exporter-id': '2',
+    });
+    c.req.on('error', () => {});
+    c.send(pkt({ type: T.PACKET_STAT, stat: { path: 'g', mode: 0o644, size: 9n } }));
+    c.send(pkt({ type: T.PACKET_STAT }));
+    const req = Packet.decode(await c.next());
+    c.send(pkt({ type: T.PACKET_DATA, ID: req.ID, data: Buffer.from('half') }));
+    await until(async () => (await partials(out)).length === 1);
+    c.send(pkt({ type: T.PACKET_ERR, data: Buffer.from('sender gave up') }));
+    const t = await c.trailers;
+    expect(t['grpc-status']).not.toBe('0');
+    expect(await readFile(join(out, 'g'), 'utf8')).toBe('keep');
+    expect(await partials(out)).toEqual([]);
+  });
+
+  test('FileSend tar: written under a partial name, renamed when the stream ends cleanly', async () => {
+    const arch = join(dir, 'arch');
+    await mkdir(arch, { recursive: true });
+    await writeFile(join(arch, 'a.tar'), 'old archive');
+    const msg = (b: string) => BytesMessage.encode({ data: Buffer.from(b) }).finish();
+    const c = open('/moby.filesync.v1.FileSend/DiffCopy', {
+      'buildkit-attachable-exporter-id': '1',
+    });
+    c.send(msg('new '));
+    await until(async () => (await partials(arch)).length === 1);
+    expect(await readFile(join(arch, 'a.tar'), 'utf8')).toBe('old archive');
+    c.send(msg('archive'));
+    c.req.end();
+    expect((await c.trailers)['grpc-status']).toBe('0');
+    expect(await readFile(join(arch, 'a.tar'), 'utf8')).toBe('new archive');
+    expect(await partials(arch)).toEqual([]);
+
+    // A stream cut short (the daemon canceled): the old archive stays, nothing partial remains.
+    const d = open('/moby.filesync.v1.FileSend/DiffCopy', {
+      'buildkit-attachable-exporter-id': '1',
+    });
+    d.req.on('error', () => {});
+    d.send(msg('trunc'));
+    await until(async () => (await partials(arch)).length === 1);
+    d.req.close(http2.constants.NGHTTP2_CANCEL);
+    await until(async () => (await partials(arch)).length === 0);
+    expect(await partials(arch)).toEqual([]);
+    expect(await readFile(join(arch, 'a.tar'), 'utf8')).toBe('new archive');
   });
 });

@@ -10,23 +10,27 @@
  * transfer (or the destination itself), so a symlink in the export can never redirect a later
  * write outside `dest`. Owners are not applied (files belong to the user running the build).
  */
+
+import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   closeSync,
   constants,
   createWriteStream,
   fchmodSync,
+  futimesSync,
   linkSync,
   lstatSync,
   lutimesSync,
   mkdirSync,
   openSync,
+  renameSync,
   rmSync,
   symlinkSync,
   utimesSync,
   writeSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Stat } from '../gen/fsutil/types/stat';
 import { type Packet, Packet as PacketMsg, Packet_PacketType as T } from '../gen/fsutil/types/wire';
 import { BytesMessage } from '../gen/moby/filesync/v1/filesync';
@@ -66,10 +70,26 @@ export function checkExportPath(p: string): string {
 
 const toSeconds = (ns: bigint): number => Number(ns / 1000n) / 1e6;
 
+/** A name next to `final` for writing it before it appears under its own name. */
+const partialName = (final: string): string =>
+  join(
+    dirname(final),
+    `.${basename(final)}.ktl-partial-${process.pid}-${randomBytes(4).toString('hex')}`,
+  );
+
+/**
+ * Writes a `local` export. Each file is written under a temporary name in its directory and
+ * renamed into place once complete, so no reader ever sees a half-written file under its real
+ * name, and a failed export leaves no partial files behind.
+ */
 class LocalReceiver {
   private readonly dirs = new Set<string>(['.']);
-  private readonly regular = new Set<string>();
-  private readonly open = new Map<number, { fd: number; path: string; stat: Stat }>();
+  /** Regular files of this export: relative path -> where its inode is now (partial or final). */
+  private readonly regular = new Map<string, string>();
+  private readonly open = new Map<
+    number,
+    { fd: number; path: string; final: string; rel: string; stat: Stat }
+  >();
   private readonly dirTimes: Array<{ abs: string; stat: Stat }> = [];
   private listingDone = false;
   private id = 0;
@@ -95,6 +115,13 @@ class LocalReceiver {
     rmSync(this.abs(rel), { recursive: true, force: true });
   }
 
+  private clearDir(rel: string): void {
+    try {
+      if (lstatSync(this.abs(rel)).isDirectory())
+        rmSync(this.abs(rel), { recursive: true, force: true });
+    } catch {}
+  }
+
   async onStat(stat: Stat): Promise<void> {
     const id = this.id++;
     const rel = checkExportPath(stat.path);
@@ -116,20 +143,25 @@ class LocalReceiver {
       symlinkSync(stat.linkname, abs);
       lutimesSync(abs, toSeconds(stat.modTime), toSeconds(stat.modTime));
     } else if (canRequestData(mode)) {
-      this.clear(rel, false);
       if (stat.linkname !== '') {
+        this.clear(rel, false);
         const target = checkExportPath(stat.linkname);
-        if (!this.regular.has(target)) throw unsafe(rel, `hardlink to unknown path ${target}`);
-        linkSync(this.abs(target), abs);
+        const at = this.regular.get(target);
+        if (at === undefined) throw unsafe(rel, `hardlink to unknown path ${target}`);
+        // The same inode, whether its data is still arriving (partial name) or complete.
+        linkSync(at, abs);
         return;
       }
+      // An existing file or link is replaced by the rename; only a directory must go first.
+      this.clearDir(rel);
+      const partial = partialName(abs);
       const fd = openSync(
-        abs,
+        partial,
         constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
         0o600,
       );
-      this.regular.add(rel);
-      this.open.set(id, { fd, path: abs, stat });
+      this.regular.set(rel, partial);
+      this.open.set(id, { fd, path: partial, final: abs, rel, stat });
       await this.call.send(encode({ type: T.PACKET_REQ, ID: id }));
     }
     // Devices, fifos and sockets are skipped: an unprivileged export cannot create them.
@@ -143,8 +175,10 @@ class LocalReceiver {
       return;
     }
     fchmodSync(f.fd, posixPermBits(f.stat.mode));
+    futimesSync(f.fd, toSeconds(f.stat.modTime), toSeconds(f.stat.modTime));
     closeSync(f.fd);
-    utimesSync(f.path, toSeconds(f.stat.modTime), toSeconds(f.stat.modTime));
+    renameSync(f.path, f.final);
+    this.regular.set(f.rel, f.final);
     this.open.delete(p.ID);
   }
 
@@ -167,7 +201,10 @@ class LocalReceiver {
   }
 
   abort(): void {
-    for (const f of this.open.values()) closeSync(f.fd);
+    for (const f of this.open.values()) {
+      closeSync(f.fd);
+      rmSync(f.path, { force: true });
+    }
     this.open.clear();
   }
 }
@@ -208,18 +245,30 @@ async function receiveLocal(call: GrpcCall, dest: string): Promise<void> {
   }
 }
 
+/** A `tar` (or oci/docker archive) export: written under a partial name, renamed when whole. */
 async function receiveFile(call: GrpcCall, path: string): Promise<void> {
   mkdirSync(dirname(path), { recursive: true });
-  const out = createWriteStream(path);
+  const partial = partialName(path);
+  const out = createWriteStream(partial, { flags: 'wx', mode: 0o644 });
+  let ok = false;
   try {
     for await (const raw of call.messages()) {
       const chunk = BytesMessage.decode(raw).data;
       if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
     }
+    ok = true;
   } finally {
     await new Promise<void>((resolve, reject) =>
       out.end((err?: Error | null) => (err ? reject(err) : resolve())),
-    );
+    )
+      .catch((e) => {
+        ok = false;
+        throw e;
+      })
+      .finally(() => {
+        if (ok) renameSync(partial, path);
+        else rmSync(partial, { force: true });
+      });
   }
 }
 

@@ -90,6 +90,12 @@ async function* readMessages(stream: http2.ServerHttp2Stream): AsyncGenerator<Bu
     ended = true;
     wake?.();
   };
+  // A reset stream (RST_STREAM from the daemon) can still end its readable side: that is a
+  // cancellation, not a complete request, and must not look like one to the handler.
+  const onAborted = () => {
+    failure ??= new GrpcStatusError(GRPC_CANCELLED, 'call cancelled by the daemon');
+    wake?.();
+  };
   const onClose = () => {
     if (!ended) failure ??= new GrpcStatusError(GRPC_CANCELLED, 'call cancelled by the daemon');
     wake?.();
@@ -97,12 +103,20 @@ async function* readMessages(stream: http2.ServerHttp2Stream): AsyncGenerator<Bu
   stream.on('data', onData);
   stream.once('end', onEnd);
   stream.once('close', onClose);
+  stream.once('aborted', onAborted);
   try {
     for (;;) {
       const c = chunks.shift();
       if (c === undefined) {
-        if (ended) break;
         if (failure) throw failure;
+        if (ended) {
+          // 'end' and a reset can race: let the reset be seen before calling the input whole.
+          await new Promise<void>((r) => setImmediate(r));
+          if (failure || stream.aborted || (stream.rstCode ?? 0) !== 0) {
+            throw failure ?? new GrpcStatusError(GRPC_CANCELLED, 'call cancelled by the daemon');
+          }
+          break;
+        }
         stream.resume();
         await new Promise<void>((r) => {
           wake = r;
@@ -126,6 +140,7 @@ async function* readMessages(stream: http2.ServerHttp2Stream): AsyncGenerator<Bu
     stream.off('data', onData);
     stream.off('end', onEnd);
     stream.off('close', onClose);
+    stream.off('aborted', onAborted);
     if (!ended) stream.resume(); // discard the rest without resetting the stream
   }
 }
