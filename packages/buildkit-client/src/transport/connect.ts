@@ -123,7 +123,12 @@ async function verifyReachable(
 ): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? 5000;
   const engine = addr.kind === 'docker' ? addr.engine : addr;
-  const sock = await dialRaw(engine, opts.tls, timeoutMs);
+  const sock = await dialRaw(
+    engine,
+    opts.tls,
+    timeoutMs,
+    addr.kind === 'docker' ? ['http/1.1'] : ['h2'],
+  );
   if (addr.kind === 'docker') {
     await httpUpgrade(sock, { path: '/grpc', timeoutMs });
   }

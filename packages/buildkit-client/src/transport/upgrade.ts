@@ -24,6 +24,9 @@ export function dialRaw(
   addr: EngineAddress,
   tlsOpts?: TlsOptions,
   timeoutMs = 10_000,
+  /** ALPN over TLS: `http/1.1` for an engine's HTTP API, `h2` for buildkitd's gRPC (which
+   * gRPC servers over TLS insist on). */
+  alpn: readonly string[] = ['http/1.1'],
 ): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     let sock: net.Socket;
@@ -37,7 +40,7 @@ export function dialRaw(
         ...(tlsOpts.cert === undefined ? {} : { cert: tlsOpts.cert }),
         ...(tlsOpts.key === undefined ? {} : { key: tlsOpts.key }),
         servername: tlsOpts.serverName ?? addr.host,
-        ALPNProtocols: ['http/1.1'],
+        ALPNProtocols: [...alpn],
       });
     else sock = net.connect({ host: addr.host, port: addr.port });
     const timer = setTimeout(() => {

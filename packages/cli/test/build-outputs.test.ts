@@ -1,0 +1,94 @@
+/**
+ * Which exporter and attributes each output becomes, per builder kind. The builder is a
+ * stand-in answering ListWorkers with the labels real engines report (the rig's engine is
+ * only the containerd kind; build.test.ts exercises that one end to end).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from '@jest/globals';
+import type { BuildkitConnection, WorkerInfo } from '@ktl/buildkit-client';
+import { parseBuildOptions, type RawBuildFlags } from '../src/build/options';
+import { toExportSpecs } from '../src/build/outputs';
+import { BuildUsageError } from '../src/build/usage-error';
+
+const dir = mkdtempSync(join(tmpdir(), 'ktl-outputs-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+writeFileSync(join(dir, 'Dockerfile'), 'FROM scratch\n');
+
+const EXECUTOR = 'org.mobyproject.buildkit.worker.executor';
+const builder = (address: string, labels: Record<string, string>) =>
+  ({
+    address,
+    listWorkers: async (): Promise<WorkerInfo[]> => [
+      { id: 'w0', labels, platforms: ['linux/amd64'] },
+    ],
+  }) as unknown as BuildkitConnection;
+const containerdEngine = builder('docker://unix:///var/run/docker.sock', {
+  [EXECUTOR]: 'containerd',
+});
+const graphdriverEngine = builder('docker://unix:///var/run/docker.sock', { [EXECUTOR]: 'oci' });
+const buildkitd = builder('unix:///run/buildkit/buildkitd.sock', { [EXECUTOR]: 'oci' });
+
+const specs = (raw: Omit<RawBuildFlags, 'context'>, conn: BuildkitConnection) =>
+  toExportSpecs(parseBuildOptions({ context: dir, ...raw }, { cwd: dir, env: {} }), conn);
+
+describe('toExportSpecs', () => {
+  test('a push to a loopback registry is insecure (plain HTTP); OCI media types always', async () => {
+    const [e] = await specs({ tag: ['127.0.0.1:5000/app:1'], push: true }, containerdEngine);
+    expect(e).toEqual({
+      type: 'image',
+      attrs: {
+        name: '127.0.0.1:5000/app:1',
+        push: 'true',
+        'registry.insecure': 'true',
+        'oci-mediatypes': 'true',
+      },
+    });
+  });
+
+  test('a push anywhere else stays TLS; a mixed set of names too', async () => {
+    const [hub] = await specs({ tag: ['app:1'], push: true }, containerdEngine);
+    expect(hub?.attrs).toEqual({
+      name: 'docker.io/library/app:1',
+      push: 'true',
+      'oci-mediatypes': 'true',
+    });
+    const [mixed] = await specs(
+      { tag: ['127.0.0.1:5000/app:1', 'registry.example/app:1'], push: true },
+      containerdEngine,
+    );
+    expect(mixed?.attrs?.['registry.insecure']).toBeUndefined();
+  });
+
+  test('a graphdriver engine stores images through its moby exporter', async () => {
+    const [e] = await specs({ tag: ['app:1'], load: true }, graphdriverEngine);
+    expect(e?.type).toBe('moby');
+    const [c] = await specs({ tag: ['app:1'], load: true }, containerdEngine);
+    expect(c?.type).toBe('image');
+  });
+
+  test('--load on buildkitd is refused: it has no engine image store', async () => {
+    await expect(specs({ tag: ['app:1'], load: true }, buildkitd)).rejects.toThrow(BuildUsageError);
+    await expect(specs({ tag: ['app:1'], load: true }, buildkitd)).rejects.toThrow(
+      'is buildkitd, which has no engine image store to load into',
+    );
+  });
+
+  test('archives are named after -t; local and tar pass their attributes', async () => {
+    const out = await specs(
+      {
+        tag: ['app:1'],
+        output: [
+          `type=docker,dest=${join(dir, 'i.tar')}`,
+          `type=local,dest=${join(dir, 'o')},platform-split=true`,
+        ],
+      },
+      containerdEngine,
+    );
+    expect(out).toEqual([
+      { type: 'docker', dest: join(dir, 'i.tar'), attrs: { name: 'docker.io/library/app:1' } },
+      { type: 'local', dest: join(dir, 'o'), attrs: { 'platform-split': 'true' } },
+    ]);
+  });
+});
