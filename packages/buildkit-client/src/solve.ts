@@ -57,6 +57,11 @@ export interface DockerfileBuildOptions extends FrontendOptions {
   readonly dockerfile?: string | undefined;
   readonly exports?: readonly ExportSpec[] | undefined;
   readonly secrets?: Readonly<Record<string, Uint8Array>> | undefined;
+  /**
+   * SSH agents for `RUN --mount=type=ssh[,id=ID]`: id → path of the agent's unix socket
+   * (buildx's `--ssh default=$SSH_AUTH_SOCK`). The build may list keys and sign, nothing else.
+   */
+  readonly ssh?: Readonly<Record<string, string>> | undefined;
   /** Registry credentials for pulls and pushes (e.g. `loadDockerConfig()`). */
   readonly auth?: CredentialStore | undefined;
   /** Entitlements beyond what the options imply (`network.host` comes with network: host). */
@@ -117,6 +122,9 @@ export async function solveDockerfile(
     dirs: { ...namedContextDirs(opts), context: contextDir, dockerfile: dirname(dockerfile) },
     exports: targets,
     secrets: opts.secrets,
+    ssh: opts.ssh
+      ? Object.fromEntries(Object.entries(opts.ssh).map(([id, p]) => [id, resolve(p)]))
+      : undefined,
     auth: opts.auth,
     onSync: opts.onSync,
     onError: (m, err) => {

@@ -1,8 +1,9 @@
 /** `ktl build` flag validation: every refusal names the flag and the value. No builder needed. */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, test } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { parseBuildOptions, type RawBuildFlags } from '../src/build/options';
 import { parseOutput, splitCsv } from '../src/build/output-spec';
 import { BuildUsageError } from '../src/build/usage-error';
@@ -15,7 +16,19 @@ mkdirSync(join(cwd, 'other'));
 writeFileSync(join(cwd, 'other', 'Dockerfile.prod'), 'FROM scratch\n');
 writeFileSync(join(cwd, 'token.txt'), 's3cret');
 
-const env = { TOKEN: 'from-env', VERSION: '9' };
+// A real unix socket standing where an ssh agent's would (--ssh checks the path is a socket).
+const agentSock = join(cwd, 'agent.sock');
+let agentServer: Server;
+beforeAll(
+  () =>
+    new Promise<void>((res) => {
+      agentServer = createServer().listen(agentSock, res);
+    }),
+);
+afterAll(() => new Promise<void>((res) => agentServer.close(() => res())));
+writeFileSync(join(cwd, 'id_ed25519'), '-----BEGIN OPENSSH PRIVATE KEY-----\n');
+
+const env = { TOKEN: 'from-env', VERSION: '9', SSH_AUTH_SOCK: agentSock };
 const parse = (flags: Partial<RawBuildFlags>) =>
   parseBuildOptions({ context: 'ctx', ...flags }, { cwd, env });
 
@@ -127,6 +140,56 @@ describe('parseBuildOptions accepts', () => {
   test('-f - reads the Dockerfile from stdin; -q means quiet', () => {
     expect(parse({ file: '-' }).dockerfile).toBe('-');
     expect(parse({ quiet: true }).progress).toBe('quiet');
+  });
+});
+
+describe('parseBuildOptions --ssh', () => {
+  test('default and a bare ID are $SSH_AUTH_SOCK, resolved now; ID=SOCKET made absolute', () => {
+    expect(parse({}).ssh).toEqual({});
+    expect(parse({ ssh: ['default', 'gh', 'other=agent.sock'] }).ssh).toEqual({
+      default: agentSock,
+      gh: agentSock,
+      other: agentSock,
+    });
+  });
+
+  test.each<[string, string[], Record<string, string | undefined>, string, RegExp]>([
+    ['bad id', ['a b=agent.sock'], env, '--ssh "a b=agent.sock": expected ID[=SOCKET]', /e\.g\./],
+    ['empty id', ['=agent.sock'], env, '--ssh "=agent.sock": expected ID[=SOCKET]', /e\.g\./],
+    [
+      'no agent',
+      ['default'],
+      {},
+      '--ssh "default": SSH_AUTH_SOCK is not set',
+      /--ssh default=SOCKET/,
+    ],
+    [
+      'socket missing',
+      ['x=nope.sock'],
+      env,
+      `${join(cwd, 'nope.sock')} does not exist`,
+      /ssh-add -l/,
+    ],
+    [
+      'a private key file',
+      ['x=id_ed25519'],
+      env,
+      `--ssh "x=id_ed25519": ${join(cwd, 'id_ed25519')} is a file, not an agent socket`,
+      /ssh-add KEYFILE/,
+    ],
+    ['several key files', ['x=id_ed25519,id_ed25519'], env, 'one agent socket per ID', /ssh-agent/],
+    ['a directory', ['x=ctx'], env, 'is not a unix socket', /ssh-add/],
+    ['id twice', ['default', 'default=agent.sock'], env, 'ssh id "default" given twice', /^$/],
+  ])('refuses %s', (_name, ssh, e, message, hint) => {
+    let err: unknown;
+    try {
+      parseBuildOptions({ context: 'ctx', ssh }, { cwd, env: e });
+    } catch (x) {
+      err = x;
+    }
+    expect(err).toBeInstanceOf(BuildUsageError);
+    expect((err as BuildUsageError).message).toContain(message);
+    expect((err as BuildUsageError).hint ?? '').toMatch(hint);
   });
 });
 

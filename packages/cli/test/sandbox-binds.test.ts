@@ -1,7 +1,8 @@
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, test } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { parseBuildOptions, type RawBuildFlags } from '../src/build/options';
 import { BindPlanError, planBuildBinds } from '../src/sandbox/binds';
 import { unboundOutputs } from '../src/sandbox/inner-spec';
@@ -21,7 +22,28 @@ function plan(raw: RawBuildFlags, cwd = dir, sandboxBinds: string[] = []) {
   return planBuildBinds(o, sandboxBinds, cwd);
 }
 
+const agentSock = join(dir, 'agent.sock');
+let agentServer: Server;
+beforeAll(
+  () =>
+    new Promise<void>((res) => {
+      agentServer = createServer().listen(agentSock, res);
+    }),
+);
+afterAll(() => new Promise<void>((res) => agentServer.close(() => res())));
+
 describe('planBuildBinds', () => {
+  test('an ssh agent socket is bound itself, read-write (connecting needs write access)', () => {
+    const o = parseBuildOptions(
+      { context: 'ctx', ssh: ['default', 'gh=agent.sock'] },
+      { cwd: dir, env: { SSH_AUTH_SOCK: agentSock } },
+    );
+    expect(planBuildBinds(o, [], dir).binds.slice(1)).toEqual([
+      { src: agentSock, dst: agentSock, readonly: false, why: 'ssh agent default' },
+      { src: agentSock, dst: agentSock, readonly: false, why: 'ssh agent gh' },
+    ]);
+  });
+
   test('binds exactly what the command line names, read-only except outputs', () => {
     const { binds, ensureDirs } = plan({
       context: 'ctx',

@@ -23,6 +23,7 @@ import {
   type Handler,
   serveGrpc,
 } from './grpc-server';
+import { SSH_CHECK_AGENT, sshForwardHandlers } from './sshforward';
 
 export interface SessionOptions {
   /** Shown by the daemon in logs; buildx uses the context directory's name. */
@@ -35,6 +36,11 @@ export interface SessionOptions {
   readonly exports?: readonly (ExportTarget | undefined)[] | undefined;
   /** Build secrets by id (`RUN --mount=type=secret,id=...`). */
   readonly secrets?: Readonly<Record<string, Uint8Array>> | undefined;
+  /**
+   * SSH agents by id (`RUN --mount=type=ssh,id=...`, default id `default`): the path of each
+   * agent's unix socket. The build may list keys and sign, nothing else.
+   */
+  readonly ssh?: Readonly<Record<string, string>> | undefined;
   /** Registry credentials served as the Auth service (e.g. `loadDockerConfig()`). */
   readonly auth?: CredentialStore | undefined;
   readonly onSync?: ((p: SyncProgress) => void) | undefined;
@@ -81,6 +87,9 @@ export function buildHandlers(opts: SessionOptions): Map<string, Handler> {
       if (data === undefined) throw new GrpcStatusError(GRPC_NOT_FOUND, `secret ${id} not found`);
       await call.send(GetSecretResponse.encode({ data }).finish());
     });
+  }
+  if (opts.ssh && Object.keys(opts.ssh).length > 0) {
+    for (const [m, h] of sshForwardHandlers(new Map(Object.entries(opts.ssh)))) handlers.set(m, h);
   }
   if (opts.auth) addAuth(handlers, opts.auth);
   return handlers;
@@ -141,6 +150,9 @@ export class BuildSession {
       // An Unimplemented answer is part of the protocol (see addAuth), not a session failure.
       onError: (method, err) => {
         if (err instanceof GrpcStatusError && err.code === GRPC_UNIMPLEMENTED) return;
+        // Asked for an agent we do not have: the daemon says so itself (with our message), and
+        // `RUN --mount=type=ssh,required=false` carries on without it.
+        if (method === SSH_CHECK_AGENT && err instanceof GrpcStatusError) return;
         opts.onError?.(method, err);
       },
     });

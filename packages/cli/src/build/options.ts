@@ -4,7 +4,7 @@
  * made absolute against `cwd` here, so the result means the same wherever it is used (the
  * sandbox wrapper runs the build with the same paths bound at the same places).
  */
-import { statSync } from 'node:fs';
+import { type Stats, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import { isRemoteContext, normalizeImageName, parseAddress } from '@ktl/buildkit-client';
@@ -24,6 +24,7 @@ export interface RawBuildFlags {
   readonly pull?: boolean | undefined;
   readonly buildContext?: readonly string[] | undefined;
   readonly secret?: readonly string[] | undefined;
+  readonly ssh?: readonly string[] | undefined;
   readonly network?: string | undefined;
   readonly allow?: readonly string[] | undefined;
   readonly addHost?: readonly string[] | undefined;
@@ -55,6 +56,8 @@ export interface BuildOptions {
   /** name → absolute directory, or a source the builder fetches (`docker-image://...`). */
   readonly buildContexts: Readonly<Record<string, string>>;
   readonly secrets: ReadonlyArray<{ readonly id: string; readonly source: SecretSource }>;
+  /** SSH agents for `RUN --mount=type=ssh`: id → absolute path of the agent's socket. */
+  readonly ssh: Readonly<Record<string, string>>;
   readonly network: 'default' | 'none' | 'host';
   /** Entitlements asked for with --allow (network.host, security.insecure). */
   readonly allow: readonly string[];
@@ -162,6 +165,68 @@ function parseSecret(value: string, ctx: ParseContext): { id: string; source: Se
     );
   }
   return { id, source: { file } };
+}
+
+const SSH_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const AGENT_HINT =
+  'load the key into an agent and forward that: eval "$(ssh-agent)"; ssh-add KEYFILE; then --ssh ID (or ID=$SSH_AUTH_SOCK)';
+
+/**
+ * `--ssh ID[=SOCKET]` like buildx's: `default` (or any ID without a path) is $SSH_AUTH_SOCK,
+ * resolved here so the sandboxed half gets the path itself. Only agent sockets are forwarded;
+ * buildx also takes private key files (ID=KEY[,KEY]), which ktl refuses with what to do instead.
+ */
+function parseSsh(value: string, ctx: ParseContext): [string, string] {
+  const flag = '--ssh';
+  const i = value.indexOf('=');
+  const id = i < 0 ? value : value.slice(0, i);
+  if (!SSH_ID.test(id)) {
+    throw new BuildUsageError(
+      flag,
+      value,
+      'expected ID[=SOCKET] with an ID of letters, digits, ".", "_" or "-"',
+      'e.g. --ssh default or --ssh github=/run/user/1000/ssh-agent.sock',
+    );
+  }
+  const paths = i < 0 ? [] : value.slice(i + 1).split(',');
+  if (paths.length > 1) {
+    throw new BuildUsageError(flag, value, 'ktl forwards one agent socket per ID', AGENT_HINT);
+  }
+  let path = paths[0];
+  if (path === undefined || path === '') {
+    path = ctx.env.SSH_AUTH_SOCK;
+    if (path === undefined || path === '') {
+      throw new BuildUsageError(
+        flag,
+        value,
+        'SSH_AUTH_SOCK is not set, so there is no agent to forward',
+        `start one (eval "$(ssh-agent)"; ssh-add) or name its socket: --ssh ${id}=SOCKET`,
+      );
+    }
+  }
+  const abs = isAbsolute(path) ? path : resolve(ctx.cwd, path);
+  let st: Stats;
+  try {
+    st = statSync(abs);
+  } catch {
+    throw new BuildUsageError(
+      flag,
+      value,
+      `${abs} does not exist`,
+      'check that the ssh agent is running (ssh-add -l)',
+    );
+  }
+  if (!st.isSocket()) {
+    throw new BuildUsageError(
+      flag,
+      value,
+      st.isFile()
+        ? `${abs} is a file, not an agent socket: ktl does not load private key files`
+        : `${abs} is not a unix socket`,
+      AGENT_HINT,
+    );
+  }
+  return [id, abs];
 }
 
 function parseBuildContext(value: string, ctx: ParseContext): [string, string] {
@@ -299,6 +364,13 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
   if (dup !== undefined)
     throw new BuildUsageError('--secret', `id=${dup}`, 'secret id given twice');
 
+  const ssh: Record<string, string> = {};
+  for (const v of raw.ssh ?? []) {
+    const [id, path] = parseSsh(v, ctx);
+    if (Object.hasOwn(ssh, id)) throw new BuildUsageError('--ssh', v, `ssh id "${id}" given twice`);
+    ssh[id] = path;
+  }
+
   const network = raw.network ?? 'default';
   if (network !== 'default' && network !== 'none' && network !== 'host') {
     throw new BuildUsageError('--network', network, 'expected default, none or host');
@@ -378,6 +450,7 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
     pull: raw.pull ?? false,
     buildContexts,
     secrets,
+    ssh,
     network,
     allow,
     addHosts,

@@ -198,6 +198,7 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
       addHosts: o.addHosts,
       namedContexts: o.buildContexts,
       secrets,
+      ssh: o.ssh,
       auth,
       exports,
       onStatus: (s) => renderer.update(s),
@@ -261,6 +262,14 @@ function failed(
         : '';
       const exit = failure.exitCode === undefined ? '' : `, exit code ${failure.exitCode}`;
       io.stderr(`ktl: build failed at step ${failure.step}${where}${exit}\n`);
+    }
+    // BuildKit's own words when the session serves no ssh agent at all.
+    const ssh = /no SSH key "([^"]*)" forwarded from the client/.exec(err.message);
+    if (ssh) {
+      const id = ssh[1] || 'default';
+      io.stderr(
+        `hint: forward an ssh agent with --ssh ${id}=SOCKET${id === 'default' ? ' (or --ssh default for $SSH_AUTH_SOCK)' : ` (or --ssh ${id} for $SSH_AUTH_SOCK)`}\n`,
+      );
     }
   } else {
     io.stderr(`ERROR: ${err.message}\n`);

@@ -53,6 +53,11 @@ export default class Build extends Command {
     pull: Flags.boolean({ description: 'always fetch base images from their registry' }),
     'build-context': Flags.string({ ...many, description: 'NAME=DIR or NAME=docker-image://REF' }),
     secret: Flags.string({ ...many, description: 'id=ID,src=PATH or id=ID,env=VAR' }),
+    ssh: Flags.string({
+      ...many,
+      description:
+        'forward an ssh agent to RUN --mount=type=ssh: default ($SSH_AUTH_SOCK), ID (same) or ID=SOCKET',
+    }),
     network: Flags.string({ description: 'network of RUN steps: default, none or host' }),
     allow: Flags.string({
       ...many,
@@ -121,6 +126,7 @@ export default class Build extends Command {
           pull: flags.pull,
           buildContext: flags['build-context'],
           secret: flags.secret,
+          ssh: flags.ssh,
           // --hermetic: RUN steps get no network either (the gateway insists on it).
           network: flags.hermetic ? 'none' : flags.network,
           addHost: flags['add-host'],

@@ -63,7 +63,8 @@ function refuseEscape(
 export type BindInputs = Pick<
   BuildOptions,
   'contextDir' | 'dockerfile' | 'buildContexts' | 'secrets' | 'outputs' | 'iidfile' | 'metadataFile'
->;
+> &
+  Partial<Pick<BuildOptions, 'ssh'>>;
 
 /**
  * Plans binds for a parsed `ktl build` command line (paths are absolute, as typed, not yet
@@ -96,6 +97,9 @@ export function planBuildBinds(
   for (const sec of o.secrets) {
     if ('file' in sec.source) add(sec.source.file, true, `secret ${sec.id}`);
   }
+  // An agent socket is bound itself (a socket file can be bind-mounted), read-write: connecting
+  // to a unix socket needs write permission on it. Nothing else of its directory comes along.
+  for (const [id, sock] of Object.entries(o.ssh ?? {})) add(sock, false, `ssh agent ${id}`);
   for (const spec of o.outputs) {
     if (spec.type === 'image' || spec.type === 'cacheonly') continue;
     // Directories are bound themselves; a file destination through its parent directory.
