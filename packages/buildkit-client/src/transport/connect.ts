@@ -14,6 +14,7 @@ import {
 } from '../gen/moby/buildkit/v1/control';
 import type { Platform } from '../gen/pb/ops';
 import { type BuildkitAddress, type EngineAddress, formatAddress, parseAddress } from './address';
+import { apiAtLeast, engineApiVersion } from './engine-ping';
 import { fromGrpc, unary } from './grpc-errors';
 import { startUpgradeProxy, type UpgradeProxy } from './proxy';
 import { openControlSession, type SessionHandshake, sessionHeaders } from './session-stream';
@@ -35,7 +36,17 @@ export interface ConnectOptions {
    * Control.Session tunnel (what buildkitd needs; lets tests exercise it against an engine).
    */
   readonly sessionTransport?: 'auto' | 'control' | undefined;
+  /**
+   * How to reach a Docker engine's BuildKit. `auto` (default): native gRPC (HTTP/2 with prior
+   * knowledge on the API socket, sessions over Control.Session) when the engine's API is 1.53+
+   * (Docker 29.2+) and the socket is local or plain tcp, with a fallback to the `/grpc` and
+   * `/session` upgrades, which every engine since 18.09 has. `upgrade` / `native`: only that.
+   */
+  readonly engineGrpc?: 'auto' | 'upgrade' | 'native' | undefined;
 }
+
+/** The engine API version from which Docker serves BuildKit's gRPC natively on its socket. */
+export const NATIVE_GRPC_API = [1, 53] as const;
 
 export interface BuildkitVersionInfo {
   /** e.g. `github.com/moby/buildkit` or `github.com/docker/docker` builds of it. */
@@ -54,6 +65,11 @@ export interface WorkerInfo {
 export interface BuildkitConnection {
   /** The address as connected, normalized (`docker://unix:///var/run/docker.sock`). */
   readonly address: string;
+  /**
+   * How the Control API is reached: `grpc` (buildkitd), `engine-native` (a Docker engine's
+   * own gRPC, API 1.53+), `engine-upgrade` (the engine's `/grpc` upgrade).
+   */
+  readonly transport?: 'grpc' | 'engine-native' | 'engine-upgrade';
   /** Typed client for moby.buildkit.v1.Control; requests must be built with `X.fromPartial`. */
   readonly control: ControlClient;
   info(timeoutMs?: number): Promise<BuildkitVersionInfo>;
@@ -120,6 +136,7 @@ async function verifyReachable(
   addr: BuildkitAddress,
   opts: ConnectOptions,
   conn: BuildkitConnection,
+  native = false,
 ): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? 5000;
   const engine = addr.kind === 'docker' ? addr.engine : addr;
@@ -129,7 +146,7 @@ async function verifyReachable(
     timeoutMs,
     addr.kind === 'docker' ? ['http/1.1'] : ['h2'],
   );
-  if (addr.kind === 'docker') {
+  if (addr.kind === 'docker' && !native) {
     await httpUpgrade(sock, { path: '/grpc', timeoutMs });
   }
   sock.destroy();
@@ -156,10 +173,41 @@ export async function connectTo(
   opts: ConnectOptions = {},
 ): Promise<BuildkitConnection> {
   const addr = typeof address === 'string' ? parseAddress(address) : address;
+  const mode = opts.engineGrpc ?? 'auto';
+  if (addr.kind === 'docker' && mode !== 'upgrade') {
+    // Native gRPC needs HTTP/2 on the socket itself: local sockets and plain tcp (an engine's
+    // TLS listener negotiates HTTP/1.1).
+    const plain = addr.engine.kind === 'unix' || opts.tls === undefined;
+    let native = mode === 'native';
+    if (!native && plain) {
+      const api = await engineApiVersion(formatAddress(addr), undefined, opts.timeoutMs ?? 3000);
+      native = api !== undefined && apiAtLeast(api, NATIVE_GRPC_API);
+    }
+    if (native) {
+      try {
+        // Verified even when the caller skips it: a failure here must fall back.
+        return await connectVia(addr, { ...opts, verify: true }, true);
+      } catch (e) {
+        if (mode === 'native') throw e;
+      }
+    }
+  }
+  return connectVia(addr, opts, false);
+}
+
+async function connectVia(
+  addr: BuildkitAddress,
+  opts: ConnectOptions,
+  native: boolean,
+): Promise<BuildkitConnection> {
   const formatted = formatAddress(addr);
   let proxy: UpgradeProxy | undefined;
   let control: ControlClient;
-  if (addr.kind === 'docker') {
+  if (addr.kind === 'docker' && native) {
+    control = new ControlClient(targetFor(addr.engine), grpc.credentials.createInsecure(), {
+      ...CHANNEL_OPTIONS,
+    });
+  } else if (addr.kind === 'docker') {
     const engine = addr.engine;
     proxy = await startUpgradeProxy(async () =>
       httpUpgrade(await dialRaw(engine, opts.tls), { path: '/grpc' }),
@@ -187,6 +235,7 @@ export async function connectTo(
 
   const conn: BuildkitConnection = {
     address: formatted,
+    transport: addr.kind !== 'docker' ? 'grpc' : native ? 'engine-native' : 'engine-upgrade',
     control,
     async info(timeoutMs = 10_000) {
       const res = await unary<InfoRequest, InfoResponse>(
@@ -212,7 +261,7 @@ export async function connectTo(
       }));
     },
     async openSessionTransport(h) {
-      if (addr.kind !== 'docker' || opts.sessionTransport === 'control') {
+      if (addr.kind !== 'docker' || native || opts.sessionTransport === 'control') {
         return openControlSession(control, h);
       }
       const sock = await dialRaw(addr.engine, opts.tls);
@@ -226,7 +275,7 @@ export async function connectTo(
 
   if (opts.verify ?? true) {
     try {
-      await verifyReachable(addr, opts, conn);
+      await verifyReachable(addr, opts, conn, native);
     } catch (e) {
       await conn.close();
       const hint = BuildkitError.is(e) ? e.hint : undefined;

@@ -44,7 +44,7 @@ export async function engineApiVersion(
   });
 }
 
-function atLeast(version: string, min: readonly number[]): boolean {
+export function apiAtLeast(version: string, min: readonly number[]): boolean {
   const parts = version.replace(/^v/, '').split(/[.+-]/).map(Number);
   for (let i = 0; i < min.length; i++) {
     const p = parts[i] ?? 0;
@@ -67,7 +67,7 @@ export async function checkMultipleExporters(
   if (exporters <= 1) return;
   const api = await engineApiVersion(conn.address, tls);
   if (api !== undefined) {
-    if (!atLeast(api, [1, 45])) {
+    if (!apiAtLeast(api, [1, 45])) {
       throw new BuildkitError(
         `this Docker engine (API ${api}) exports one output per build; several need Docker 26+ (API 1.45)`,
         { code: 'E_UNSUPPORTED', hint: 'give one -o/--load/--push, or upgrade the engine' },
@@ -80,7 +80,7 @@ export async function checkMultipleExporters(
   const version = v?.version ?? 'before v0.11';
   if (
     v === undefined ||
-    (/^v\d/.test(version) && !/^v0\.0\.0/.test(version) && !atLeast(version, [0, 13]))
+    (/^v\d/.test(version) && !/^v0\.0\.0/.test(version) && !apiAtLeast(version, [0, 13]))
   ) {
     throw new BuildkitError(
       `this BuildKit (${version}) exports one output per build; several need v0.13+`,
