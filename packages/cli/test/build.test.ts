@@ -343,6 +343,22 @@ describe('ktl build on the rig', () => {
   );
 
   rigTest(
+    `a secret the Dockerfile requires but the command line lacks: exit 4, the id, how to pass it${why}`,
+    () => {
+      const ctx = context(`nosecret-${uniq()}`, {
+        Dockerfile: `FROM ${base}\nRUN --mount=type=secret,id=npmrc,required=true cat /run/secrets/npmrc\n`,
+      });
+      const r = run([ctx, '--no-cache']);
+      expect(r.code).toBe(4);
+      expect(r.stderr).toContain('secret npmrc: not found');
+      expect(r.stderr).toContain(
+        'hint: the Dockerfile needs secret "npmrc": pass it with --secret id=npmrc,src=FILE or --secret id=npmrc,env=VAR',
+      );
+    },
+    120_000,
+  );
+
+  rigTest(
     `a Dockerfile error names the line; -f - reads the Dockerfile from stdin${why}`,
     () => {
       const ctx = context(`syntax-${uniq()}`, { 'x.txt': 'x' });

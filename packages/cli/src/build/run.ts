@@ -271,6 +271,13 @@ function failed(
         `hint: forward an ssh agent with --ssh ${id}=SOCKET${id === 'default' ? ' (or --ssh default for $SSH_AUTH_SOCK)' : ` (or --ssh ${id} for $SSH_AUTH_SOCK)`}\n`,
       );
     }
+    // A secret the Dockerfile requires that the command line did not give.
+    const secret = /secret ([^\s:]+): not found/.exec(err.message);
+    if (secret) {
+      io.stderr(
+        `hint: the Dockerfile needs secret "${secret[1]}": pass it with --secret id=${secret[1]},src=FILE or --secret id=${secret[1]},env=VAR\n`,
+      );
+    }
   } else {
     io.stderr(`ERROR: ${err.message}\n`);
     if (err.hint && !err.message.includes(err.hint)) io.stderr(`hint: ${err.hint}\n`);
