@@ -56,11 +56,12 @@ export {
 export { humanSize, ProgressTracker, type StepState } from './progress/tracker';
 export type { ExportTarget } from './session/filesend';
 export type { SyncProgress } from './session/filesync';
-export { BuildSession, type SessionOptions } from './session/session';
+export { BuildSession, newSessionId, type SessionOptions } from './session/session';
 export {
   type DockerfileBuildOptions,
   type ExportSpec,
   type SolveResult,
+  serveDockerfileSession,
   solveDockerfile,
 } from './solve';
 export {

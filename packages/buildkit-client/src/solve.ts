@@ -16,7 +16,7 @@ import {
 } from './gen/moby/buildkit/v1/control';
 import type { ExportTarget } from './session/filesend';
 import type { SyncProgress } from './session/filesync';
-import { BuildSession, newSessionId } from './session/session';
+import { BuildSession, newSessionId, type SessionOptions } from './session/session';
 import {
   entitlementsFor,
   type FrontendOptions,
@@ -71,6 +71,12 @@ export interface DockerfileBuildOptions extends FrontendOptions {
   readonly signal?: AbortSignal | undefined;
   /** Build id (default random); Control.Status and build history use it. */
   readonly ref?: string | undefined;
+  /**
+   * The session is served elsewhere (e.g. by a sandboxed process, with `serveDockerfileSession`
+   * and the same options) under this id: the Solve only names it. Secrets, ssh, auth and
+   * export targets are then that process's business.
+   */
+  readonly externalSession?: { readonly id: string } | undefined;
 }
 
 export interface SolveResult {
@@ -94,10 +100,8 @@ function solveError(e: unknown): BuildkitError {
   });
 }
 
-export async function solveDockerfile(
-  conn: BuildkitConnection,
-  opts: DockerfileBuildOptions,
-): Promise<SolveResult> {
+/** The session a Dockerfile build needs, from its options: what solve and its server share. */
+function dockerfileSession(opts: DockerfileBuildOptions) {
   const contextDir = resolve(opts.contextDir);
   const dockerfile = resolve(contextDir, opts.dockerfile ?? 'Dockerfile');
   const exports = opts.exports ?? [];
@@ -112,11 +116,7 @@ export async function solveDockerfile(
     Type: x.type === 'custom' ? x.name : x.type,
     Attrs: { ...(x.attrs ?? {}) },
   }));
-  const ref = opts.ref ?? newSessionId();
-
-  let sessionFailure: unknown;
-  let sessionFailureMethod = '';
-  const session = await BuildSession.start(conn, {
+  const session: SessionOptions = {
     name: basename(contextDir),
     sharedKey: contextDir,
     dirs: { ...namedContextDirs(opts), context: contextDir, dockerfile: dirname(dockerfile) },
@@ -127,11 +127,47 @@ export async function solveDockerfile(
       : undefined,
     auth: opts.auth,
     onSync: opts.onSync,
-    onError: (m, err) => {
-      if (sessionFailure === undefined) sessionFailureMethod = m;
-      sessionFailure ??= err;
-    },
+  };
+  return { dockerfile, exporters, session };
+}
+
+/**
+ * Serves the session of a build whose Solve another process sends (`externalSession`), from
+ * the same options: the context and named contexts, the Dockerfile, secrets, ssh agents,
+ * registry credentials and the local/tar exports. Resolves once attached; `done` settles when
+ * the daemon's side is gone.
+ */
+export function serveDockerfileSession(
+  conn: Pick<BuildkitConnection, 'openSessionTransport'>,
+  id: string,
+  opts: DockerfileBuildOptions,
+  onError?: (method: string, err: unknown) => void,
+): Promise<BuildSession> {
+  return BuildSession.start(conn, {
+    ...dockerfileSession(opts).session,
+    id,
+    ...(onError ? { onError } : {}),
   });
+}
+
+export async function solveDockerfile(
+  conn: BuildkitConnection,
+  opts: DockerfileBuildOptions,
+): Promise<SolveResult> {
+  const { dockerfile, exporters, session: sessionOpts } = dockerfileSession(opts);
+  const ref = opts.ref ?? newSessionId();
+
+  let sessionFailure: unknown;
+  let sessionFailureMethod = '';
+  const session = opts.externalSession
+    ? { id: opts.externalSession.id, close: async () => {} }
+    : await BuildSession.start(conn, {
+        ...sessionOpts,
+        onError: (m, err) => {
+          if (sessionFailure === undefined) sessionFailureMethod = m;
+          sessionFailure ??= err;
+        },
+      });
 
   const status = conn.control.status(StatusRequest.fromPartial({ Ref: ref }));
   const statusDone = new Promise<void>((res) => {

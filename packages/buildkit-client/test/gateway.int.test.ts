@@ -185,3 +185,28 @@ rigTest(`refuses Control methods outside the allow-list (Prune)${why}`, async ()
     await conn.close();
   }
 });
+
+rigTest(
+  `sessionOnly: the Control API is refused outright, so the jail can only serve its session${why}`,
+  async () => {
+    const only = await startGateway({
+      upstream: parseAddress(`docker://${probe.ok ? probe.rig.dockerHost : ''}`),
+      socketPath: join(work, 'session-only.sock'),
+      sessionOnly: true,
+    });
+    try {
+      let message = '';
+      try {
+        const conn = await connect(only.address, { engineGrpc: 'upgrade', timeoutMs: 3000 });
+        await conn.close();
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(message).toMatch(/403|only the build session is served here/);
+      expect(only.refused.some((l) => l.includes('may only open its build session'))).toBe(true);
+    } finally {
+      await only.close();
+    }
+  },
+  30_000,
+);

@@ -1,58 +1,109 @@
 /**
- * The jailed half of a sandboxed `ktl build` (started by sandbox/reexec.ts inside the jail):
- * reads the options the outer ktl validated from /run/ktl/build.json and runs the build. No
- * CLI framework and no second parse, so the sandbox costs little more than the runtime itself.
+ * The jailed half of a sandboxed `ktl build` (started by sandbox/reexec.ts inside the jail).
+ * It is the only part of ktl that reads what the build names on the host — the context, named
+ * contexts, the Dockerfile, secret files, ssh agents, registry credentials — and the only part
+ * that writes local/tar exports: it serves the build's session, through the gateway, to the
+ * builder. The outer ktl, outside, sends the Solve and renders progress; this process cannot
+ * call the builder's Control API at all (the gateway passes the session and nothing else).
+ * The options are the ones the outer ktl validated, from /run/ktl/build.json: no CLI
+ * framework and no second parse.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ExitCode } from './build/exit-codes';
-import { runBuild } from './build/run';
+import {
+  type CredentialStore,
+  connect,
+  loadDockerConfig,
+  serveDockerfileSession,
+} from '@ktl/buildkit-client';
+import { toExportSpecs } from './build/outputs';
+import { readSecrets } from './build/run';
+import { BuildUsageError } from './build/usage-error';
 import { INNER_SPEC_FILE, type InnerSpec, outputPaths, unboundOutputs } from './sandbox/inner-spec';
 import { JAIL_GATEWAY_DIR, SANDBOX_FAILED_EXIT } from './sandbox/jail-paths';
 import { selfCheckLines } from './sandbox/self-check';
 import { mark } from './timing';
 
+const stderr = (s: string) => {
+  process.stderr.write(s);
+};
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(String(c)));
+  return Buffer.concat(chunks);
+}
+
 async function main(): Promise<number> {
   mark('inner: modules loaded');
-  const stderr = (s: string) => {
-    process.stderr.write(s);
-  };
   let spec: InnerSpec;
   try {
     spec = JSON.parse(readFileSync(join(JAIL_GATEWAY_DIR, INNER_SPEC_FILE), 'utf8')) as InnerSpec;
-    if (spec.version !== 1) throw new Error(`unknown spec version ${String(spec.version)}`);
+    if (spec.version !== 2) throw new Error(`unknown spec version ${String(spec.version)}`);
   } catch (e) {
     stderr(`ktl (in the sandbox): cannot read the build spec: ${(e as Error).message}\n`);
     return SANDBOX_FAILED_EXIT;
   }
   if (spec.logs) for (const l of selfCheckLines(process.env, spec.bound)) stderr(`${l}\n`);
-  const stray = unboundOutputs(outputPaths(spec.options), spec.writable);
+  const o = spec.options;
+  const stray = unboundOutputs(outputPaths(o), spec.writable);
   if (stray.length > 0) {
     stderr(
       `ERROR: ${stray.join(', ')}: not bound writable into the sandbox (a ktl bug: the outer ktl plans these binds); refusing to write where the result would vanish\n`,
     );
     return SANDBOX_FAILED_EXIT;
   }
-  const controller = new AbortController();
-  const onSignal = () => {
-    if (controller.signal.aborted) process.exit(ExitCode.INTERRUPTED);
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  mark('inner: spec read');
-  const out = await runBuild(spec.options, {
-    stdout: (s) => process.stdout.write(s),
-    stderr,
-    stdin: process.stdin,
-    env: process.env,
-    signal: controller.signal,
-  });
-  mark('inner: build done');
-  return out.exitCode;
+  let tmp: string | undefined;
+  try {
+    const secrets = readSecrets(o, process.env);
+    let dockerfile = o.dockerfile;
+    if (dockerfile === '-') {
+      tmp = mkdtempSync(join(tmpdir(), 'ktl-dockerfile-'));
+      dockerfile = join(tmp, 'Dockerfile');
+      writeFileSync(dockerfile, await readAll(process.stdin));
+    }
+    let auth: CredentialStore | undefined;
+    try {
+      auth = loadDockerConfig({ env: process.env });
+    } catch (e) {
+      stderr(`WARNING: ${(e as Error).message}; registry requests go unauthenticated\n`);
+    }
+    const conn = await connect(spec.gateway, { verify: false, engineGrpc: 'upgrade', env: {} });
+    const session = await serveDockerfileSession(
+      conn,
+      spec.sessionId,
+      {
+        contextDir: o.contextDir,
+        dockerfile,
+        namedContexts: o.buildContexts,
+        exports: await toExportSpecs(o),
+        secrets,
+        ssh: o.ssh,
+        auth,
+      },
+      (method, err) =>
+        stderr(`ktl (in the sandbox): ${method}: ${(err as Error).message ?? err}\n`),
+    );
+    mark('inner: session attached');
+    // Served until the outer ktl closes the gateway after the build.
+    await session.done;
+    await conn.close();
+    return 0;
+  } catch (e) {
+    if (e instanceof BuildUsageError) {
+      stderr(`ERROR: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ''}`);
+      return 2;
+    }
+    stderr(`ktl (in the sandbox): ${(e as Error).message}\n`);
+    return SANDBOX_FAILED_EXIT;
+  } finally {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 main().then(async (code) => {
+  // Do not wait for sockets to wind down; stdout/stderr are flushed first.
   await Promise.all(
     [process.stdout, process.stderr].map(
       (s) =>

@@ -23,6 +23,11 @@ export interface GatewayOptions {
   /** Control methods allowed (full gRPC paths); defaults to Solve, Status, Info, ListWorkers, Session. */
   allowMethods?: readonly string[];
   checkSolve?: (req: SolveRequest) => string | undefined;
+  /**
+   * Only the build session passes: an engine's `/session` upgrade, or Control.Session on a
+   * buildkitd. For a client that serves files while someone else sends the Solve.
+   */
+  sessionOnly?: boolean;
   /** Called with one line per refused request or failure (`[gateway] ...` in ktl's logs). */
   log?: (line: string) => void;
 }
@@ -94,7 +99,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     if (line.startsWith('refused')) refused.push(line);
     opts.log?.(line);
   };
-  const allow = new Set(opts.allowMethods ?? DEFAULT_ALLOWED_METHODS);
+  const allow = new Set(
+    opts.sessionOnly
+      ? ['/moby.buildkit.v1.Control/Session']
+      : (opts.allowMethods ?? DEFAULT_ALLOWED_METHODS),
+  );
   const filter = {
     allowMethods: allow,
     log,
@@ -131,6 +140,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     ) {
       log(`refused ${what}: expected an h2c upgrade with no body`);
       return refuseHttp(sock, 400, 'Bad Request', 'ktl sandbox gateway: expected Upgrade: h2c');
+    }
+    if (m[2] === 'grpc' && opts.sessionOnly) {
+      log(`refused ${what}: this client may only open its build session`);
+      return refuseHttp(
+        sock,
+        403,
+        'Forbidden',
+        'ktl sandbox gateway: only the build session is served here; the build is driven from outside the sandbox',
+      );
     }
     try {
       if (m[2] === 'grpc') {

@@ -26,6 +26,8 @@ import {
 import { SSH_CHECK_AGENT, sshForwardHandlers } from './sshforward';
 
 export interface SessionOptions {
+  /** Session id (default: a new random one); given when another process sends the Solve. */
+  readonly id?: string | undefined;
   /** Shown by the daemon in logs; buildx uses the context directory's name. */
   readonly name?: string | undefined;
   /** Key the daemon uses to share cached context transfers between sessions. */
@@ -129,8 +131,11 @@ export class BuildSession {
     private readonly stop: () => void,
   ) {}
 
-  static async start(conn: BuildkitConnection, opts: SessionOptions = {}): Promise<BuildSession> {
-    const id = newSessionId();
+  static async start(
+    conn: Pick<BuildkitConnection, 'openSessionTransport'>,
+    opts: SessionOptions = {},
+  ): Promise<BuildSession> {
+    const id = opts.id ?? newSessionId();
     const handlers = buildHandlers(opts);
     let transport: Awaited<ReturnType<BuildkitConnection['openSessionTransport']>>;
     try {

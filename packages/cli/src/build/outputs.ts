@@ -31,13 +31,18 @@ function imageAttrs(o: ImageOutput): Record<string, string> {
   return { ...attrs, ...o.attrs };
 }
 
+/**
+ * The exporters for the outputs, in their order (FileSend targets are matched by index).
+ * Without `conn` (a process that only serves the session), image outputs keep the `image`
+ * name: only their position matters there.
+ */
 export async function toExportSpecs(
   o: BuildOptions,
-  conn: BuildkitConnection,
+  conn?: BuildkitConnection,
 ): Promise<ExportSpec[]> {
   const images = o.outputs.filter((x): x is ImageOutput => x.type === 'image');
   let exporter: 'image' | 'moby' = 'image';
-  if (images.length > 0) {
+  if (images.length > 0 && conn) {
     const kind = imageStoreKind(conn.address, await conn.listWorkers());
     if (kind === 'buildkitd' && images.some((x) => x.load)) {
       throw new BuildUsageError(

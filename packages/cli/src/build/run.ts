@@ -40,6 +40,12 @@ export interface BuildIO {
   readonly signal?: AbortSignal | undefined;
   /** Replaces `connect` (tests). */
   readonly connect?: typeof connect | undefined;
+  /**
+   * The build session is served by another process (the sandboxed half of ktl) under this
+   * id: this side sends the Solve and renders progress, and never reads the context, the
+   * Dockerfile, secrets or credentials itself.
+   */
+  readonly externalSession?: { readonly id: string } | undefined;
 }
 
 export interface BuildOutcome {
@@ -105,7 +111,10 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-function readSecrets(o: BuildOptions, env: BuildIO['env']): Record<string, Uint8Array> {
+export function readSecrets(
+  o: BuildOptions,
+  env: Readonly<Record<string, string | undefined>>,
+): Record<string, Uint8Array> {
   const out: Record<string, Uint8Array> = {};
   for (const s of o.secrets) {
     if ('env' in s.source) {
@@ -154,9 +163,13 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
   });
 
   try {
-    const secrets = readSecrets(o, io.env);
+    const external = io.externalSession;
+    const secrets = external ? {} : readSecrets(o, io.env);
     let dockerfile = o.dockerfile;
-    if (dockerfile === '-') {
+    if (dockerfile === '-' && external) {
+      // Read and served by the session's process; only the file name matters here.
+      dockerfile = join(tmpdir(), 'ktl-stdin', 'Dockerfile');
+    } else if (dockerfile === '-') {
       if (!io.stdin)
         throw new BuildUsageError('--file', '-', 'no stdin to read the Dockerfile from');
       // The Dockerfile is served from a directory of its own, like buildx does for stdin.
@@ -166,7 +179,7 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
     }
     let auth: CredentialStore | undefined;
     try {
-      auth = loadDockerConfig({ env: io.env });
+      if (!external) auth = loadDockerConfig({ env: io.env });
     } catch (e) {
       io.stderr(`WARNING: ${(e as Error).message}; registry requests go unauthenticated\n`);
     }
@@ -203,6 +216,7 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
       exports,
       onStatus: (s) => renderer.update(s),
       signal: io.signal,
+      ...(external ? { externalSession: external } : {}),
     });
     renderer.end();
     const r = res.exporterResponse;

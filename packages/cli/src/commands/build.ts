@@ -1,6 +1,6 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { BuildkitError, connect, parseAddress } from '@ktl/buildkit-client';
+import { BuildkitError, connect, formatAddress, parseAddress } from '@ktl/buildkit-client';
 import { Args, Command, Flags } from '@oclif/core';
 import { EXIT_CODE_HELP, ExitCode } from '../build/exit-codes';
 import { type BuildOptions, parseBuildOptions } from '../build/options';
@@ -218,11 +218,19 @@ export default class Build extends Command {
         cwd: process.cwd(),
         settings,
         upstream,
-        entitlements: [
-          ...new Set([...(options.network === 'host' ? ['network.host'] : []), ...options.allow]),
-        ],
-        // The names exports will carry: -t as normalized (docker.io/library/app:latest).
-        ...(options.tags.length > 0 ? { imageNames: options.tags } : {}),
+        solve: async (sessionId, signal) =>
+          (
+            await runBuild(
+              { ...options, builder: formatAddress(upstream) },
+              {
+                stdout: (t) => process.stdout.write(t),
+                stderr,
+                env: process.env,
+                signal,
+                externalSession: { id: sessionId },
+              },
+            )
+          ).exitCode,
         cacheDir:
           process.env.KTL_CACHE_DIR ??
           join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ktl'),

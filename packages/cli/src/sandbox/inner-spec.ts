@@ -1,16 +1,20 @@
 /**
  * The hand-over from the outer ktl to the jailed one: the build options the outer ktl already
- * parsed and validated, written to a read-only file in the jail's /run/ktl. The jailed half
- * (src/inner.ts) runs the build from it directly, without the CLI framework or a second parse.
+ * parsed and validated and the session to serve, written to a read-only file in the jail's
+ * /run/ktl. The jailed half (src/inner.ts) serves the session from it directly, without the CLI
+ * framework or a second parse.
  */
 import type { BuildOptions } from '../build/options';
 
 export const INNER_SPEC_FILE = 'build.json';
 
 export interface InnerSpec {
-  readonly version: 1;
-  /** With `builder` set to the gateway inside the jail. */
+  readonly version: 2;
   readonly options: BuildOptions;
+  /** The session id the outer ktl's Solve names; the jailed ktl serves it. */
+  readonly sessionId: string;
+  /** The gateway's address inside the jail (it passes the session and nothing else). */
+  readonly gateway: string;
   /** --sandbox-logs: print what the jailed ktl can see before building. */
   readonly logs: boolean;
   /** The --sandbox-bind guest paths (must be present inside). */

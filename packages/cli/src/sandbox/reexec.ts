@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type BuildkitAddress, solvePolicy, startGateway } from '@ktl/buildkit-client';
+import { type BuildkitAddress, newSessionId, startGateway } from '@ktl/buildkit-client';
 import type { Bind, MountPt } from '@ktl/nsjail-config';
 import { resolveRuntime, run, SandboxError } from '@ktl/sandbox-runner';
 import type { BuildOptions } from '../build/options';
@@ -31,10 +31,11 @@ export interface SandboxedBuild {
   settings: SandboxSettings;
   /** The real builder, found by the outer ktl. */
   upstream: BuildkitAddress;
-  /** Entitlements the command line asked for (network.host, security.insecure). */
-  entitlements: readonly string[];
-  /** Image names the command line asked for (-t), the only ones an export may use. */
-  imageNames?: readonly string[];
+  /**
+   * Sends the Solve (out here, on the real builder) naming the session the jailed ktl serves;
+   * resolves to ktl build's exit status. `signal` aborts when the jail fails or on Ctrl-C.
+   */
+  solve: (sessionId: string, signal: AbortSignal) => Promise<number>;
   cacheDir: string;
   /** Environment variables the command line names (secrets from env, --build-arg KEY). */
   forwardEnv?: Readonly<Record<string, string>>;
@@ -72,14 +73,12 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
   mark('outer: policy loaded, binds planned');
   const private_ = mkdtempSync(join(tmpdir(), 'ktl-sandbox-'));
   const socketPath = join(private_, 'buildkit.sock');
+  // The jail gets the build session and nothing else of the builder: the Solve is sent from
+  // out here, built from the validated command line.
   const gateway = await startGateway({
     upstream: b.upstream,
     socketPath,
-    checkSolve: solvePolicy({
-      entitlements: b.entitlements,
-      requireNetworkNone: b.settings.hermetic,
-      ...(b.imageNames ? { imageNames: b.imageNames } : {}),
-    }),
+    sessionOnly: true,
     log: (line) => {
       if (b.settings.logs || line.startsWith('refused')) b.stderr(`[sandbox] gateway: ${line}\n`);
     },
@@ -108,9 +107,12 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
     const policy = { ...loaded.policy, mount: [...(loaded.policy.mount ?? []), ...cwdMount] };
     const prefix = b.upstream.kind === 'docker' ? 'docker://unix://' : 'unix://';
     const gatewayAddress = `${prefix}${JAIL_GATEWAY_DIR}/buildkit.sock`;
+    const sessionId = newSessionId();
     const spec: InnerSpec = {
-      version: 1,
-      options: { ...b.options, builder: gatewayAddress },
+      version: 2,
+      options: b.options,
+      sessionId,
+      gateway: gatewayAddress,
       logs: b.settings.logs,
       bound: b.sandboxBinds.map((v) => v.split(':')[1] ?? '').filter(Boolean),
       writable: planned.filter((p) => !p.readonly).map((p) => p.dst),
@@ -142,7 +144,6 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
       stdio: 'inherit' as const,
       logs: b.settings.logs ? ('stream' as const) : ('on-failure' as const),
       onLog: (line: string) => b.stderr(`${line}\n`),
-      ...(b.signal ? { cancelSignal: b.signal } : {}),
     };
     // Which runtime run() will pick, for the banner (the full plan is made once, by run()).
     const runtime = resolveRuntime(b.settings.runtime).name;
@@ -160,39 +161,65 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
       );
     }
     mark('outer: planned; starting the runtime');
+    // The jail and the Solve start together: the builder waits for the session while the
+    // jailed ktl starts up.
+    const jailStop = new AbortController();
+    const buildStop = new AbortController();
+    const onUserAbort = () => buildStop.abort();
+    b.signal?.addEventListener('abort', onUserAbort, { once: true });
+    let jailFailure: SandboxError | undefined;
+    let jailExit: number | undefined;
+    const jail = run(node, command, { ...options, cancelSignal: jailStop.signal }).then(
+      (r) => {
+        jailExit = r.exitCode ?? 0;
+      },
+      (e: unknown) => {
+        const err = SandboxError.from(e);
+        if (err.code === 'E_CANCELED') return;
+        if (err.code === 'E_EXIT' || err.code === 'E_SIGNAL') jailExit = err.exitCode ?? 1;
+        else jailFailure = err;
+        // The session is gone (or never came): the build cannot go on.
+        buildStop.abort();
+      },
+    );
+    let code: number;
     try {
-      return (await run(node, command, options)).exitCode ?? 0;
-    } catch (e) {
-      const err = SandboxError.from(e);
-      switch (err.code) {
-        case 'E_EXIT':
-        case 'E_SIGNAL':
-          // The inner ktl already said what went wrong; relay its status.
-          return err.exitCode ?? 1;
-        case 'E_CANCELED':
-          return 130;
-        case 'E_TIMEOUT':
-          b.stderr(`ktl: ${err.message}\n`);
-          return 124;
-        default:
-          // The runtime failed before ktl started inside it: its log says why, unasked.
-          for (const line of err.runtimeLog) if (!err.message.includes(line)) b.stderr(`${line}\n`);
-          b.stderr(
-            `${err.message
-              .split('\n')
-              .map((l) => `[sandbox] ${l}`)
-              .join('\n')}\n`,
-          );
-          b.stderr(
-            'ktl: the sandbox could not start ktl build (see the [sandbox] lines above); check the policy with `ktl sandbox policy validate`\n',
-          );
-          return SANDBOX_FAILED_EXIT;
-      }
+      code = await b.solve(sessionId, buildStop.signal);
+      mark('outer: build done');
+    } finally {
+      b.signal?.removeEventListener('abort', onUserAbort);
+      // The build is over: close the session's only way out and let the jail wind down.
+      await gateway.close();
+      const t = setTimeout(() => jailStop.abort(), 3000);
+      await jail;
+      clearTimeout(t);
     }
-  } finally {
     mark('outer: runtime exited');
+    if (jailFailure) {
+      const err: SandboxError = jailFailure;
+      if (err.code === 'E_TIMEOUT') {
+        b.stderr(`ktl: ${err.message}\n`);
+        return 124;
+      }
+      // The runtime failed before ktl started inside it: its log says why, unasked.
+      for (const line of err.runtimeLog) if (!err.message.includes(line)) b.stderr(`${line}\n`);
+      b.stderr(
+        `${err.message
+          .split('\n')
+          .map((l) => `[sandbox] ${l}`)
+          .join('\n')}\n`,
+      );
+      b.stderr(
+        'ktl: the sandbox could not start ktl build (see the [sandbox] lines above); check the policy with `ktl sandbox policy validate`\n',
+      );
+      return SANDBOX_FAILED_EXIT;
+    }
+    if (b.signal?.aborted) return 130;
+    // The jailed ktl stopped with its own error (it said which): that is the status.
+    if (code !== 0 && jailExit !== undefined && jailExit !== 0) return jailExit;
+    return code;
+  } finally {
     await gateway.close();
     rmSync(private_, { recursive: true, force: true });
-    mark('outer: gateway closed');
   }
 }
