@@ -46,6 +46,8 @@ async function main(): Promise<number> {
     stderr,
     stdin: process.stdin,
     env: process.env,
+    // stderr is the outer ktl's (inherited), so the jail sees the same terminal.
+    terminalSize: () => ({ columns: process.stderr.columns, rows: process.stderr.rows }),
     signal: controller.signal,
   });
   mark('inner: build done');
