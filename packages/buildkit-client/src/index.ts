@@ -47,13 +47,20 @@ export {
   sourceExcerpt,
 } from './progress/failure';
 export {
-  createRenderer,
+  formatWarnings,
   PlainRenderer,
-  type ProgressMode,
   type ProgressRenderer,
   QuietRenderer,
 } from './progress/plain';
 export { humanSize, ProgressTracker, type StepState } from './progress/tracker';
+export {
+  createRenderer,
+  type ProgressMode,
+  sanitizeLine,
+  sanitizeText,
+  type TtyOptions,
+  TtyRenderer,
+} from './progress/tty';
 export type { ExportTarget } from './session/filesend';
 export type { SyncProgress } from './session/filesync';
 export { BuildSession, newSessionId, type SessionOptions } from './session/session';

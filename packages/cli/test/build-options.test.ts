@@ -43,6 +43,27 @@ function refusal(flags: Partial<RawBuildFlags>): BuildUsageError {
 }
 
 describe('parseBuildOptions accepts', () => {
+  test('--progress auto: tty when stderr is a terminal (not TERM=dumb), else plain; tty asked for', () => {
+    const withTty = (e: Record<string, string>, stderrIsTTY: boolean, progress?: string) =>
+      parseBuildOptions({ context: 'ctx', progress }, { cwd, env: { ...env, ...e }, stderrIsTTY });
+    expect(withTty({}, true).progress).toBe('tty');
+    expect(withTty({}, false).progress).toBe('plain');
+    expect(withTty({ TERM: 'dumb' }, true).progress).toBe('plain');
+    expect(withTty({}, false, 'tty').progress).toBe('tty');
+    expect(withTty({}, true, 'plain').progress).toBe('plain');
+    expect(withTty({}, true).terminal).toEqual({
+      noColor: false,
+      columns: undefined,
+      rows: undefined,
+    });
+    expect(withTty({ NO_COLOR: '1', COLUMNS: '100', LINES: 'x' }, true).terminal).toEqual({
+      noColor: true,
+      columns: 100,
+      rows: undefined,
+    });
+    expect(withTty({ NO_COLOR: '' }, true).terminal.noColor).toBe(false);
+  });
+
   test('defaults: context made absolute, Dockerfile in it, no outputs, plain progress', () => {
     const o = parse({});
     expect(o.contextDir).toBe(join(cwd, 'ctx'));
@@ -280,7 +301,7 @@ describe('parseBuildOptions refuses, naming flag and value', () => {
     [
       'progress',
       { progress: 'fancy' },
-      '--progress "fancy": expected auto, plain, quiet or rawjson',
+      '--progress "fancy": expected auto, plain, tty, quiet or rawjson',
     ],
     ['builder', { builder: 'ftp://x' }, '--builder "ftp://x"'],
     ['iidfile is a dir', { iidfile: 'other' }, '--iidfile "other": is a directory'],

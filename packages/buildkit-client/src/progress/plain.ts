@@ -11,7 +11,7 @@
  * Sub-task statuses are printed once, when done (buildx also prints open ones on a timer,
  * which makes its output depend on timing). Steps never started are not shown.
  */
-import type { StatusResponse, VertexStatus } from '../gen/moby/buildkit/v1/control';
+import type { StatusResponse, VertexStatus, VertexWarning } from '../gen/moby/buildkit/v1/control';
 import { humanSize, ProgressTracker, type StepState, secondsSince } from './tracker';
 
 export interface ProgressRenderer {
@@ -43,6 +43,18 @@ function terminal(step: StepState): string | undefined {
   return undefined;
 }
 
+/** The warning summary printed after a build (`2 warnings found:` and one line each). */
+export function formatWarnings(ws: readonly VertexWarning[]): string {
+  if (ws.length === 0) return '';
+  const out = [`${ws.length} warning${ws.length === 1 ? '' : 's'} found:`];
+  for (const w of ws) {
+    const line = w.ranges[0]?.start?.line;
+    const where = w.info?.filename && line ? ` (${w.info.filename}:${line})` : '';
+    out.push(` - ${Buffer.from(w.short).toString('utf8')}${where}`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
 export class PlainRenderer implements ProgressRenderer {
   readonly tracker = new ProgressTracker();
   private current = '';
@@ -66,14 +78,7 @@ export class PlainRenderer implements ProgressRenderer {
       }
       this.current = '';
     }
-    const ws = this.tracker.warnings;
-    if (ws.length === 0) return;
-    this.write(`${ws.length} warning${ws.length === 1 ? '' : 's'} found:\n`);
-    for (const w of ws) {
-      const line = w.ranges[0]?.start?.line;
-      const where = w.info?.filename && line ? ` (${w.info.filename}:${line})` : '';
-      this.write(` - ${Buffer.from(w.short).toString('utf8')}${where}\n`);
-    }
+    this.write(formatWarnings(this.tracker.warnings));
   }
 
   private print(digest: string): void {
@@ -137,13 +142,4 @@ export class QuietRenderer implements ProgressRenderer {
     this.tracker.apply(s);
   }
   end(): void {}
-}
-
-export type ProgressMode = 'plain' | 'quiet';
-
-export function createRenderer(
-  mode: ProgressMode,
-  write: (text: string) => void,
-): ProgressRenderer {
-  return mode === 'quiet' ? new QuietRenderer() : new PlainRenderer(write);
 }

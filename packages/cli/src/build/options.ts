@@ -39,7 +39,16 @@ export interface RawBuildFlags {
 }
 
 export type SecretSource = { readonly file: string } | { readonly env: string };
-export type ProgressChoice = 'plain' | 'quiet' | 'rawjson';
+export type ProgressChoice = 'plain' | 'quiet' | 'rawjson' | 'tty';
+
+/** How the tty progress draws, settled outside the sandbox (whose env has none of this). */
+export interface TerminalSettings {
+  /** NO_COLOR is set (and not empty): no colors. */
+  readonly noColor: boolean;
+  /** COLUMNS and LINES, when set: they override the terminal's own size. */
+  readonly columns: number | undefined;
+  readonly rows: number | undefined;
+}
 
 export interface BuildOptions {
   readonly contextDir: string;
@@ -66,7 +75,9 @@ export interface BuildOptions {
   readonly outputs: readonly OutputSpec[];
   /** `-o type=cacheonly`: no outputs on purpose (no warning about it). */
   readonly cacheOnly: boolean;
+  /** `auto` is settled here: tty when stderr is a terminal (and TERM is not dumb), else plain. */
   readonly progress: ProgressChoice;
+  readonly terminal: TerminalSettings;
   /** Print the image id on stdout when done (`-q`, or `--progress quiet`). */
   readonly printImageId: boolean;
   readonly builder: string | undefined;
@@ -77,7 +88,12 @@ export interface BuildOptions {
 export interface ParseContext {
   readonly cwd: string;
   readonly env: Readonly<Record<string, string | undefined>>;
+  /** Whether stderr is a terminal (for `--progress auto`); false when not given. */
+  readonly stderrIsTTY?: boolean | undefined;
 }
+
+const positive = (v: string | undefined): number | undefined =>
+  v !== undefined && /^[1-9]\d*$/.test(v) ? Number(v) : undefined;
 
 function keyValue(
   flag: string,
@@ -416,7 +432,11 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
 
   const progress = raw.quiet ? 'quiet' : (raw.progress ?? 'auto');
   if (!['auto', 'plain', 'tty', 'quiet', 'rawjson'].includes(progress)) {
-    throw new BuildUsageError('--progress', progress, 'expected auto, plain, quiet or rawjson');
+    throw new BuildUsageError(
+      '--progress',
+      progress,
+      'expected auto, plain, tty, quiet or rawjson',
+    );
   }
   if (raw.builder !== undefined) {
     try {
@@ -456,8 +476,17 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
     addHosts,
     outputs: withNames.filter((o) => o.type !== 'cacheonly'),
     cacheOnly: withNames.some((o) => o.type === 'cacheonly'),
-    // tty: no interactive renderer yet; plain is what a terminal gets too.
-    progress: progress === 'quiet' ? 'quiet' : progress === 'rawjson' ? 'rawjson' : 'plain',
+    progress:
+      progress === 'auto'
+        ? ctx.stderrIsTTY === true && ctx.env.TERM !== 'dumb'
+          ? 'tty'
+          : 'plain'
+        : (progress as ProgressChoice),
+    terminal: {
+      noColor: (ctx.env.NO_COLOR ?? '') !== '',
+      columns: positive(ctx.env.COLUMNS),
+      rows: positive(ctx.env.LINES),
+    },
     printImageId: progress === 'quiet',
     builder: raw.builder,
     iidfile: raw.iidfile === undefined ? undefined : abs(raw.iidfile),

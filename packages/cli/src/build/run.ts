@@ -20,6 +20,7 @@ import {
   loadDockerConfig,
   type ProgressRenderer,
   type StatusResponse,
+  sanitizeText,
   solveDockerfile,
 } from '@ktl/buildkit-client';
 import { managedCandidates, START_HINT } from '../builder/managed';
@@ -38,6 +39,10 @@ export interface BuildIO {
   readonly env: Readonly<Record<string, string | undefined>>;
   /** Aborting cancels the build on the builder. */
   readonly signal?: AbortSignal | undefined;
+  /** The terminal's size now, for `--progress tty` (COLUMNS/LINES in the options win). */
+  readonly terminalSize?:
+    | (() => { columns?: number | undefined; rows?: number | undefined })
+    | undefined;
   /** Replaces `connect` (tests). */
   readonly connect?: typeof connect | undefined;
   /**
@@ -145,7 +150,13 @@ export function readSecrets(
 export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutcome> {
   const t0 = Date.now();
   const renderer =
-    o.progress === 'rawjson' ? rawJsonRenderer(io.stderr) : createRenderer(o.progress, io.stderr);
+    o.progress === 'rawjson'
+      ? rawJsonRenderer(io.stderr)
+      : createRenderer(o.progress, io.stderr, {
+          color: !o.terminal.noColor,
+          columns: () => o.terminal.columns ?? io.terminalSize?.().columns,
+          rows: () => o.terminal.rows ?? io.terminalSize?.().rows,
+        });
   let conn: BuildkitConnection | undefined;
   let tmp: string | undefined;
   const outcome = (
@@ -239,7 +250,7 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
     return outcome(ExitCode.OK, { imageId, exporterResponse: r });
   } catch (e) {
     renderer.end();
-    return failed(e, renderer, io, outcome);
+    return failed(e, renderer, io, outcome, o.progress === 'tty');
   } finally {
     await conn?.close().catch(() => {});
     if (tmp) rmSync(tmp, { recursive: true, force: true });
@@ -251,6 +262,7 @@ function failed(
   renderer: ProgressRenderer,
   io: BuildIO,
   outcome: (c: ExitCodeValue, rest: Pick<BuildOutcome, 'error'>) => BuildOutcome,
+  tty: boolean,
 ): BuildOutcome {
   if (e instanceof BuildUsageError) {
     io.stderr(`ERROR: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ''}`);
@@ -268,7 +280,8 @@ function failed(
   let failure: FailureReport | undefined;
   if (err.code === 'E_SOLVE' || err.code === 'E_EXPORT') {
     failure = describeFailure(err, renderer.tracker);
-    io.stderr(formatFailure(failure));
+    // On a terminal the step's logs lose their escape sequences, as in the frames above.
+    io.stderr(tty ? sanitizeText(formatFailure(failure)) : formatFailure(failure));
     io.stderr(`ERROR: failed to solve: ${err.message}\n`);
     if (failure.step !== undefined) {
       const where = failure.source

@@ -73,7 +73,11 @@ export default class Build extends Command {
     }),
     load: Flags.boolean({ description: 'store the image in the engine (docker image ls)' }),
     push: Flags.boolean({ description: 'push the -t images to their registry' }),
-    progress: Flags.string({ description: 'auto, plain, quiet or rawjson', default: 'auto' }),
+    progress: Flags.string({
+      description:
+        'auto (tty on a terminal, else plain), plain, tty (redrawn in place), quiet or rawjson',
+      default: 'auto',
+    }),
     quiet: Flags.boolean({ char: 'q', description: 'no progress; print the image id' }),
     builder: Flags.string({ description: 'builder address (docker://..., unix://..., tcp://...)' }),
     iidfile: Flags.string({ description: 'write the image id to this file' }),
@@ -140,7 +144,7 @@ export default class Build extends Command {
           iidfile: flags.iidfile,
           metadataFile: flags['metadata-file'],
         },
-        { cwd: process.cwd(), env: process.env },
+        { cwd: process.cwd(), env: process.env, stderrIsTTY: process.stderr.isTTY === true },
       );
       if (flags.hermetic && (flags.network === 'host' || options.allow.includes('network.host'))) {
         throw new SandboxSettingsError(
@@ -168,6 +172,7 @@ export default class Build extends Command {
         stderr,
         stdin: process.stdin,
         env: process.env,
+        terminalSize: () => ({ columns: process.stderr.columns, rows: process.stderr.rows }),
         signal: controller.signal,
       });
       mark('host: build done');
@@ -226,6 +231,10 @@ export default class Build extends Command {
                 stdout: (t) => process.stdout.write(t),
                 stderr,
                 env: process.env,
+                terminalSize: () => ({
+                  columns: process.stderr.columns,
+                  rows: process.stderr.rows,
+                }),
                 signal,
                 externalSession: { id: sessionId },
               },
