@@ -15,6 +15,7 @@ export type BuildkitErrorCode =
   | 'E_SESSION' // the client session broke
   | 'E_EXPORT' // writing exported files failed or the daemon sent something unsafe
   | 'E_UNSUPPORTED' // the builder is too old for what was asked (nothing was sent)
+  | 'E_BAD_OPTION' // a size, duration or filter we cannot parse (nothing was sent)
   | 'E_INTERNAL';
 
 /** One address discovery tried, and why it did not work. */

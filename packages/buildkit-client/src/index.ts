@@ -78,3 +78,18 @@ export {
   type NetworkMode,
 } from './solve-attrs';
 export * from './transport/index';
+export {
+  CACHE_FILTER_KEYS,
+  type CacheFilter,
+  type CacheRecord,
+  cacheFilter,
+  type DiskUsageOptions,
+  diskUsage,
+  type PruneOptions,
+  type PruneResult,
+  parseDuration,
+  parseSize,
+  prune,
+  summarizeUsage,
+  type UsageSummary,
+} from './usage';

@@ -1,4 +1,7 @@
 import Build from './commands/build';
+import BuilderDu from './commands/builder/du';
+import BuilderLs from './commands/builder/ls';
+import BuilderPrune from './commands/builder/prune';
 import BuilderStart from './commands/builder/start';
 import BuilderStatus from './commands/builder/status';
 import BuilderStop from './commands/builder/stop';
@@ -15,6 +18,9 @@ export const commands = {
   'builder:start': BuilderStart,
   'builder:stop': BuilderStop,
   'builder:status': BuilderStatus,
+  'builder:ls': BuilderLs,
+  'builder:du': BuilderDu,
+  'builder:prune': BuilderPrune,
   'sandbox:policy:validate': SandboxPolicyValidate,
   'sandbox:policy:fmt': SandboxPolicyFmt,
   'sandbox:policy:explain': SandboxPolicyExplain,

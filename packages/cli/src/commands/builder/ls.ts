@@ -1,0 +1,178 @@
+import { Command, Flags } from '@oclif/core';
+import { reportParseError } from '../../parse-errors';
+
+interface Probe {
+  source: string;
+  address: string;
+  status: 'selected' | 'answers' | 'unreachable' | 'invalid';
+  reason?: string;
+}
+
+export default class BuilderLs extends Command {
+  static override summary = 'Show which builder `ktl build` would use, and why.';
+  static override description =
+    'Lists the places `ktl build` looks for a builder, in order (BUILDKIT_HOST, DOCKER_HOST, ' +
+    'the ktl-managed builder from `ktl builder start`, the default buildkitd socket, the ' +
+    'default Docker socket), whether each answers, and which is selected: the first that ' +
+    'answers. For the selected one: how it is reached, its BuildKit version, the engine API ' +
+    'version of a Docker engine, and its workers with their platforms and labels. --builder ' +
+    'looks at that address only.\n' +
+    'Exit status: 0 a builder answers, 2 bad usage (e.g. an unparseable --builder), 3 no ' +
+    'builder reachable.';
+  static override examples = [
+    '<%= config.bin %> builder ls',
+    '<%= config.bin %> builder ls --builder docker://unix:///var/run/docker.sock --json',
+  ];
+  static override flags = {
+    builder: Flags.string({
+      description: 'look at this address only (docker://, unix://, tcp://)',
+    }),
+    json: Flags.boolean({ description: 'print candidates and the selected builder as JSON' }),
+    timeout: Flags.integer({ description: 'seconds to wait for each candidate', default: 5 }),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(BuilderLs);
+    // Loaded on use: `ktl` start-up must not pay for the gRPC client.
+    const bk = await import('@ktl/buildkit-client');
+    const { managedCandidates } = await import('../../builder/managed');
+    const view = await import('../../builder/cache-view');
+    const timeoutMs = flags.timeout * 1000;
+
+    let list: ReturnType<typeof bk.candidates>;
+    if (flags.builder !== undefined) {
+      try {
+        list = [
+          { source: '--builder', raw: flags.builder, address: bk.parseAddress(flags.builder) },
+        ];
+      } catch (e) {
+        process.exitCode = view.report(e);
+        return;
+      }
+    } else list = bk.candidates({ preferred: managedCandidates(process.env) });
+
+    const probes: Probe[] = [];
+    let selected:
+      | { conn: Awaited<ReturnType<typeof bk.connectTo>>; c: (typeof list)[number] }
+      | undefined;
+    for (const c of list) {
+      if (!c.address) {
+        probes.push({
+          source: c.source,
+          address: c.raw,
+          status: 'invalid',
+          reason: c.parseError ?? 'invalid',
+        });
+        continue;
+      }
+      const address = bk.formatAddress(c.address);
+      try {
+        const conn = await bk.connectTo(c.address, { verify: true, tls: c.tls, timeoutMs });
+        if (selected) {
+          await conn.close();
+          probes.push({ source: c.source, address, status: 'answers' });
+        } else {
+          selected = { conn, c };
+          probes.push({ source: c.source, address, status: 'selected' });
+        }
+      } catch (e) {
+        const msg = e instanceof Error ? e.message : String(e);
+        probes.push({
+          source: c.source,
+          address,
+          status: 'unreachable',
+          reason: msg.replace(/^cannot reach builder at \S+: /, ''),
+        });
+      }
+    }
+
+    let details: Record<string, unknown> | null = null;
+    if (selected) {
+      const { conn, c } = selected;
+      try {
+        const [info, workers, api] = await Promise.all([
+          conn.info(timeoutMs).then(
+            (v) => ({ ok: true as const, v }),
+            (e: Error) => ({ ok: false as const, reason: e.message }),
+          ),
+          conn.listWorkers(timeoutMs).then(
+            (v) => ({ ok: true as const, v }),
+            (e: Error) => ({ ok: false as const, reason: e.message }),
+          ),
+          bk.engineApiVersion(conn.address, c.tls, timeoutMs),
+        ]);
+        details = {
+          source: c.source,
+          address: conn.address,
+          transport: conn.transport ?? null,
+          buildkit: info.ok ? info.v : null,
+          ...(info.ok ? {} : { buildkitError: info.reason }),
+          engineApiVersion: api ?? null,
+          workers: workers.ok ? workers.v : [],
+          ...(workers.ok ? {} : { workersError: workers.reason }),
+        };
+      } finally {
+        await conn.close();
+      }
+    }
+
+    if (flags.json) {
+      this.log(JSON.stringify({ candidates: probes, selected: details }, null, 2));
+    } else {
+      this.log('CANDIDATES (in the order ktl build tries them; the first that answers is used)');
+      const rows = probes.map((p) => [
+        p.status === 'selected' ? '*' : ' ',
+        p.source,
+        p.address,
+        p.reason ? `${p.status}: ${p.reason}` : p.status,
+      ]);
+      for (const l of view.table([[' ', 'SOURCE', 'ADDRESS', 'STATUS'], ...rows])) this.log(l);
+      if (details) this.printDetails(details, view.table);
+    }
+    if (!selected) {
+      const what = flags.builder !== undefined ? `the builder at ${flags.builder}` : 'no builder';
+      process.stderr.write(
+        `ERROR: ${what} ${flags.builder !== undefined ? 'does not answer' : 'answered'}\n` +
+          `hint: ${flags.builder !== undefined ? 'check the address, or drop --builder to see what discovery finds' : (await import('../../builder/managed')).START_HINT}\n`,
+      );
+      process.exitCode = view.CacheExit.NO_BUILDER;
+    }
+  }
+
+  private printDetails(d: Record<string, unknown>, table: (r: string[][]) => string[]): void {
+    const b = d.buildkit as { package: string; version: string; revision: string } | null;
+    const workers = d.workers as {
+      id: string;
+      platforms: string[];
+      labels: Record<string, string>;
+    }[];
+    const kv: string[][] = [
+      ['selected:', `${d.address} (${d.source})`],
+      ['transport:', String(d.transport ?? 'unknown')],
+      [
+        'buildkit:',
+        b
+          ? `${b.version || 'unknown version'}${b.package ? ` (${b.package}${b.revision ? ` ${b.revision}` : ''})` : ''}`
+          : `unknown (${d.buildkitError})`,
+      ],
+    ];
+    if (String(d.address).startsWith('docker://'))
+      kv.push(['engine API:', String(d.engineApiVersion ?? 'unknown')]);
+    this.log('');
+    for (const l of table(kv)) this.log(l);
+    this.log(`workers: ${d.workersError ? `unknown (${d.workersError})` : workers.length}`);
+    for (const w of workers) {
+      this.log(`  ${w.id}`);
+      this.log(`    platforms: ${w.platforms.join(', ')}`);
+      const labels = Object.entries(w.labels).sort(([a], [b]) => a.localeCompare(b));
+      if (labels.length > 0) {
+        this.log('    labels:');
+        for (const [k, v] of labels) this.log(`      ${k}=${v}`);
+      }
+    }
+  }
+
+  protected override async catch(err: Error & { oclif?: { exit?: number } }): Promise<unknown> {
+    return reportParseError(err, 'builder ls') ? undefined : super.catch(err);
+  }
+}
