@@ -69,9 +69,16 @@ rig() {
   as_root bash "$here/rig.sh" up >/dev/null
 }
 
+compat() {
+  # The old-engine target (Docker 20.10 from bookworm); its tests skip, with the reason, when
+  # this machine's apt sources do not have it.
+  log "starting the Docker 20.10 compatibility engine (scripts/rig-compat.sh up)"
+  as_root bash "$here/rig-compat.sh" up >/dev/null || log "compatibility engine unavailable; its tests will be skipped"
+}
+
 case ${1:-} in
   deps) deps ;;
   demo) deps; rig; exec bash "$here/demo.sh" ;;
-  test) deps; rig; cd "$root"; exec pnpm run ci ;;
+  test) deps; rig; compat; cd "$root"; exec pnpm run ci ;;
   *) echo "usage: $0 deps|demo|test" >&2; exit 2 ;;
 esac

@@ -15,6 +15,15 @@ export async function engineApiVersion(
   tls?: TlsOptions,
   timeoutMs = 3000,
 ): Promise<string | undefined> {
+  return (await engineVersions(address, tls, timeoutMs))?.api;
+}
+
+/** What a Docker engine's `_ping` says of itself: API version and `Server` (`Docker/20.10.24`). */
+export async function engineVersions(
+  address: string,
+  tls?: TlsOptions,
+  timeoutMs = 3000,
+): Promise<{ api: string | undefined; server: string | undefined } | undefined> {
   const addr = parseAddress(address);
   if (addr.kind !== 'docker') return undefined;
   let sock: Awaited<ReturnType<typeof dialRaw>>;
@@ -25,7 +34,7 @@ export async function engineApiVersion(
   }
   return new Promise((resolve) => {
     let head = '';
-    const done = (v: string | undefined) => {
+    const done = (v: { api: string | undefined; server: string | undefined } | undefined) => {
       clearTimeout(timer);
       sock.destroy();
       resolve(v);
@@ -35,7 +44,11 @@ export async function engineApiVersion(
       head += c.toString('latin1');
       const end = head.indexOf('\r\n\r\n');
       if (end >= 0 || head.length > 16_384) {
-        done(/\r\napi-version: *([0-9.]+)/i.exec(head.slice(0, end))?.[1]);
+        const h = head.slice(0, end);
+        done({
+          api: /\r\napi-version: *([0-9.]+)/i.exec(h)?.[1],
+          server: /\r\nserver: *Docker\/(\S+)/i.exec(h)?.[1],
+        });
       }
     });
     sock.on('error', () => done(undefined));

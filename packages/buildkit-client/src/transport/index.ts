@@ -19,7 +19,7 @@ export {
   type WorkerInfo,
 } from './connect';
 export { type Candidate, candidates, type DiscoverOptions, discover } from './discover';
-export { checkMultipleExporters, engineApiVersion } from './engine-ping';
+export { checkMultipleExporters, engineApiVersion, engineVersions } from './engine-ping';
 export type { SessionHandshake } from './session-stream';
 export type { TlsOptions } from './upgrade';
 

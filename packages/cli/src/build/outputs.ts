@@ -5,7 +5,9 @@
  */
 import {
   type BuildkitConnection,
+  BuildkitError,
   type ExportSpec,
+  engineVersions,
   imageExporterName,
   imageStoreKind,
   isLoopbackRegistry,
@@ -42,6 +44,22 @@ export async function toExportSpecs(
 ): Promise<ExportSpec[]> {
   const images = o.outputs.filter((x): x is ImageOutput => x.type === 'image');
   let exporter: 'image' | 'moby' = 'image';
+  const archives = o.outputs.filter((x) => x.type === 'oci' || x.type === 'docker');
+  if (archives.length > 0 && conn?.address.startsWith('docker://')) {
+    const kind = imageStoreKind(conn.address, await conn.listWorkers());
+    if (kind === 'docker-graphdriver') {
+      // Refused before the build, not after it: the engine would only fail at export time.
+      const v = await engineVersions(conn.address);
+      const engine = `Docker ${v?.server ?? '(version unknown)'}, API ${v?.api ?? '?'}`;
+      throw new BuildkitError(
+        `this engine (${engine}) keeps images in a graphdriver store, which has no ${archives[0]!.type} exporter`,
+        {
+          code: 'E_UNSUPPORTED',
+          hint: 'use --load and `docker save`, or -o type=tar for the files; or an engine with the containerd image store (Docker 24+ with "containerd-snapshotter")',
+        },
+      );
+    }
+  }
   if (images.length > 0 && conn) {
     const kind = imageStoreKind(conn.address, await conn.listWorkers());
     if (kind === 'buildkitd' && images.some((x) => x.load)) {

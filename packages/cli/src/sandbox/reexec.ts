@@ -169,6 +169,8 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
     b.signal?.addEventListener('abort', onUserAbort, { once: true });
     let jailFailure: SandboxError | undefined;
     let jailExit: number | undefined;
+    let building = true;
+    let jailEndedBuild = false;
     const jail = run(node, command, { ...options, cancelSignal: jailStop.signal }).then(
       (r) => {
         jailExit = r.exitCode ?? 0;
@@ -179,20 +181,30 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
         if (err.code === 'E_EXIT' || err.code === 'E_SIGNAL') jailExit = err.exitCode ?? 1;
         else jailFailure = err;
         // The session is gone (or never came): the build cannot go on.
+        if (building) jailEndedBuild = true;
         buildStop.abort();
       },
     );
-    let code: number;
+    let code = 1;
     try {
       code = await b.solve(sessionId, buildStop.signal);
       mark('outer: build done');
     } finally {
+      building = false;
       b.signal?.removeEventListener('abort', onUserAbort);
-      // The build is over: close the session's only way out and let the jail wind down.
-      await gateway.close();
-      const t = setTimeout(() => jailStop.abort(), 3000);
-      await jail;
-      clearTimeout(t);
+      if (code !== 0) {
+        // Failed or canceled: the jail has nothing left to serve; stop it before closing its
+        // way out, so it does not report a lost session on top of the real error.
+        jailStop.abort();
+        await jail;
+        await gateway.close();
+      } else {
+        // Built: close the session's only way out and let the jail wind down.
+        await gateway.close();
+        const t = setTimeout(() => jailStop.abort(), 3000);
+        await jail;
+        clearTimeout(t);
+      }
     }
     mark('outer: runtime exited');
     if (jailFailure) {
@@ -215,8 +227,8 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
       return SANDBOX_FAILED_EXIT;
     }
     if (b.signal?.aborted) return 130;
-    // The jailed ktl stopped with its own error (it said which): that is the status.
-    if (code !== 0 && jailExit !== undefined && jailExit !== 0) return jailExit;
+    // The jailed ktl stopped first, with its own error (it said which): that is the status.
+    if (jailEndedBuild && jailExit !== undefined && jailExit !== 0) return jailExit;
     return code;
   } finally {
     await gateway.close();
