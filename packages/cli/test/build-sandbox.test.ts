@@ -3,19 +3,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
-import { ktl, repoRoot } from './helpers';
+import { ktl, readEnvFile, repoRoot } from './helpers';
 
 // End to end on the real engine (the rig) and real bubblewrap: `ktl build` re-executes itself
 // in the sandbox, reaches the builder only through the gateway, and exports into a bound dir.
 const rigEnv = '/var/lib/ktl-rig/env';
-const rig = existsSync(rigEnv)
-  ? Object.fromEntries(
-      readFileSync(rigEnv, 'utf8')
-        .split('\n')
-        .filter((l) => l.includes('='))
-        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-    )
-  : {};
+const rig = readEnvFile(rigEnv);
 const dockerHost = rig.KTL_RIG_DOCKER_HOST;
 const ready = dockerHost !== undefined && existsSync(dockerHost.replace('unix://', ''));
 const rigTest = ready ? test : test.skip;

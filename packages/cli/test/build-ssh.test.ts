@@ -19,17 +19,10 @@ import {
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
-import { ktl } from './helpers';
+import { ktl, readEnvFile } from './helpers';
 
 const rigEnv = process.env.KTL_RIG_ENV_FILE ?? '/var/lib/ktl-rig/env';
-const rig: Record<string, string> = existsSync(rigEnv)
-  ? Object.fromEntries(
-      readFileSync(rigEnv, 'utf8')
-        .split('\n')
-        .filter((l) => /^[A-Z_]+=/.test(l))
-        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-    )
-  : {};
+const rig = readEnvFile(rigEnv);
 const dockerHost = rig.KTL_RIG_DOCKER_HOST;
 const base = rig.KTL_RIG_BASE_IMAGE;
 const rigUp =

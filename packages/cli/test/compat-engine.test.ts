@@ -8,17 +8,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
-import { ktl, repoRoot } from './helpers';
+import { ktl, readEnvFile, repoRoot } from './helpers';
 
 const envFile = '/var/lib/ktl-rig/env-compat';
-const cfg: Record<string, string> = existsSync(envFile)
-  ? Object.fromEntries(
-      readFileSync(envFile, 'utf8')
-        .split('\n')
-        .filter((l) => l.includes('='))
-        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-    )
-  : {};
+const cfg = readEnvFile(envFile);
 const host = cfg.KTL_RIG_COMPAT_DOCKER_HOST;
 const ready = host !== undefined && existsSync(host.replace('unix://', ''));
 const compatTest = ready ? test : test.skip;

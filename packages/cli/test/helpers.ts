@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -24,4 +25,18 @@ export function ktl(
     timeout: 60_000,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The rig's env file (`KEY=VALUE` lines written by scripts/rig.sh), or the compat engine's. */
+export const RIG_ENV_FILE = process.env.KTL_RIG_ENV_FILE ?? '/var/lib/ktl-rig/env';
+
+/** The variables of a rig env file; empty when the file is not there (the rig is down). */
+export function readEnvFile(file: string = RIG_ENV_FILE): Record<string, string> {
+  if (!existsSync(file)) return {};
+  return Object.fromEntries(
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => /^[A-Z_][A-Z0-9_]*=/.test(l))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
 }
