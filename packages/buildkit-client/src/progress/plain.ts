@@ -21,15 +21,19 @@ export interface ProgressRenderer {
   end(): void;
 }
 
-function statusLine(s: VertexStatus): string {
+/** ` 1.2MB / 3.4MB`, ` 1.2MB`, or nothing: a status's progress as buildx shows it. */
+export function statusBytes(s: VertexStatus): string {
   const cur = Number(s.current);
   const total = Number(s.total);
-  const bytes =
-    total !== 0
-      ? ` ${humanSize(cur)} / ${humanSize(total)}`
-      : cur !== 0
-        ? ` ${humanSize(cur)}`
-        : '';
+  return total !== 0
+    ? ` ${humanSize(cur)} / ${humanSize(total)}`
+    : cur !== 0
+      ? ` ${humanSize(cur)}`
+      : '';
+}
+
+function statusLine(s: VertexStatus): string {
+  const bytes = statusBytes(s);
   const dt = s.started ? secondsSince(s.started, s.completed ?? s.timestamp) : 0;
   return `${s.ID}${bytes}${dt > 0.01 ? ` ${dt.toFixed(1)}s` : ''} done`;
 }

@@ -18,8 +18,14 @@
  * control characters are removed, so a RUN step cannot move the cursor or rewrite the screen.
  */
 import type { StatusResponse, VertexStatus } from '../gen/moby/buildkit/v1/control';
-import { formatWarnings, PlainRenderer, type ProgressRenderer, QuietRenderer } from './plain';
-import { humanSize, ProgressTracker, type StepState, secondsSince } from './tracker';
+import {
+  formatWarnings,
+  PlainRenderer,
+  type ProgressRenderer,
+  QuietRenderer,
+  statusBytes,
+} from './plain';
+import { ProgressTracker, type StepState, secondsSince } from './tracker';
 
 /** How many of a running step's last log lines the frame shows. */
 export const TTY_LOG_LINES = 6;
@@ -231,14 +237,7 @@ export class TtyRenderer implements ProgressRenderer {
   }
 
   private statusText(s: VertexStatus): { text: string; right: string } {
-    const cur = Number(s.current);
-    const total = Number(s.total);
-    const bytes =
-      total !== 0
-        ? ` ${humanSize(cur)} / ${humanSize(total)}`
-        : cur !== 0
-          ? ` ${humanSize(cur)}`
-          : '';
+    const bytes = statusBytes(s);
     const dt = s.started
       ? s.completed
         ? secondsSince(s.started, s.completed)
