@@ -58,6 +58,8 @@ export type { ExportTarget } from './session/filesend';
 export type { SyncProgress } from './session/filesync';
 export { BuildSession, type SessionOptions } from './session/session';
 export {
+  type CacheSpec,
+  cacheOptions,
   type DockerfileBuildOptions,
   type ExportSpec,
   type SolveResult,

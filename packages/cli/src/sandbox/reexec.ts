@@ -35,6 +35,8 @@ export interface SandboxedBuild {
   entitlements: readonly string[];
   /** Image names the command line asked for (-t), the only ones an export may use. */
   imageNames?: readonly string[];
+  /** Registry cache refs the command line exports to (--cache-to), the only ones allowed. */
+  cacheExportRefs?: readonly string[];
   cacheDir: string;
   /** Environment variables the command line names (secrets from env, --build-arg KEY). */
   forwardEnv?: Readonly<Record<string, string>>;
@@ -79,6 +81,7 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
       entitlements: b.entitlements,
       requireNetworkNone: b.settings.hermetic,
       ...(b.imageNames ? { imageNames: b.imageNames } : {}),
+      cacheExportRefs: b.cacheExportRefs ?? [],
     }),
     log: (line) => {
       if (b.settings.logs || line.startsWith('refused')) b.stderr(`[sandbox] gateway: ${line}\n`);
