@@ -65,6 +65,8 @@ export type { ExportTarget } from './session/filesend';
 export type { SyncProgress } from './session/filesync';
 export { BuildSession, newSessionId, type SessionOptions } from './session/session';
 export {
+  type CacheSpec,
+  cacheOptions,
   type DockerfileBuildOptions,
   type ExportSpec,
   type SolveResult,

@@ -8,6 +8,7 @@ import { Metadata } from '@grpc/grpc-js';
 import type { CredentialStore } from './auth/docker-config';
 import { BuildkitError } from './errors';
 import {
+  type CacheOptionsEntry,
   type Exporter,
   SolveRequest,
   type SolveResponse,
@@ -51,11 +52,28 @@ export type ExportSpec =
       readonly attrs: Readonly<Record<string, string>>;
     };
 
+/**
+ * A remote cache to import from or export to (buildx's `--cache-from` / `--cache-to`):
+ * `registry` (attrs `ref`, and for exports `mode`, `image-manifest`, `oci-mediatypes`, ...)
+ * or, for exports, `inline` (the cache metadata rides in the exported image's config, so it
+ * needs an image export). The daemon does the work; nothing comes back to us.
+ * `local` caches need a content store served by the client, which this client does not have:
+ * solveDockerfile refuses them.
+ */
+export interface CacheSpec {
+  readonly type: string;
+  readonly attrs?: Readonly<Record<string, string>> | undefined;
+}
+
 export interface DockerfileBuildOptions extends FrontendOptions {
   readonly contextDir: string;
   /** Default `<contextDir>/Dockerfile`; may be outside the context. */
   readonly dockerfile?: string | undefined;
   readonly exports?: readonly ExportSpec[] | undefined;
+  /** Caches whose records the build may reuse (`--cache-from`). */
+  readonly cacheImports?: readonly CacheSpec[] | undefined;
+  /** Where the build's cache records go (`--cache-to`). */
+  readonly cacheExports?: readonly CacheSpec[] | undefined;
   readonly secrets?: Readonly<Record<string, Uint8Array>> | undefined;
   /**
    * SSH agents for `RUN --mount=type=ssh[,id=ID]`: id → path of the agent's unix socket
@@ -98,6 +116,54 @@ function solveError(e: unknown): BuildkitError {
     details,
     hint: details.length > 0 ? undefined : err.hint,
   });
+}
+
+/**
+ * SolveRequest.Cache, plus the `cache-imports` frontend attribute: the Dockerfile frontend
+ * only imports what that JSON list names (the daemon does not hand it Cache.Imports).
+ */
+export function cacheOptions(opts: Pick<DockerfileBuildOptions, 'cacheImports' | 'cacheExports'>): {
+  exports: CacheOptionsEntry[];
+  imports: CacheOptionsEntry[];
+  frontendAttrs: Record<string, string>;
+} {
+  const entry = (what: string, c: CacheSpec): CacheOptionsEntry => {
+    const attrs = { ...(c.attrs ?? {}) };
+    if (c.type === 'local') {
+      throw new BuildkitError(
+        `${what} type=local is not supported: a local cache is served from the client's own content store over the session, which this client does not implement`,
+        {
+          code: 'E_UNSUPPORTED',
+          hint: 'use a registry cache (type=registry,ref=REGISTRY/REPO:TAG), or inline cache in a pushed image',
+        },
+      );
+    }
+    if (c.type === 'registry' && !attrs.ref) {
+      throw new BuildkitError(`${what} type=registry needs ref=`, {
+        code: 'E_UNSUPPORTED',
+        hint: 'e.g. type=registry,ref=registry.example.com/app:buildcache',
+      });
+    }
+    if (c.type === 'inline' && what === 'cache import') {
+      throw new BuildkitError('cache import type=inline does not exist', {
+        code: 'E_UNSUPPORTED',
+        hint: 'import an inline cache from its image with type=registry,ref=IMAGE',
+      });
+    }
+    return { Type: c.type, Attrs: attrs };
+  };
+  const exports = (opts.cacheExports ?? []).map((c) => entry('cache export', c));
+  const imports = (opts.cacheImports ?? []).map((c) => entry('cache import', c));
+  return {
+    exports,
+    imports,
+    frontendAttrs:
+      imports.length > 0
+        ? {
+            'cache-imports': JSON.stringify(imports.map((i) => ({ Type: i.Type, Attrs: i.Attrs }))),
+          }
+        : {},
+  };
 }
 
 /** The session a Dockerfile build needs, from its options: what solve and its server share. */
@@ -156,6 +222,7 @@ export async function solveDockerfile(
 ): Promise<SolveResult> {
   const { dockerfile, exporters, session: sessionOpts } = dockerfileSession(opts);
   const ref = opts.ref ?? newSessionId();
+  const cache = cacheOptions(opts);
 
   let sessionFailure: unknown;
   let sessionFailureMethod = '';
@@ -180,9 +247,10 @@ export async function solveDockerfile(
     Ref: ref,
     Session: session.id,
     Frontend: 'dockerfile.v0',
-    FrontendAttrs: frontendAttrs(opts, dockerfile),
+    FrontendAttrs: { ...frontendAttrs(opts, dockerfile), ...cache.frontendAttrs },
     Entitlements: [...new Set([...entitlementsFor(opts), ...(opts.entitlements ?? [])])],
     Exporters: exporters,
+    Cache: { Exports: cache.exports, Imports: cache.imports },
     // Daemons before BuildKit v0.13 only read the single deprecated exporter fields.
     ...(exporters[0]
       ? { ExporterDeprecated: exporters[0].Type, ExporterAttrsDeprecated: exporters[0].Attrs }

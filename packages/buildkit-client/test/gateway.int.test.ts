@@ -35,6 +35,7 @@ beforeAll(async () => {
       checkSolve: solvePolicy({
         entitlements: [],
         imageNames: ['docker.io/library/allowed:latest'],
+        cacheExportRefs: ['127.0.0.1:5000/allowed:cache'],
       }),
       log: (l) => logs.push(l),
     });
@@ -150,6 +151,13 @@ rigTest(`refuses entitlements, network and image names the user did not grant${w
         ExporterAttrsDeprecated: { name: 'allowed:latest,docker.io/library/nginx:latest' },
       }),
     ).toContain('not given with -t');
+    expect(
+      await rawSolve(conn, {
+        Cache: { Exports: [{ Type: 'registry', Attrs: { ref: '127.0.0.1:5000/stolen:cache' } }] },
+      }),
+    ).toContain(
+      'cache export to "127.0.0.1:5000/stolen:cache", which was not given with --cache-to',
+    );
     expect(logs.some((l) => l.startsWith('refused Solve: entitlement network.host'))).toBe(true);
   } finally {
     await conn.close();
@@ -167,6 +175,33 @@ test('solvePolicy: hermetic builds must ask for force-network-mode=none', () => 
       SolveRequest.fromPartial({ Entitlements: ['network.host'] }),
     ),
   ).toBeUndefined();
+});
+
+test('solvePolicy: cache exports only to the --cache-to refs (or inline, which rides in the image)', () => {
+  const check = solvePolicy({ cacheExportRefs: ['127.0.0.1:5000/app:cache'] });
+  const cache = (Exports: { Type: string; Attrs: Record<string, string> }[]) =>
+    SolveRequest.fromPartial({ Cache: { Exports } });
+  expect(
+    check(cache([{ Type: 'registry', Attrs: { ref: '127.0.0.1:5000/app:cache', mode: 'max' } }])),
+  ).toBeUndefined();
+  expect(check(cache([{ Type: 'inline', Attrs: {} }]))).toBeUndefined();
+  expect(check(cache([{ Type: 'registry', Attrs: { ref: '127.0.0.1:5000/other:cache' } }]))).toBe(
+    'cache export to "127.0.0.1:5000/other:cache", which was not given with --cache-to',
+  );
+  expect(check(cache([{ Type: 'registry', Attrs: {} }]))).toContain('not given with --cache-to');
+  expect(check(cache([{ Type: 'local', Attrs: { dest: '/tmp/x' } }]))).toContain(
+    'cache export type local is not allowed from the sandbox',
+  );
+  // The pre-v0.4 field daemons still translate into a registry export.
+  expect(
+    check(SolveRequest.fromPartial({ Cache: { ExportRefDeprecated: 'evil.example/x:y' } })),
+  ).toContain('deprecated ExportRef field');
+  // With no --cache-to at all, any registry cache export is refused.
+  expect(
+    solvePolicy({ cacheExportRefs: [] })(
+      cache([{ Type: 'registry', Attrs: { ref: '127.0.0.1:5000/app:cache' } }]),
+    ),
+  ).toContain('not given with --cache-to');
 });
 
 rigTest(`refuses Control methods outside the allow-list (Prune)${why}`, async () => {

@@ -96,3 +96,49 @@ rigTest(
   },
   60_000,
 );
+
+rigTest(
+  `cache: Cache.Exports/Imports as given, imports also in the cache-imports frontend attr${why}`,
+  async () => {
+    const registry = probe.ok ? probe.rig.registry : '';
+    const ref = `${registry}/ktltest/solvereq-cache:${Date.now().toString(36)}`;
+    const attrs = { ref, 'registry.insecure': 'true' };
+    const conn = await connect(gw!.address);
+    try {
+      await solveDockerfile(conn, {
+        contextDir: join(work, 'ctx'),
+        cacheImports: [{ type: 'registry', attrs }],
+        cacheExports: [{ type: 'registry', attrs: { ...attrs, mode: 'max' } }],
+      });
+    } finally {
+      await conn.close();
+    }
+    const req = seen.at(-1)!;
+    expect(req.Cache?.Exports).toEqual([{ Type: 'registry', Attrs: { ...attrs, mode: 'max' } }]);
+    expect(req.Cache?.Imports).toEqual([{ Type: 'registry', Attrs: attrs }]);
+    expect(JSON.parse(req.FrontendAttrs['cache-imports'] ?? '')).toEqual([
+      { Type: 'registry', Attrs: attrs },
+    ]);
+    expect(req.Cache?.ExportRefDeprecated).toBe('');
+  },
+  60_000,
+);
+
+rigTest(`cache: type=local is refused before anything is sent${why}`, async () => {
+  const before = seen.length;
+  const conn = await connect(gw!.address);
+  try {
+    await expect(
+      solveDockerfile(conn, {
+        contextDir: join(work, 'ctx'),
+        cacheExports: [{ type: 'local', attrs: { dest: join(work, 'cache') } }],
+      }),
+    ).rejects.toMatchObject({
+      code: 'E_UNSUPPORTED',
+      message: expect.stringContaining('cache export type=local is not supported'),
+    });
+  } finally {
+    await conn.close();
+  }
+  expect(seen.length).toBe(before);
+});

@@ -214,6 +214,84 @@ describe('parseBuildOptions --ssh', () => {
   });
 });
 
+describe('parseBuildOptions --cache-from / --cache-to', () => {
+  test('buildx syntax: registry with its fields, refs alone, inline with an image output', () => {
+    const o = parse({
+      cacheFrom: ['type=registry,ref=127.0.0.1:5000/app:cache', 'app:c1,127.0.0.1:5000/b'],
+      cacheTo: [
+        'type=registry,ref=127.0.0.1:5000/app:cache,mode=max,image-manifest=true,oci-mediatypes=false',
+        'type=inline',
+      ],
+      tag: ['127.0.0.1:5000/app:1'],
+      push: true,
+    });
+    expect(o.cacheFrom).toEqual([
+      { type: 'registry', attrs: { ref: '127.0.0.1:5000/app:cache' } },
+      { type: 'registry', attrs: { ref: 'docker.io/library/app:c1' } },
+      { type: 'registry', attrs: { ref: '127.0.0.1:5000/b:latest' } },
+    ]);
+    expect(o.cacheTo).toEqual([
+      {
+        type: 'registry',
+        attrs: {
+          ref: '127.0.0.1:5000/app:cache',
+          mode: 'max',
+          'image-manifest': 'true',
+          'oci-mediatypes': 'false',
+        },
+      },
+      { type: 'inline', attrs: {} },
+    ]);
+    expect(parse({}).cacheTo).toEqual([]);
+  });
+
+  test.each<[string, Partial<RawBuildFlags>, string]>([
+    ['empty', { cacheTo: [''] }, '--cache-to "": empty cache spec'],
+    ['no type', { cacheTo: ['ref=a:b'] }, '--cache-to "ref=a:b": type= is required'],
+    ['unknown type', { cacheTo: ['type=gha'] }, 'type=gha: expected registry, inline or local'],
+    ['registry without ref', { cacheFrom: ['type=registry'] }, 'type=registry needs ref='],
+    ['bad ref', { cacheTo: ['type=registry,ref=App:1'] }, 'repository name must be lowercase'],
+    ['bad mode', { cacheTo: ['type=registry,ref=a,mode=all'] }, 'mode=all: expected min or max'],
+    [
+      'bad bool',
+      { cacheTo: ['type=registry,ref=a,image-manifest=yes'] },
+      'image-manifest=yes: expected true or false',
+    ],
+    [
+      'unknown field',
+      { cacheTo: ['type=registry,ref=a,colour=blue'] },
+      'unknown field "colour" for type=registry',
+    ],
+    [
+      'export fields when importing',
+      { cacheFrom: ['type=registry,ref=a,mode=max'] },
+      '--cache-from "type=registry,ref=a,mode=max": unknown field "mode"',
+    ],
+    ['bare word with fields', { cacheTo: ['type=inline,x'] }, '"x" is not key=value'],
+    ['inline import', { cacheFrom: ['type=inline'] }, 'there is no inline cache importer'],
+    ['inline without image', { cacheTo: ['type=inline'] }, 'this build exports none'],
+    [
+      'inline with fields',
+      { cacheTo: ['type=inline,mode=max'], push: true, tag: ['a'] },
+      'unknown field "mode"',
+    ],
+    ['local without dest', { cacheTo: ['type=local'] }, 'type=local needs dest=DIR'],
+    [
+      'local (not implemented)',
+      { cacheFrom: ['type=local,src=other'] },
+      '--cache-from "type=local,src=other": type=local caches are not supported: the daemon reads and writes them through a content store the client serves over the BuildKit session',
+    ],
+  ])('%s', (_name, flags, message) => {
+    expect(refusal(flags).message).toContain(message);
+  });
+
+  test('local caches are refused with what to use instead', () => {
+    expect(refusal({ cacheTo: ['type=local,dest=cache'] }).hint).toContain(
+      '--cache-to type=registry,ref=REGISTRY/REPO:buildcache,mode=max',
+    );
+  });
+});
+
 describe('parseBuildOptions refuses, naming flag and value', () => {
   test.each<[string, Partial<RawBuildFlags>, string]>([
     ['missing context', { context: '' }, 'CONTEXT: the build context is required'],

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
 import { parseBuildOptions } from '../src/build/options';
-import { forwardedEnv, writeJailDockerConfig } from '../src/sandbox/handover';
+import { forwardedEnv, registryHosts, writeJailDockerConfig } from '../src/sandbox/handover';
 
 const dir = mkdtempSync(join(tmpdir(), 'ktl-handover-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -114,5 +114,23 @@ describe('writeJailDockerConfig', () => {
     expect(await writeJailDockerConfig(out, o, env, (l) => warnings.push(l))).toEqual([]);
     expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'))).toEqual({ auths: {} });
     expect(warnings).toEqual([]);
+  });
+});
+
+describe('registryHosts', () => {
+  test('the registries of --cache-from and --cache-to refs get credentials too', () => {
+    const o = parseBuildOptions(
+      {
+        context: dir,
+        cacheFrom: ['type=registry,ref=cache.example:5000/app:c'],
+        cacheTo: ['type=registry,ref=push.example/app:c,mode=max'],
+      },
+      { cwd: dir, env: {} },
+    );
+    expect(registryHosts(o, { get: async () => undefined, hosts: ['docker.io'] })).toEqual([
+      'cache.example:5000',
+      'docker.io',
+      'push.example',
+    ]);
   });
 });

@@ -50,6 +50,11 @@ export interface SolvePolicy {
   requireNetworkNone?: boolean;
   /** When set, image-type exports may only use these names (the user's -t tags). */
   imageNames?: readonly string[];
+  /**
+   * When set, cache exports may only be `inline` (it travels in the image, whose names are
+   * checked above) or `registry` to one of these refs (the user's --cache-to refs).
+   */
+  cacheExportRefs?: readonly string[];
 }
 
 /** The checks `ktl build` applies to Solve requests coming out of the sandbox. */
@@ -77,6 +82,21 @@ export function solvePolicy(p: SolvePolicy): (req: SolveRequest) => string | und
         for (const n of names)
           if (!p.imageNames.includes(n))
             return `export names image "${n}", which was not given with -t`;
+      }
+    }
+    if (p.cacheExportRefs) {
+      const c = req.Cache;
+      if (c?.ExportRefDeprecated) {
+        return `cache export to "${c.ExportRefDeprecated}" uses the deprecated ExportRef field; ktl never sends it`;
+      }
+      for (const e of c?.Exports ?? []) {
+        if (e.Type === 'inline') continue;
+        if (e.Type !== 'registry') {
+          return `cache export type ${e.Type} is not allowed from the sandbox (only registry and inline)`;
+        }
+        const ref = e.Attrs.ref ?? '';
+        if (!p.cacheExportRefs.includes(ref))
+          return `cache export to "${ref}", which was not given with --cache-to`;
       }
     }
     return undefined;

@@ -7,7 +7,12 @@
 import { type Stats, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
-import { isRemoteContext, normalizeImageName, parseAddress } from '@ktl/buildkit-client';
+import {
+  type CacheSpec,
+  isRemoteContext,
+  normalizeImageName,
+  parseAddress,
+} from '@ktl/buildkit-client';
 import { type OutputSpec, parseFields, parseOutput } from './output-spec';
 import { BuildUsageError } from './usage-error';
 
@@ -29,6 +34,8 @@ export interface RawBuildFlags {
   readonly allow?: readonly string[] | undefined;
   readonly addHost?: readonly string[] | undefined;
   readonly output?: readonly string[] | undefined;
+  readonly cacheFrom?: readonly string[] | undefined;
+  readonly cacheTo?: readonly string[] | undefined;
   readonly load?: boolean | undefined;
   readonly push?: boolean | undefined;
   readonly progress?: string | undefined;
@@ -73,6 +80,10 @@ export interface BuildOptions {
   readonly addHosts: ReadonlyArray<{ readonly host: string; readonly ip: string }>;
   /** Empty: build only (the result stays in the build cache). */
   readonly outputs: readonly OutputSpec[];
+  /** `--cache-from`: registry caches (or images carrying inline cache) to reuse. */
+  readonly cacheFrom: readonly CacheSpec[];
+  /** `--cache-to`: where the build's cache goes (registry refs normalized). */
+  readonly cacheTo: readonly CacheSpec[];
   /** `-o type=cacheonly`: no outputs on purpose (no warning about it). */
   readonly cacheOnly: boolean;
   /** `auto` is settled here: tty when stderr is a terminal (and TERM is not dumb), else plain. */
@@ -283,6 +294,111 @@ function parseBuildContext(value: string, ctx: ParseContext): [string, string] {
   return [name, dir];
 }
 
+const CACHE_TO_REGISTRY_KEYS = new Set([
+  'ref',
+  'mode',
+  'image-manifest',
+  'oci-mediatypes',
+  'compression',
+  'compression-level',
+  'force-compression',
+  'ignore-error',
+]);
+const BOOL_KEYS = ['image-manifest', 'oci-mediatypes', 'force-compression', 'ignore-error'];
+const LOCAL_CACHE_MISSING =
+  'type=local caches are not supported: the daemon reads and writes them through a content store the client serves over the BuildKit session (containerd content API), which ktl does not implement yet';
+const LOCAL_CACHE_HINT =
+  'use a registry cache instead, e.g. --cache-to type=registry,ref=REGISTRY/REPO:buildcache,mode=max and --cache-from type=registry,ref=REGISTRY/REPO:buildcache';
+
+/**
+ * One `--cache-from` / `--cache-to` value in buildx's syntax: `type=T,key=value,...`, or refs
+ * alone (`REF[,REF...]`, each a registry cache). Returns one spec per cache.
+ */
+function parseCache(flag: '--cache-from' | '--cache-to', value: string): CacheSpec[] {
+  if (value.trim() === '') {
+    throw new BuildUsageError(flag, value, 'empty cache spec', 'e.g. type=registry,ref=REPO:TAG');
+  }
+  const { fields, bare } = parseFields(flag, value);
+  if (fields.size === 0) {
+    return bare.map((ref) => ({
+      type: 'registry',
+      attrs: { ref: normalizeName(flag, ref) },
+    }));
+  }
+  if (bare.length > 0) throw new BuildUsageError(flag, value, `"${bare[0]}" is not key=value`);
+  const type = fields.get('type');
+  if (type === undefined || type === '') {
+    throw new BuildUsageError(
+      flag,
+      value,
+      'type= is required',
+      'e.g. type=registry,ref=REPO:TAG or type=inline',
+    );
+  }
+  fields.delete('type');
+  const attrs = Object.fromEntries(fields);
+  const onlyKeys = (keys: ReadonlySet<string>, hint: string) => {
+    for (const k of fields.keys())
+      if (!keys.has(k))
+        throw new BuildUsageError(flag, value, `unknown field "${k}" for type=${type}`, hint);
+  };
+  switch (type) {
+    case 'registry': {
+      const export_ = flag === '--cache-to';
+      onlyKeys(
+        export_ ? CACHE_TO_REGISTRY_KEYS : new Set(['ref']),
+        export_
+          ? `type=registry takes ${[...CACHE_TO_REGISTRY_KEYS].map((k) => `${k}=`).join(', ')}`
+          : 'type=registry takes ref= only when importing',
+      );
+      const ref = attrs.ref;
+      if (ref === undefined || ref === '') {
+        throw new BuildUsageError(
+          flag,
+          value,
+          'type=registry needs ref=',
+          'e.g. ref=127.0.0.1:5000/app:buildcache',
+        );
+      }
+      attrs.ref = normalizeName(flag, ref);
+      if (attrs.mode !== undefined && attrs.mode !== 'min' && attrs.mode !== 'max') {
+        throw new BuildUsageError(flag, value, `mode=${attrs.mode}: expected min or max`);
+      }
+      for (const k of BOOL_KEYS) {
+        const v = attrs[k];
+        if (v !== undefined && v !== 'true' && v !== 'false')
+          throw new BuildUsageError(flag, value, `${k}=${v}: expected true or false`);
+      }
+      return [{ type, attrs }];
+    }
+    case 'inline':
+      if (flag === '--cache-from') {
+        throw new BuildUsageError(
+          flag,
+          value,
+          'there is no inline cache importer: inline cache is read from the image that carries it',
+          '--cache-from type=registry,ref=IMAGE',
+        );
+      }
+      onlyKeys(new Set(), 'type=inline takes no fields');
+      return [{ type, attrs }];
+    case 'local': {
+      const key = flag === '--cache-from' ? 'src' : 'dest';
+      if (!attrs[key]) {
+        throw new BuildUsageError(flag, value, `type=local needs ${key}=DIR`);
+      }
+      throw new BuildUsageError(flag, value, LOCAL_CACHE_MISSING, LOCAL_CACHE_HINT);
+    }
+    default:
+      throw new BuildUsageError(
+        flag,
+        value,
+        `type=${type}: expected registry, inline or local`,
+        'e.g. --cache-to type=registry,ref=REPO:buildcache,mode=max',
+      );
+  }
+}
+
 function parseAddHost(value: string): { host: string; ip: string } {
   const flag = '--add-host';
   // host:ip (docker) or host=ip (buildx); an IPv6 address contains colons, so split once.
@@ -430,6 +546,17 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
     );
   }
 
+  const cacheFrom = (raw.cacheFrom ?? []).flatMap((v) => parseCache('--cache-from', v));
+  const cacheTo = (raw.cacheTo ?? []).flatMap((v) => parseCache('--cache-to', v));
+  if (cacheTo.some((c) => c.type === 'inline') && !withNames.some((o) => o.type === 'image')) {
+    throw new BuildUsageError(
+      '--cache-to',
+      'type=inline',
+      'inline cache travels in an image, and this build exports none',
+      'add --push (or -t NAME --load, or -o type=image,name=NAME,push=true)',
+    );
+  }
+
   const progress = raw.quiet ? 'quiet' : (raw.progress ?? 'auto');
   if (!['auto', 'plain', 'tty', 'quiet', 'rawjson'].includes(progress)) {
     throw new BuildUsageError(
@@ -475,6 +602,8 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
     allow,
     addHosts,
     outputs: withNames.filter((o) => o.type !== 'cacheonly'),
+    cacheFrom,
+    cacheTo,
     cacheOnly: withNames.some((o) => o.type === 'cacheonly'),
     progress:
       progress === 'auto'

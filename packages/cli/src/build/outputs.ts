@@ -6,6 +6,7 @@
 import {
   type BuildkitConnection,
   BuildkitError,
+  type CacheSpec,
   type ExportSpec,
   engineVersions,
   imageExporterName,
@@ -90,5 +91,18 @@ export async function toExportSpecs(
         // cacheonly: parseBuildOptions leaves it out of `outputs`.
         throw new Error(`no exporter for output type ${x.type}`);
     }
+  });
+}
+
+/**
+ * Registry caches as the daemon gets them: a loopback registry speaks plain HTTP, as for image
+ * pushes (`registry.insecure`, which the registry cache importer and exporter both read).
+ */
+export function toCacheSpecs(caches: readonly CacheSpec[]): CacheSpec[] {
+  return caches.map((c) => {
+    const ref = c.attrs?.ref;
+    if (c.type !== 'registry' || ref === undefined) return c;
+    const insecure = isLoopbackRegistry(parseImageName(ref).domain);
+    return insecure ? { type: c.type, attrs: { ...c.attrs, 'registry.insecure': 'true' } } : c;
   });
 }

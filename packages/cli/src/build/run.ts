@@ -26,7 +26,7 @@ import {
 import { managedCandidates, START_HINT } from '../builder/managed';
 import { ExitCode, type ExitCodeValue } from './exit-codes';
 import type { BuildOptions } from './options';
-import { toExportSpecs } from './outputs';
+import { toCacheSpecs, toExportSpecs } from './outputs';
 import { BuildUsageError } from './usage-error';
 
 export interface BuildIO {
@@ -225,6 +225,8 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
       ssh: o.ssh,
       auth,
       exports,
+      cacheImports: toCacheSpecs(o.cacheFrom),
+      cacheExports: toCacheSpecs(o.cacheTo),
       onStatus: (s) => renderer.update(s),
       signal: io.signal,
       ...(external ? { externalSession: external } : {}),

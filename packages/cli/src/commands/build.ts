@@ -71,6 +71,16 @@ export default class Build extends Command {
       description:
         'type=local,dest=DIR | type=tar,dest=FILE | type=oci|docker,dest=FILE | type=image,name=N[,push=true] | type=registry | type=cacheonly',
     }),
+    'cache-from': Flags.string({
+      ...many,
+      description:
+        'reuse build cache from type=registry,ref=REF (a cache pushed with --cache-to, or an image with inline cache); REF alone means the same',
+    }),
+    'cache-to': Flags.string({
+      ...many,
+      description:
+        'export the build cache: type=registry,ref=REF[,mode=min|max][,image-manifest=true|false][,oci-mediatypes=true|false] | type=inline (into the pushed image); type=local is not supported yet',
+    }),
     load: Flags.boolean({ description: 'store the image in the engine (docker image ls)' }),
     push: Flags.boolean({ description: 'push the -t images to their registry' }),
     progress: Flags.string({
@@ -136,6 +146,8 @@ export default class Build extends Command {
           addHost: flags['add-host'],
           allow: flags.allow,
           output: flags.output,
+          cacheFrom: flags['cache-from'],
+          cacheTo: flags['cache-to'],
           load: flags.load,
           push: flags.push,
           progress: flags.progress,

@@ -34,6 +34,9 @@ export function forwardedEnv(
 export function registryHosts(o: BuildOptions, store: CredentialStore): string[] {
   const hosts = new Set(store.hosts ?? []);
   for (const t of o.tags) hosts.add(parseImageName(t).domain);
+  for (const c of [...o.cacheFrom, ...o.cacheTo]) {
+    if (c.type === 'registry' && c.attrs?.ref) hosts.add(parseImageName(c.attrs.ref).domain);
+  }
   for (const src of Object.values(o.buildContexts)) {
     if (src.startsWith('docker-image://'))
       hosts.add(parseImageName(src.slice('docker-image://'.length)).domain);

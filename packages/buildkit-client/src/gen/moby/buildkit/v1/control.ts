@@ -138,9 +138,20 @@ export interface Exporter_AttrsEntry {
 }
 
 export interface CacheOptions {
-  /** 1-3 are pre-v0.4 cache fields; only the entry lists are used. */
+  /**
+   * 1-3 are pre-v0.4 cache fields. ktl never sets them; they are declared so the sandbox
+   * gateway can see (and refuse) a request that uses them, since daemons still honour them.
+   */
+  ExportRefDeprecated: string;
+  ImportRefsDeprecated: string[];
+  ExportAttrsDeprecated: { [key: string]: string };
   Exports: CacheOptionsEntry[];
   Imports: CacheOptionsEntry[];
+}
+
+export interface CacheOptions_ExportAttrsDeprecatedEntry {
+  key: string;
+  value: string;
 }
 
 export interface CacheOptionsEntry {
@@ -1955,11 +1966,20 @@ export const Exporter_AttrsEntry: MessageFns<Exporter_AttrsEntry> = {
 };
 
 function createBaseCacheOptions(): CacheOptions {
-  return { Exports: [], Imports: [] };
+  return { ExportRefDeprecated: "", ImportRefsDeprecated: [], ExportAttrsDeprecated: {}, Exports: [], Imports: [] };
 }
 
 export const CacheOptions: MessageFns<CacheOptions> = {
   encode(message: CacheOptions, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ExportRefDeprecated !== "") {
+      writer.uint32(10).string(message.ExportRefDeprecated);
+    }
+    for (const v of message.ImportRefsDeprecated) {
+      writer.uint32(18).string(v!);
+    }
+    globalThis.Object.entries(message.ExportAttrsDeprecated).forEach(([key, value]: [string, string]) => {
+      CacheOptions_ExportAttrsDeprecatedEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
+    });
     for (const v of message.Exports) {
       CacheOptionsEntry.encode(v!, writer.uint32(34).fork()).join();
     }
@@ -1982,6 +2002,33 @@ export const CacheOptions: MessageFns<CacheOptions> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ExportRefDeprecated = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.ImportRefsDeprecated.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            const entry3 = CacheOptions_ExportAttrsDeprecatedEntry.decode(reader, reader.uint32());
+            if (entry3.value !== undefined) {
+              message.ExportAttrsDeprecated[entry3.key] = entry3.value;
+            }
+            continue;
+          }
           case 4: {
             if (tag !== 34) {
               break;
@@ -2012,6 +2059,24 @@ export const CacheOptions: MessageFns<CacheOptions> = {
 
   fromJSON(object: any): CacheOptions {
     return {
+      ExportRefDeprecated: isSet(object.ExportRefDeprecated) ? globalThis.String(object.ExportRefDeprecated) : "",
+      ImportRefsDeprecated: globalThis.Array.isArray(object?.ImportRefsDeprecated)
+        ? object.ImportRefsDeprecated.map((e: any) => globalThis.String(e))
+        : [],
+      ExportAttrsDeprecated: isObject(object.ExportAttrsDeprecated)
+        ? (globalThis.Object.entries(object.ExportAttrsDeprecated) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
       Exports: globalThis.Array.isArray(object?.Exports)
         ? object.Exports.map((e: any) => CacheOptionsEntry.fromJSON(e))
         : [],
@@ -2023,6 +2088,21 @@ export const CacheOptions: MessageFns<CacheOptions> = {
 
   toJSON(message: CacheOptions): unknown {
     const obj: any = {};
+    if (message.ExportRefDeprecated !== "") {
+      obj.ExportRefDeprecated = message.ExportRefDeprecated;
+    }
+    if (message.ImportRefsDeprecated?.length) {
+      obj.ImportRefsDeprecated = message.ImportRefsDeprecated;
+    }
+    if (message.ExportAttrsDeprecated) {
+      const entries = globalThis.Object.entries(message.ExportAttrsDeprecated) as [string, string][];
+      if (entries.length > 0) {
+        obj.ExportAttrsDeprecated = {};
+        entries.forEach(([k, v]) => {
+          obj.ExportAttrsDeprecated[k] = v;
+        });
+      }
+    }
     if (message.Exports?.length) {
       obj.Exports = message.Exports.map((e) => CacheOptionsEntry.toJSON(e));
     }
@@ -2037,8 +2117,105 @@ export const CacheOptions: MessageFns<CacheOptions> = {
   },
   fromPartial(object: DeepPartial<CacheOptions>): CacheOptions {
     const message = createBaseCacheOptions();
+    message.ExportRefDeprecated = object.ExportRefDeprecated ?? "";
+    message.ImportRefsDeprecated = object.ImportRefsDeprecated?.map((e) => e) || [];
+    message.ExportAttrsDeprecated =
+      (globalThis.Object.entries(object.ExportAttrsDeprecated ?? {}) as [string, string][]).reduce(
+        (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+          if (value !== undefined) {
+            acc[key] = globalThis.String(value);
+          }
+          return acc;
+        },
+        {},
+      );
     message.Exports = object.Exports?.map((e) => CacheOptionsEntry.fromPartial(e)) || [];
     message.Imports = object.Imports?.map((e) => CacheOptionsEntry.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseCacheOptions_ExportAttrsDeprecatedEntry(): CacheOptions_ExportAttrsDeprecatedEntry {
+  return { key: "", value: "" };
+}
+
+export const CacheOptions_ExportAttrsDeprecatedEntry: MessageFns<CacheOptions_ExportAttrsDeprecatedEntry> = {
+  encode(message: CacheOptions_ExportAttrsDeprecatedEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CacheOptions_ExportAttrsDeprecatedEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCacheOptions_ExportAttrsDeprecatedEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CacheOptions_ExportAttrsDeprecatedEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: CacheOptions_ExportAttrsDeprecatedEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CacheOptions_ExportAttrsDeprecatedEntry>): CacheOptions_ExportAttrsDeprecatedEntry {
+    return CacheOptions_ExportAttrsDeprecatedEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CacheOptions_ExportAttrsDeprecatedEntry>): CacheOptions_ExportAttrsDeprecatedEntry {
+    const message = createBaseCacheOptions_ExportAttrsDeprecatedEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
