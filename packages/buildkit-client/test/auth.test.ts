@@ -7,12 +7,14 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { loadDockerConfig } from '../src/auth/docker-config';
 import { CredentialsRequest, CredentialsResponse } from '../src/gen/moby/filesync/v1/auth';
 import { serveGrpc } from '../src/session/grpc-server';
 import { buildHandlers } from '../src/session/session';
 
+const FIXTURE = fileURLToPath(new URL('./fixtures/credential-helper.mjs', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'ktl-auth-'));
 const bin = join(dir, 'bin');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -21,17 +23,11 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function helper(name: string, table: Record<string, { Username: string; Secret: string }>) {
   mkdirSync(bin, { recursive: true });
   const f = join(bin, `docker-credential-${name}`);
+  const tableFile = join(bin, `${name}.table.json`);
+  writeFileSync(tableFile, JSON.stringify(table));
   writeFileSync(
     f,
-    `#!/usr/bin/env node
-const t = ${JSON.stringify(table)};
-let s = ''; process.stdin.on('data', (c) => (s += c)).on('end', () => {
-  if (process.argv[2] !== 'get') process.exit(2);
-  const e = t[s.trim()];
-  if (!e) { process.stdout.write('credentials not found in native keychain\\n'); process.exit(1); }
-  process.stdout.write(JSON.stringify({ ServerURL: s.trim(), ...e }));
-});
-`,
+    `#!/bin/sh\nexec node ${JSON.stringify(FIXTURE)} ${JSON.stringify(tableFile)} "$@"\n`,
   );
   chmodSync(f, 0o755);
 }

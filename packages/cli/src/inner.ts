@@ -18,7 +18,7 @@ import {
   serveDockerfileSession,
 } from '@ktl/buildkit-client';
 import { toExportSpecs } from './build/outputs';
-import { readSecrets } from './build/run';
+import { readSecrets } from './build/secrets';
 import { BuildUsageError } from './build/usage-error';
 import { INNER_SPEC_FILE, type InnerSpec, outputPaths, unboundOutputs } from './sandbox/inner-spec';
 import { JAIL_GATEWAY_DIR, SANDBOX_FAILED_EXIT } from './sandbox/jail-paths';

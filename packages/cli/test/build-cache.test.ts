@@ -11,17 +11,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
-import { ktl } from './helpers';
+import { ktl, readEnvFile } from './helpers';
 
 const rigEnv = process.env.KTL_RIG_ENV_FILE ?? '/var/lib/ktl-rig/env';
-const rig: Record<string, string> = existsSync(rigEnv)
-  ? Object.fromEntries(
-      readFileSync(rigEnv, 'utf8')
-        .split('\n')
-        .filter((l) => /^[A-Z_]+=/.test(l))
-        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-    )
-  : {};
+const rig = readEnvFile(rigEnv);
 const dockerHost = rig.KTL_RIG_DOCKER_HOST;
 const base = rig.KTL_RIG_BASE_IMAGE;
 const registry = rig.KTL_RIG_REGISTRY;

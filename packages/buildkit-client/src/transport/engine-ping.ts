@@ -19,11 +19,34 @@ export async function engineApiVersion(
 }
 
 /** What a Docker engine's `_ping` says of itself: API version and `Server` (`Docker/20.10.24`). */
-export async function engineVersions(
+type EngineVersions = { api: string | undefined; server: string | undefined };
+
+// One `_ping` per engine and process: connecting, the exporter checks and the archive checks of
+// one build all ask. A failed ping is not kept (the next caller tries again).
+const pings = new Map<string, Promise<EngineVersions | undefined>>();
+
+export function engineVersions(
   address: string,
   tls?: TlsOptions,
   timeoutMs = 3000,
-): Promise<{ api: string | undefined; server: string | undefined } | undefined> {
+): Promise<EngineVersions | undefined> {
+  const key = `${address}\0${tls ? 'tls' : ''}`;
+  let p = pings.get(key);
+  if (!p) {
+    p = pingEngine(address, tls, timeoutMs);
+    pings.set(key, p);
+    p.then((v) => {
+      if (v?.api === undefined) pings.delete(key);
+    });
+  }
+  return p;
+}
+
+async function pingEngine(
+  address: string,
+  tls: TlsOptions | undefined,
+  timeoutMs: number,
+): Promise<EngineVersions | undefined> {
   const addr = parseAddress(address);
   if (addr.kind !== 'docker') return undefined;
   let sock: Awaited<ReturnType<typeof dialRaw>>;
@@ -34,7 +57,7 @@ export async function engineVersions(
   }
   return new Promise((resolve) => {
     let head = '';
-    const done = (v: { api: string | undefined; server: string | undefined } | undefined) => {
+    const done = (v: EngineVersions | undefined) => {
       clearTimeout(timer);
       sock.destroy();
       resolve(v);

@@ -4,7 +4,7 @@
  * in-process. Expected failures (no builder, failed step, ...) come back as an outcome with
  * an exit code; it only throws on bugs.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -27,6 +27,7 @@ import { managedCandidates, START_HINT } from '../builder/managed';
 import { ExitCode, type ExitCodeValue } from './exit-codes';
 import type { BuildOptions } from './options';
 import { toCacheSpecs, toExportSpecs } from './outputs';
+import { readSecrets } from './secrets';
 import { BuildUsageError } from './usage-error';
 
 export interface BuildIO {
@@ -114,37 +115,6 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(String(c)));
   return Buffer.concat(chunks);
-}
-
-export function readSecrets(
-  o: BuildOptions,
-  env: Readonly<Record<string, string | undefined>>,
-): Record<string, Uint8Array> {
-  const out: Record<string, Uint8Array> = {};
-  for (const s of o.secrets) {
-    if ('env' in s.source) {
-      const v = env[s.source.env];
-      if (v === undefined) {
-        throw new BuildUsageError(
-          '--secret',
-          `id=${s.id}`,
-          `environment variable ${s.source.env} is not set`,
-        );
-      }
-      out[s.id] = Buffer.from(v);
-    } else {
-      try {
-        out[s.id] = readFileSync(s.source.file);
-      } catch (e) {
-        throw new BuildUsageError(
-          '--secret',
-          `id=${s.id}`,
-          `cannot read ${s.source.file}: ${(e as Error).message}`,
-        );
-      }
-    }
-  }
-  return out;
 }
 
 export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutcome> {
