@@ -35,8 +35,10 @@ const stat = fc.record({
   linkname: fc.string({ maxLength: 20 }),
   devmajor: int64,
   devminor: int64,
+  // A key named `__proto__` is dropped by the generated fromPartial (it assigns into a plain
+  // object), so the reference cannot encode it; ktl never sends xattrs (fsstat leaves them empty).
   xattrs: fc.dictionary(
-    fc.string({ minLength: 1, maxLength: 10 }),
+    fc.string({ minLength: 1, maxLength: 10 }).filter((k) => k !== '__proto__'),
     fc.uint8Array({ maxLength: 10 }),
     { maxKeys: 3 },
   ),
