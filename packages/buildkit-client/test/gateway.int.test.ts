@@ -245,3 +245,59 @@ rigTest(
   },
   30_000,
 );
+
+rigTest(
+  `a promised upstream: the gateway listens at once, connections wait for the builder${why}`,
+  async () => {
+    let resolveUp!: (a: ReturnType<typeof parseAddress>) => void;
+    const later = new Promise<ReturnType<typeof parseAddress>>((r) => {
+      resolveUp = r;
+    });
+    const g = await startGateway({ upstream: later, socketPath: join(work, 'later.sock') });
+    try {
+      // Before the builder is known the address is not either (engine or buildkitd prefix).
+      expect(() => g.address).toThrow(/known once its upstream is/);
+      // A client that connects early is answered once the upstream resolves.
+      const early = rawHttp(
+        g.socketPath,
+        'GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n',
+      );
+      await new Promise((r) => setTimeout(r, 50));
+      resolveUp(parseAddress(`docker://${probe.ok ? probe.rig.dockerHost : ''}`));
+      expect((await early).split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
+      expect(g.address).toBe(`docker://unix://${g.socketPath}`);
+      const conn = await connect(g.address);
+      expect((await conn.info()).package).toContain('buildkit');
+      await conn.close();
+    } finally {
+      await g.close();
+    }
+  },
+);
+
+test('a promised upstream that rejects: connections are closed and the failure logged', async () => {
+  const lines: string[] = [];
+  const g = await startGateway({
+    upstream: Promise.reject(new Error('no builder answered')),
+    socketPath: join(work, 'rejected.sock'),
+    log: (l) => lines.push(l),
+  });
+  try {
+    // Closed without a byte of answer (whether the client's write races the close or not).
+    const got = await new Promise<string>((resolve) => {
+      const s = net.connect({ path: g.socketPath });
+      let out = '';
+      s.on('data', (d) => {
+        out += d.toString('latin1');
+      });
+      s.on('error', () => {});
+      s.on('close', () => resolve(out));
+      s.write('GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n');
+    });
+    expect(got).toBe('');
+    expect(lines).toEqual(['builder unreachable: no builder answered']);
+    expect(() => g.address).toThrow(/known once its upstream is/);
+  } finally {
+    await g.close();
+  }
+});

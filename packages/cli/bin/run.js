@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// `ktl --version` is answered without loading oclif (half of ktl's start-up time), in the
-// exact format oclif prints: @ktl/cli/VERSION PLATFORM-ARCH node-vX.
+// `ktl --version` is answered without loading the CLI bundle, in the exact format oclif
+// prints: @ktl/cli/VERSION PLATFORM-ARCH node-vX.
 const argv = process.argv.slice(2);
 if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v' || argv[0] === 'version')) {
   const { readFileSync } = await import('node:fs');
@@ -9,6 +9,8 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v' || argv[0]
     `${pkg.name}/${pkg.version} ${process.platform}-${process.arch} node-${process.version}\n`,
   );
 } else {
-  const { execute } = await import('@oclif/core');
-  await execute({ dir: import.meta.url });
+  // dist/ktl.cjs through the build's V8 code cache (src/boot.ts).
+  const { createRequire } = await import('node:module');
+  const { load } = createRequire(import.meta.url)('../dist/boot.cjs');
+  await load('ktl').exports.main(import.meta.url);
 }

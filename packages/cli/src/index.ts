@@ -27,3 +27,9 @@ export const commands = {
   'sandbox:run': SandboxRun,
   'sandbox:doctor': SandboxDoctor,
 };
+
+/** Runs the CLI (bin/run.js loads this bundle through dist/boot.cjs's code cache). */
+export async function main(dir: string): Promise<void> {
+  const { execute } = await import('@oclif/core');
+  await execute({ dir });
+}

@@ -8,7 +8,7 @@
  * The options are the ones the outer ktl validated, from /run/ktl/build.json: no CLI
  * framework and no second parse.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type FSWatcher, mkdtempSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -20,7 +20,13 @@ import {
 import { toExportSpecs } from './build/outputs';
 import { readSecrets } from './build/secrets';
 import { BuildUsageError } from './build/usage-error';
-import { INNER_SPEC_FILE, type InnerSpec, outputPaths, unboundOutputs } from './sandbox/inner-spec';
+import {
+  INNER_SPEC_FILE,
+  INNER_SPEC_VERSION,
+  type InnerSpec,
+  outputPaths,
+  unboundOutputs,
+} from './sandbox/inner-spec';
 import { JAIL_GATEWAY_DIR, SANDBOX_FAILED_EXIT } from './sandbox/jail-paths';
 import { selfCheckLines } from './sandbox/self-check';
 import { mark } from './timing';
@@ -35,17 +41,73 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-async function main(): Promise<number> {
+/** How long the jailed ktl waits for the outer one to hand over the build (finding a builder
+ * that does not answer takes a few seconds at most; the outer ktl stops the jail on failure). */
+const SPEC_WAIT_MS = 120_000;
+
+/**
+ * The spec, once the outer ktl has renamed it into place (it starts the jail first and finds
+ * the builder meanwhile). Woken by inotify where the jail allows it, else by a 10 ms poll.
+ */
+export async function waitForSpec(dir: string, timeoutMs = SPEC_WAIT_MS): Promise<InnerSpec> {
+  const file = join(dir, INNER_SPEC_FILE);
+  const read = (): InnerSpec | undefined => {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+    const spec = JSON.parse(text) as InnerSpec;
+    if (spec.version !== INNER_SPEC_VERSION)
+      throw new Error(`unknown spec version ${String(spec.version)}`);
+    return spec;
+  };
+  const now = read();
+  if (now) return now;
+  return new Promise<InnerSpec>((resolve, reject) => {
+    let watcher: FSWatcher | undefined;
+    const done = (f: () => void) => {
+      clearInterval(poll);
+      clearTimeout(timer);
+      watcher?.close();
+      f();
+    };
+    const check = () => {
+      try {
+        const spec = read();
+        if (spec) done(() => resolve(spec));
+      } catch (e) {
+        done(() => reject(e));
+      }
+    };
+    const poll = setInterval(check, 10);
+    const timer = setTimeout(
+      () => done(() => reject(new Error(`no build spec in ${dir} after ${timeoutMs} ms`))),
+      timeoutMs,
+    );
+    try {
+      watcher = watch(dir, check);
+      watcher.on('error', () => watcher?.close());
+    } catch {
+      watcher = undefined; // no inotify in this jail: the poll does it
+    }
+    check();
+  });
+}
+
+async function serve(): Promise<number> {
   mark('inner: modules loaded');
   let spec: InnerSpec;
   try {
-    spec = JSON.parse(readFileSync(join(JAIL_GATEWAY_DIR, INNER_SPEC_FILE), 'utf8')) as InnerSpec;
-    if (spec.version !== 2) throw new Error(`unknown spec version ${String(spec.version)}`);
+    spec = await waitForSpec(JAIL_GATEWAY_DIR);
   } catch (e) {
     stderr(`ktl (in the sandbox): cannot read the build spec: ${(e as Error).message}\n`);
     return SANDBOX_FAILED_EXIT;
   }
-  if (spec.logs) for (const l of selfCheckLines(process.env, spec.bound)) stderr(`${l}\n`);
+  mark('inner: spec read');
+  if (spec.logs) for (const l of selfCheckLines(spec.mustNotSee, spec.bound)) stderr(`${l}\n`);
   const o = spec.options;
   const stray = unboundOutputs(outputPaths(o), spec.writable);
   if (stray.length > 0) {
@@ -102,15 +164,18 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(async (code) => {
-  // Do not wait for sockets to wind down; stdout/stderr are flushed first.
-  await Promise.all(
-    [process.stdout, process.stderr].map(
-      (s) =>
-        new Promise<void>((resolve) =>
-          s.writableLength === 0 ? resolve() : s.write('', () => resolve()),
-        ),
-    ),
-  );
-  process.exit(code);
-});
+/** Entry point (dist/boot.cjs inner): serves the session, then exits with its status. */
+export function main(): void {
+  void serve().then(async (code) => {
+    // Do not wait for sockets to wind down; stdout/stderr are flushed first.
+    await Promise.all(
+      [process.stdout, process.stderr].map(
+        (s) =>
+          new Promise<void>((resolve) =>
+            s.writableLength === 0 ? resolve() : s.write('', () => resolve()),
+          ),
+      ),
+    );
+    process.exit(code);
+  });
+}

@@ -83,7 +83,8 @@ function emitMessage(
 
 /** Checks a policy object built in code against the schema; throws PolicyError E_INVALID. */
 export function assertPolicy(policy: unknown): asserts policy is NsJailConfig {
-  const r = policySchema.safeParse(policy);
+  // jitless: one parse per process, where compiling a fast path costs more than it saves.
+  const r = policySchema.safeParse(policy, { jitless: true });
   if (!r.success) {
     const issue = r.error.issues[0]!;
     const path = issue.path

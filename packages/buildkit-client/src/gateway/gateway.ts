@@ -15,8 +15,12 @@ import { DEFAULT_ALLOWED_METHODS, serveFiltered } from './grpc-filter';
 import { header, type RequestHead, readRequestHead, refuseHttp } from './http-head';
 
 export interface GatewayOptions {
-  /** The real builder. */
-  upstream: BuildkitAddress;
+  /**
+   * The real builder. A promise lets the gateway listen (and the jail start) while the builder
+   * is still being found; connections wait for it, and fail like an unreachable builder if it
+   * rejects.
+   */
+  upstream: BuildkitAddress | Promise<BuildkitAddress>;
   tls?: TlsOptions;
   /** Where to listen; created 0600, removed on close. */
   socketPath: string;
@@ -33,7 +37,10 @@ export interface GatewayOptions {
 }
 
 export interface Gateway {
-  /** The address the jailed client should use (docker://unix://... or unix://...). */
+  /**
+   * The address the jailed client should use (docker://unix://... or unix://...). With a
+   * promised upstream, known once it resolves (reading it before throws).
+   */
   readonly address: string;
   readonly socketPath: string;
   /** Everything refused so far, for tests and reports. */
@@ -130,8 +137,14 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     ...(opts.checkSolve ? { checkSolve: opts.checkSolve } : {}),
   };
   const conns = new Set<net.Socket>();
+  let upstream: BuildkitAddress | undefined;
+  const upstreamReady = Promise.resolve(opts.upstream).then((u) => {
+    upstream = u;
+    return u;
+  });
+  upstreamReady.catch(() => {}); // each connection reports it
 
-  const onEngineConnection = async (sock: net.Socket) => {
+  const onEngineConnection = async (sock: net.Socket, up: BuildkitAddress) => {
     let head: RequestHead;
     try {
       head = await readRequestHead(sock);
@@ -172,37 +185,37 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     }
     try {
       if (m[2] === 'grpc') {
-        const up = await upstreamH2(opts.upstream, opts.tls);
+        const h2 = await upstreamH2(up, opts.tls);
         sock.write(
           'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n',
         );
         if (head.rest.length) sock.unshift(head.rest);
-        serveFiltered(sock, up, filter);
+        serveFiltered(sock, h2, filter);
         return;
       }
       // /session: the daemon becomes the HTTP/2 client of the jail. Only the session headers
       // are passed on (rebuilt, no body), and nothing more is read from the jail until the
       // engine has switched protocols, so no second request can be smuggled to the engine.
-      const engine = opts.upstream.kind === 'docker' ? opts.upstream.engine : opts.upstream;
+      const engine = up.kind === 'docker' ? up.engine : up;
       const passed = head.headers
         .filter(([k]) => k.startsWith('x-docker-expose-session-'))
         .map(([k, v]) => [k, v] as const);
-      const up = await httpUpgrade(await dialRaw(engine, opts.tls), {
+      const engineSock = await httpUpgrade(await dialRaw(engine, opts.tls), {
         path: '/session',
         headers: passed,
       });
       sock.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n');
-      sock.pipe(up).pipe(sock);
-      up.resume();
+      sock.pipe(engineSock).pipe(sock);
+      engineSock.resume();
       sock.resume();
       const end = () => {
         sock.destroy();
-        up.destroy();
+        engineSock.destroy();
       };
       sock.on('close', end);
-      up.on('close', end);
+      engineSock.on('close', end);
       sock.on('error', end);
-      up.on('error', end);
+      engineSock.on('error', end);
     } catch (e) {
       log(`builder unreachable for ${what}: ${(e as Error).message}`);
       refuseHttp(
@@ -214,9 +227,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     }
   };
 
-  const onNativeConnection = async (sock: net.Socket) => {
+  const onNativeConnection = async (sock: net.Socket, up: BuildkitAddress) => {
     try {
-      serveFiltered(sock, await upstreamH2(opts.upstream, opts.tls), filter);
+      serveFiltered(sock, await upstreamH2(up, opts.tls), filter);
     } catch (e) {
       log(`builder unreachable: ${(e as Error).message}`);
       sock.destroy();
@@ -227,7 +240,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     conns.add(sock);
     sock.on('close', () => conns.delete(sock));
     sock.on('error', () => sock.destroy());
-    void (opts.upstream.kind === 'docker' ? onEngineConnection(sock) : onNativeConnection(sock));
+    upstreamReady.then(
+      (up) => (up.kind === 'docker' ? onEngineConnection(sock, up) : onNativeConnection(sock, up)),
+      (e: unknown) => {
+        log(`builder unreachable: ${(e as Error).message}`);
+        sock.destroy();
+      },
+    );
   });
   rmSync(opts.socketPath, { force: true });
   await new Promise<void>((resolve, reject) => {
@@ -235,9 +254,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     server.listen(opts.socketPath, () => resolve());
   });
   chmodSync(opts.socketPath, 0o600);
-  const prefix = opts.upstream.kind === 'docker' ? 'docker://unix://' : 'unix://';
+  if (!(opts.upstream instanceof Promise)) await upstreamReady;
   return {
-    address: `${prefix}${opts.socketPath}`,
+    get address() {
+      if (!upstream) throw new Error('the gateway address is known once its upstream is');
+      return `${upstream.kind === 'docker' ? 'docker://unix://' : 'unix://'}${opts.socketPath}`;
+    },
     socketPath: opts.socketPath,
     refused,
     close: () =>

@@ -4,6 +4,7 @@
  * in-process. Expected failures (no builder, failed step, ...) come back as an outcome with
  * an exit code; it only throws on bugs.
  */
+
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +25,7 @@ import {
   solveDockerfile,
 } from '@ktl/buildkit-client';
 import { managedCandidates, START_HINT } from '../builder/managed';
+import { mark } from '../timing';
 import { ExitCode, type ExitCodeValue } from './exit-codes';
 import type { BuildOptions } from './options';
 import { toCacheSpecs, toExportSpecs } from './outputs';
@@ -44,7 +46,7 @@ export interface BuildIO {
   readonly terminalSize?:
     | (() => { columns?: number | undefined; rows?: number | undefined })
     | undefined;
-  /** Replaces `connect` (tests). */
+  /** Replaces `connect`: tests, and the sandboxed build (the connection that found the builder). */
   readonly connect?: typeof connect | undefined;
   /**
    * The build session is served by another process (the sandboxed half of ktl) under this
@@ -169,8 +171,10 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
       env: io.env,
       preferred: managedCandidates(io.env),
     });
+    mark('build: connected');
     const exports = await toExportSpecs(o, conn);
     await checkMultipleExporters(conn, exports.length);
+    mark('build: solving');
     if (o.progress === 'plain') io.stderr(`#0 building with ${conn.address}\n\n`);
     if (exports.length === 0 && !o.cacheOnly) {
       io.stderr(
@@ -202,6 +206,7 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
       ...(external ? { externalSession: external } : {}),
     });
     renderer.end();
+    mark('build: solved');
     const r = res.exporterResponse;
     // What `docker image ls` shows as IMAGE ID: the manifest/index digest with the containerd
     // store, the config digest with the moby exporter (which reports it as containerimage.digest).

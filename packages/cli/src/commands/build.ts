@@ -190,6 +190,7 @@ export default class Build extends Command {
       mark('host: build done');
       return out.exitCode;
     };
+    let closeFound: (() => Promise<void>) | undefined;
     try {
       const settings = resolveSandboxSettings(
         {
@@ -208,27 +209,16 @@ export default class Build extends Command {
         return;
       }
       mark('outer: options parsed');
-      // The sandbox's own modules load while discovery waits on the network.
-      const sandboxModules = Promise.all([
+      // The builder is found while the sandbox starts (the jail's start-up is the longest
+      // step); the connection made to find it sends the Solve.
+      const found = connect(flags.builder, { preferred: managedCandidates(process.env) });
+      found.catch(() => {}); // awaited by runBuildInSandbox; a failure surfaces there
+      closeFound = () => found.then((c) => c.close()).catch(() => {});
+      const upstream = found.then((conn) => parseAddress(conn.address));
+      const [{ runBuildInSandbox }, { forwardedEnv, writeJailDockerConfig }] = await Promise.all([
         import('../sandbox/reexec'),
         import('../sandbox/handover'),
       ]);
-      sandboxModules.catch(() => {}); // awaited below; a failure surfaces there
-      // Find the builder out here: the jail only ever sees the gateway.
-      let upstream: ReturnType<typeof parseAddress>;
-      try {
-        const conn = await connect(flags.builder, { preferred: managedCandidates(process.env) });
-        upstream = parseAddress(conn.address);
-        await conn.close();
-      } catch (e) {
-        const err = BuildkitError.from(e);
-        stderr(`ERROR: ${err.message}\n`);
-        if (err.code === 'E_NO_BUILDER') stderr(`hint: ${START_HINT}\n`);
-        process.exitCode = err.code === 'E_BAD_ADDRESS' ? ExitCode.USAGE : ExitCode.NO_BUILDER;
-        return;
-      }
-      mark('outer: builder found');
-      const [{ runBuildInSandbox }, { forwardedEnv, writeJailDockerConfig }] = await sandboxModules;
       process.exitCode = await runBuildInSandbox({
         options,
         sandboxBinds: flags['sandbox-bind'] ?? [],
@@ -238,7 +228,7 @@ export default class Build extends Command {
         solve: async (sessionId, signal) =>
           (
             await runBuild(
-              { ...options, builder: formatAddress(upstream) },
+              { ...options, builder: formatAddress(await upstream) },
               {
                 stdout: (t) => process.stdout.write(t),
                 stderr,
@@ -249,6 +239,7 @@ export default class Build extends Command {
                 }),
                 signal,
                 externalSession: { id: sessionId },
+                connect: () => found,
               },
             )
           ).exitCode,
@@ -263,6 +254,13 @@ export default class Build extends Command {
       });
     } catch (e) {
       if (e instanceof SandboxSettingsError || e instanceof BindPlanError) return usage(e);
+      if (e instanceof BuildkitError) {
+        // No builder answered (found while the sandbox was starting; it has been stopped).
+        stderr(`ERROR: ${e.message}\n`);
+        if (e.code === 'E_NO_BUILDER') stderr(`hint: ${START_HINT}\n`);
+        process.exitCode = e.code === 'E_BAD_ADDRESS' ? ExitCode.USAGE : ExitCode.NO_BUILDER;
+        return;
+      }
       // Matched by name: the policy modules are loaded lazily, in the sandboxed path only.
       if (e instanceof Error && (e.name === 'PolicyError' || e.name === 'PolicyLoadError')) {
         stderr(`ERROR: sandbox policy: ${e.message}\n`);
@@ -271,6 +269,8 @@ export default class Build extends Command {
       }
       throw e;
     } finally {
+      // runBuild closes it after the Solve; this covers a sandbox that failed before that.
+      await closeFound?.();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     }

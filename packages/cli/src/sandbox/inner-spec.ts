@@ -1,15 +1,17 @@
 /**
  * The hand-over from the outer ktl to the jailed one: the build options the outer ktl already
- * parsed and validated and the session to serve, written to a read-only file in the jail's
- * /run/ktl. The jailed half (src/inner.ts) serves the session from it directly, without the CLI
- * framework or a second parse.
+ * parsed and validated and the session to serve, in a read-only file in the jail's /run/ktl.
+ * The jail starts before the outer ktl has found the builder, so the file appears (renamed into
+ * place, whole) while the jailed ktl is starting; it waits for it. The jailed half
+ * (src/inner.ts) serves the session from it directly, without the CLI framework or a second
+ * parse.
  */
 import type { BuildOptions } from '../build/options';
 
 export const INNER_SPEC_FILE = 'build.json';
 
 export interface InnerSpec {
-  readonly version: 2;
+  readonly version: 3;
   readonly options: BuildOptions;
   /** The session id the outer ktl's Solve names; the jailed ktl serves it. */
   readonly sessionId: string;
@@ -21,7 +23,11 @@ export interface InnerSpec {
   readonly bound: readonly string[];
   /** The writable binds; the jailed ktl refuses to write outputs anywhere else. */
   readonly writable: readonly string[];
+  /** The real builder's socket(s), which the jailed ktl checks are absent (--sandbox-logs). */
+  readonly mustNotSee: readonly string[];
 }
+
+export const INNER_SPEC_VERSION = 3;
 
 /** Every host path a build writes: -o destinations, --iidfile, --metadata-file. */
 export function outputPaths(o: BuildOptions): string[] {

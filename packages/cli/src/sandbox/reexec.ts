@@ -4,7 +4,15 @@
  * the jail with KTL_IN_SANDBOX=1. The inner ktl does the build; the outer one only relays its
  * exit status, cancels on Ctrl-C and tears everything down.
  */
-import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,10 +22,9 @@ import { resolveRuntime, run, SandboxError } from '@ktl/sandbox-runner';
 import type { BuildOptions } from '../build/options';
 import { mark } from '../timing';
 import { type PlannedBind, planBuildBinds } from './binds';
-import { INNER_SPEC_FILE, type InnerSpec } from './inner-spec';
+import { INNER_SPEC_FILE, INNER_SPEC_VERSION, type InnerSpec } from './inner-spec';
 import { JAIL_GATEWAY_DIR, SANDBOX_FAILED_EXIT } from './jail-paths';
 import { loadSandboxPolicy } from './policy';
-import { HIDDEN_ENV } from './self-check';
 import type { SandboxSettings } from './settings';
 
 export { JAIL_GATEWAY_DIR, SANDBOX_FAILED_EXIT };
@@ -29,8 +36,12 @@ export interface SandboxedBuild {
   sandboxBinds: readonly string[];
   cwd: string;
   settings: SandboxSettings;
-  /** The real builder, found by the outer ktl. */
-  upstream: BuildkitAddress;
+  /**
+   * The real builder, being found by the outer ktl: the jail starts meanwhile (its start-up is
+   * the longest step), and gets its build spec once this resolves. A rejection stops the jail
+   * and is rethrown.
+   */
+  upstream: Promise<BuildkitAddress>;
   /**
    * Sends the Solve (out here, on the real builder) naming the session the jailed ktl serves;
    * resolves to ktl build's exit status. `signal` aborts when the jail fails or on Ctrl-C.
@@ -55,12 +66,13 @@ export function ktlInstallRoot(): string {
   return dir;
 }
 
-/** The jailed half's entry point (dist/inner.cjs next to the bundle this code is in). */
-function innerEntry(): string {
+/** The jailed half's command: dist/boot.cjs loads dist/inner.cjs (through its code cache). */
+function innerCommand(): string[] {
   const here = dirname(fileURLToPath(import.meta.url));
-  for (const p of [join(here, 'inner.cjs'), join(here, '..', 'dist', 'inner.cjs')])
-    if (existsSync(p)) return p;
-  throw new Error(`ktl is not built: no inner.cjs near ${here} (run pnpm build)`);
+  for (const d of [here, join(here, '..', 'dist')])
+    if (existsSync(join(d, 'inner.cjs')) && existsSync(join(d, 'boot.cjs')))
+      return [join(d, 'boot.cjs'), 'inner'];
+  throw new Error(`ktl is not built: no boot.cjs and inner.cjs near ${here} (run pnpm build)`);
 }
 
 export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
@@ -105,27 +117,33 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
       ? []
       : [{ dst: b.cwd, fstype: 'tmpfs', is_dir: true, options: 'size=4096' }];
     const policy = { ...loaded.policy, mount: [...(loaded.policy.mount ?? []), ...cwdMount] };
-    const prefix = b.upstream.kind === 'docker' ? 'docker://unix://' : 'unix://';
-    const gatewayAddress = `${prefix}${JAIL_GATEWAY_DIR}/buildkit.sock`;
     const sessionId = newSessionId();
-    const spec: InnerSpec = {
-      version: 2,
-      options: b.options,
-      sessionId,
-      gateway: gatewayAddress,
-      logs: b.settings.logs,
-      bound: b.sandboxBinds.map((v) => v.split(':')[1] ?? '').filter(Boolean),
-      writable: planned.filter((p) => !p.readonly).map((p) => p.dst),
+    // Written once the builder is known (the jail is already starting by then), renamed into
+    // place whole: the jailed ktl waits for it.
+    const handOver = (up: BuildkitAddress) => {
+      const prefix = up.kind === 'docker' ? 'docker://unix://' : 'unix://';
+      const spec: InnerSpec = {
+        version: INNER_SPEC_VERSION,
+        options: b.options,
+        sessionId,
+        gateway: `${prefix}${JAIL_GATEWAY_DIR}/buildkit.sock`,
+        logs: b.settings.logs,
+        bound: b.sandboxBinds.map((v) => v.split(':')[1] ?? '').filter(Boolean),
+        writable: planned.filter((p) => !p.readonly).map((p) => p.dst),
+        // The jailed ktl checks (with --sandbox-logs) that the real builder's socket is not there.
+        mustNotSee:
+          up.kind === 'docker' && up.engine.kind === 'unix'
+            ? [up.engine.path]
+            : up.kind === 'unix'
+              ? [up.path]
+              : [],
+      };
+      const file = join(private_, INNER_SPEC_FILE);
+      writeFileSync(`${file}.partial`, JSON.stringify(spec), { mode: 0o600 });
+      renameSync(`${file}.partial`, file);
     };
-    writeFileSync(join(private_, INNER_SPEC_FILE), JSON.stringify(spec), { mode: 0o600 });
     const env = {
-      BUILDKIT_HOST: gatewayAddress,
       KTL_CACHE_DIR: b.cacheDir,
-      // The inner ktl checks (with --sandbox-logs) that the real builder's socket is not there.
-      ...(b.upstream.kind === 'docker' && b.upstream.engine.kind === 'unix'
-        ? { [HIDDEN_ENV]: b.upstream.engine.path }
-        : {}),
-      ...(b.upstream.kind === 'unix' ? { [HIDDEN_ENV]: b.upstream.path } : {}),
       HOME: '/tmp',
       // Resolved credentials only (no helpers run inside); an empty config when there are none.
       DOCKER_CONFIG: `${JAIL_GATEWAY_DIR}/docker`,
@@ -134,7 +152,7 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
       ...(process.env.KTL_TIMING ? { KTL_TIMING: process.env.KTL_TIMING } : {}),
       ...(process.env.NO_COLOR ? { NO_COLOR: process.env.NO_COLOR } : {}),
     };
-    const command = [innerEntry()];
+    const command = innerCommand();
     const options = {
       policy,
       runtime: b.settings.runtime,
@@ -187,6 +205,9 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
     );
     let code = 1;
     try {
+      // No builder: rethrown once the jail is stopped (below: it has nothing to serve).
+      handOver(await b.upstream);
+      mark('outer: spec handed over');
       code = await b.solve(sessionId, buildStop.signal);
       mark('outer: build done');
     } finally {

@@ -6,7 +6,6 @@
 import { existsSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 
-export const HIDDEN_ENV = 'KTL_SANDBOX_MUST_NOT_SEE';
 const WELL_KNOWN = [
   '/var/run/docker.sock',
   '/run/docker.sock',
@@ -14,14 +13,15 @@ const WELL_KNOWN = [
   '/run/buildkit/buildkitd.sock',
 ];
 
-/** `bound` are the --sandbox-bind guest paths, which must be there. */
+/**
+ * `hidden` are the real builder's sockets (named by the outer ktl), which must not be there;
+ * `bound` are the --sandbox-bind guest paths, which must be.
+ */
 export function selfCheckLines(
-  env: NodeJS.ProcessEnv = process.env,
+  hidden: readonly string[] = [],
   bound: readonly string[] = [],
 ): string[] {
-  const paths = [
-    ...new Set([...(env[HIDDEN_ENV] ?? '').split(':').filter(Boolean), ...WELL_KNOWN]),
-  ];
+  const paths = [...new Set([...hidden, ...WELL_KNOWN])];
   const lines = paths.map((p) => `[sandbox] inside: ${p}: ${existsSync(p) ? 'PRESENT' : 'absent'}`);
   for (const g of bound)
     lines.push(`[sandbox] inside: bound ${g}: ${existsSync(g) ? 'present' : 'MISSING'}`);
