@@ -98,12 +98,16 @@ export function load(name: BundleName): LoadedBundle {
   };
 }
 
-/** Build step: evaluate each bundle once (top level only) and save what V8 compiled. */
-function writeCodeCache(): void {
+/**
+ * Build step: evaluate each bundle once (and run its `warmUp` export, if any: start-up code
+ * that is otherwise compiled lazily) and save what V8 compiled.
+ */
+async function writeCodeCache(): Promise<void> {
   for (const name of ['ktl', 'inner'] as const) {
     const file = bundlePath(name);
-    const { script } = load(name);
+    const { script, exports } = load(name);
     if (!script) throw new Error(`${file} was loaded before the cache step`);
+    if (typeof exports.warmUp === 'function') await (exports.warmUp as () => Promise<void>)();
     const data = Buffer.concat([sourceHash(readFileSync(file)), script.createCachedData()]);
     const tmp = `${file}.v8cache.partial`;
     writeFileSync(tmp, data);
@@ -114,7 +118,11 @@ function writeCodeCache(): void {
 
 if (require.main === module) {
   const arg = process.argv[2];
-  if (arg === '--write-code-cache') writeCodeCache();
+  if (arg === '--write-code-cache')
+    writeCodeCache().catch((e: unknown) => {
+      process.stderr.write(`code cache: ${(e as Error).stack ?? String(e)}\n`);
+      process.exitCode = 1;
+    });
   else if (arg === 'inner') (load('inner').exports.main as () => void)();
   else {
     process.stderr.write('usage: node boot.cjs inner | --write-code-cache\n');

@@ -189,7 +189,9 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
     let jailExit: number | undefined;
     let building = true;
     let jailEndedBuild = false;
-    const jail = run(node, command, { ...options, cancelSignal: jailStop.signal }).then(
+    const started = run(node, command, { ...options, cancelSignal: jailStop.signal });
+    mark('outer: runtime spawned');
+    const jail = started.then(
       (r) => {
         jailExit = r.exitCode ?? 0;
       },
