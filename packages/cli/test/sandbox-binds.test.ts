@@ -63,14 +63,9 @@ describe('planBuildBinds', () => {
       ['$D/out', false, 'output local'],
       ['$D/art', false, 'output tar'],
       ['$D/bare-out', false, 'output local'],
-      ['$D/meta', false, 'iidfile'],
     ]);
-    expect(ensureDirs).toEqual([
-      join(dir, 'out'),
-      join(dir, 'art'),
-      join(dir, 'bare-out'),
-      join(dir, 'meta'),
-    ]);
+    // --iidfile is written by the outer ktl: nothing of meta/ enters the jail.
+    expect(ensureDirs).toEqual([join(dir, 'out'), join(dir, 'art'), join(dir, 'bare-out')]);
   });
 
   test('the default Dockerfile comes with the context; -f - binds nothing more', () => {
@@ -134,6 +129,7 @@ describe('symlinks out of the working tree are refused, explicit outside paths a
     [{ context: '.', output: ['out-link/new/dir'] }, 'REPO/out-link/new/dir is inside'],
     [{ context: '.', output: ['type=tar,dest=out-link/x.tar'] }, 'output tar: REPO/out-link'],
     [{ context: '.', iidfile: 'out-link/iid' }, 'iidfile: REPO/out-link is inside'],
+    [{ context: '.', metadataFile: 'out-link/m.json' }, 'metadata-file: REPO/out-link is inside'],
     [{ context: '.', buildContext: ['p=parent'] }, 'named context p: REPO/parent is inside'],
   ])('refuses %j, naming the link and the way out', (raw, message) => {
     let err: unknown;

@@ -150,6 +150,8 @@ function launch(plan: InternalPlan): SandboxProcess {
     durationMs: 0,
   };
   let exited = false;
+  /** A kill asked for before bwrap reported the jail's pid (see killJail). */
+  let killPending = false;
   const timers: NodeJS.Timeout[] = [];
   const waits: Promise<void>[] = [];
   const ignore = () => {};
@@ -187,6 +189,12 @@ function launch(plan: InternalPlan): SandboxProcess {
       ctl.on('end', () => log.end());
     } else {
       const onPid = (pid: number) => {
+        if (killPending) {
+          // Stopped while bwrap was still setting the jail up: now it has a pid to kill.
+          killPending = false;
+          killJail();
+          return;
+        }
         if (!plan.cgroups) return;
         const block = child.stdio[4] as Writable;
         try {
@@ -211,6 +219,21 @@ function launch(plan: InternalPlan): SandboxProcess {
   /** SIGKILL for the whole jail: its pid 1 first (race-free while bwrap has not reaped it). */
   function killJail(): void {
     const pid = obs.bwrap.childPid;
+    if (plan.runtime === 'bwrap' && pid === undefined && ctl && !exited) {
+      // bwrap may already have cloned the jail's first process without having said which pid
+      // it is (its status line is on the way). Killing bwrap now would strand that child:
+      // --die-with-parent only takes effect later in its set-up, so it would run on, jailed
+      // but unsupervised. Kill it as soon as bwrap names it; bwrap itself if it never does.
+      if (!killPending) {
+        killPending = true;
+        timers.push(
+          setTimeout(() => {
+            if (killPending && !exited) child.kill('SIGKILL');
+          }, 2000),
+        );
+      }
+      return;
+    }
     if (plan.runtime === 'bwrap' && pid !== undefined) {
       if (!eff(plan.policy, 'clone_newpid')) {
         // No pid namespace to tear down: take the command's session (--new-session makes it

@@ -110,13 +110,14 @@ export function planBuildBinds(
     ensureDirs.push(dir);
     add(dir, false, `output ${spec.type}`);
   }
+  // --iidfile and --metadata-file are written by the outer ktl (it receives the Solve's
+  // response), never by the jail: nothing is bound for them. A link out of the working tree is
+  // refused all the same, as for every path typed on the command line.
   for (const [file, why] of [
     [o.iidfile, 'iidfile'],
     [o.metadataFile, 'metadata-file'],
   ] as const) {
-    if (file === undefined) continue;
-    ensureDirs.push(dirname(file));
-    add(dirname(file), false, why);
+    if (file !== undefined) refuseEscape(dirname(file), real(dirname(file), cwd), cwd, why, false);
   }
   for (const value of sandboxBinds) {
     const [src, dst, mode, ...extra] = value.split(':');

@@ -29,13 +29,12 @@ export interface InnerSpec {
 
 export const INNER_SPEC_VERSION = 3;
 
-/** Every host path a build writes: -o destinations, --iidfile, --metadata-file. */
+/**
+ * Every host path the jailed ktl writes: the -o destinations (FileSend). --iidfile and
+ * --metadata-file are the outer ktl's (it has the Solve's response).
+ */
 export function outputPaths(o: BuildOptions): string[] {
-  return [
-    ...o.outputs.flatMap((x) => ('dest' in x ? [x.dest] : [])),
-    ...(o.iidfile ? [o.iidfile] : []),
-    ...(o.metadataFile ? [o.metadataFile] : []),
-  ];
+  return o.outputs.flatMap((x) => ('dest' in x ? [x.dest] : []));
 }
 
 /**
