@@ -82,6 +82,29 @@ describe('ktl build in the sandbox', () => {
   );
 
   rigTest(
+    `a runtime that fails after the build started: its own words and exit 71, not "cancelled"${why}`,
+    () => {
+      // Valid policy text, but bubblewrap cannot make the jail (a mandatory bind of nothing).
+      const cfg = join(dir, 'bind-nothing.cfg');
+      writeFileSync(
+        cfg,
+        `${readFileSync(join(repoRoot, 'testdata', 'sandbox', 'linux-ci.cfg'), 'utf8')}\nmount { src: "${dir}/not-there" dst: "/x" is_bind: true }\n`,
+      );
+      const r = ktl(
+        ['build', hello, '--sandbox-config', cfg, '-o', `type=local,dest=${join(dir, 'o71')}`],
+        {
+          env,
+        },
+      );
+      expect(r.code).toBe(71);
+      expect(r.stderr).toContain(`bwrap: Can't find source path ${dir}/not-there`);
+      expect(r.stderr).toContain('[sandbox] runtime failed before the command started');
+      expect(r.stderr).not.toContain('build cancelled');
+    },
+    120_000,
+  );
+
+  rigTest(
     `KTL_SANDBOX_DISABLE=1 builds on the host, no banner, a loud warning${why}`,
     () => {
       const out = join(dir, 'out2');

@@ -32,6 +32,14 @@ import { toCacheSpecs, toExportSpecs } from './outputs';
 import { readSecrets } from './secrets';
 import { BuildUsageError } from './usage-error';
 
+/**
+ * The abort reason for a build stopped because another part of ktl ended it (the sandboxed
+ * half exited, or its runtime failed) and reports why itself: no "build cancelled" line.
+ */
+export class EndedElsewhere extends Error {
+  override name = 'EndedElsewhere';
+}
+
 export interface BuildIO {
   /** Where the image id goes (`-q`). */
   readonly stdout: (text: string) => void;
@@ -249,7 +257,8 @@ function failed(
   }
   const err = BuildkitError.from(e);
   if (io.signal?.aborted) {
-    io.stderr('ERROR: build cancelled\n');
+    // Stopped because something else ended the build (it reports its own error), or by the user.
+    if (!(io.signal.reason instanceof EndedElsewhere)) io.stderr('ERROR: build cancelled\n');
     return outcome(ExitCode.INTERRUPTED, {
       error: { code: err.code, message: 'build cancelled', hint: undefined, failure: undefined },
     });
