@@ -91,7 +91,8 @@ function ping(path: string): Promise<string | undefined> {
     s.once('connect', () => s.write('GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n'));
     s.on('data', (d: Buffer) => {
       head += d.toString('latin1');
-      if (head.includes('\r\n')) done(/^HTTP\/1\.1 200 /.test(head) ? undefined : head.split('\r\n')[0]);
+      if (head.includes('\r\n'))
+        done(/^HTTP\/1\.1 200 /.test(head) ? undefined : head.split('\r\n')[0]);
     });
     s.once('error', (e) => done(e.message));
   });
