@@ -16,6 +16,12 @@ const bundle = {
   // Half the bytes to read and hash at every start; stack traces map back through the .map
   // files (node --enable-source-maps).
   minify: true,
+  // `await import('node:x')` stays a real dynamic import in CommonJS output, and Node 20 loses
+  // a vm.Script's dynamic-import callback when the script comes from a code cache ("A dynamic
+  // import callback was not specified"): compile every import() to a require().
+  esbuildOptions(o: { supported?: Record<string, boolean> }) {
+    o.supported = { ...o.supported, 'dynamic-import': false };
+  },
 };
 
 export default defineConfig([
@@ -27,6 +33,7 @@ export default defineConfig([
     noExternal: [/.*/],
     // oclif reaches for typescript only when run from TypeScript sources (ts-node), never here.
     esbuildOptions(o) {
+      bundle.esbuildOptions(o);
       o.external = [...(o.external ?? []), 'typescript'];
     },
     // The default sandbox policies are compiled into the CLI, so a build never depends on a

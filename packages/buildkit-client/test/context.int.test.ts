@@ -1,7 +1,9 @@
 /**
  * Context upload and local export, judged against the reference client: the same build run by
  * ktl (solveDockerfile) and by `docker buildx build` on the same engine must export the same
- * tree, file by file (content, mode, links, times). Plus a 10k-file context and a 1 GiB file.
+ * tree, file by file (content, mode, links, times), on each engine (engines.ts). Plus, on the
+ * rig only (they take the longest and exercise no other code path), a 10k-file context and a
+ * 1 GiB file.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -27,30 +29,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { type BuildkitConnection, connect, solveDockerfile } from '../src/index';
-import { probeRig, skipReason } from './rig';
+import { gate, type TestEngine, testEngines } from './engines';
 
-const probe = await probeRig();
-const rig = probe.ok ? probe.rig : undefined;
-const ready = rig?.baseImage !== undefined && rig.buildx !== undefined;
-const why =
-  probe.ok && !ready
-    ? ' [skipped: KTL_RIG_BASE_IMAGE or KTL_RIG_BUILDX missing]'
-    : skipReason(probe);
-const rigTest = ready ? test : test.skip;
+const engines = await testEngines();
+const noBuildx = engines[0]!.buildx === undefined ? ' [skipped: KTL_RIG_BUILDX missing]' : '';
 
 const work = mkdtempSync(join(tmpdir(), 'ktl-ctx-'));
-let conn: BuildkitConnection | undefined;
-beforeAll(async () => {
-  if (ready) conn = await connect(`docker://${rig!.dockerHost}`);
-});
-afterAll(async () => {
-  await conn?.close();
+afterAll(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-function buildx(args: string[]): void {
-  const r = spawnSync(rig!.buildx!, ['build', '--progress=plain', ...args], {
-    env: { ...process.env, DOCKER_HOST: rig!.dockerHost, DOCKER_CONFIG: rig!.dockerConfig ?? '' },
+/** `docker buildx build` on the engine (its default builder: the docker driver). */
+function buildx(engine: TestEngine, args: string[]): void {
+  const r = spawnSync(engine.buildx!, ['build', '--progress=plain', ...args], {
+    env: {
+      ...process.env,
+      DOCKER_HOST: engine.dockerHost,
+      DOCKER_CONFIG: engine.dockerConfig ?? '',
+    },
     encoding: 'utf8',
     timeout: 120_000,
   });
@@ -100,104 +96,134 @@ function linkGroups(s: Map<string, Entry>): string[][] {
   return [...by.values()].filter((g) => g.length > 1).map((g) => g.sort());
 }
 
-function write(rel: string, body: string | Buffer, mode = 0o644): void {
-  const abs = join(work, 'cmp', rel);
+function write(root: string, rel: string, body: string | Buffer, mode = 0o644): void {
+  const abs = join(root, rel);
   mkdirSync(join(abs, '..'), { recursive: true });
   writeFileSync(abs, body);
   chmodSync(abs, mode);
 }
 
-describe('context upload and local export', () => {
-  rigTest(
-    `a multi-stage build exports the same tree as docker buildx build${why}`,
-    async () => {
-      const id = Math.random().toString(36).slice(2);
-      write(
-        'Dockerfile',
-        [
-          `FROM ${rig!.baseImage} AS build`,
-          'ARG FLAVOR=plain',
-          'RUN mkdir /out && echo "$FLAVOR" > /out/flavor',
-          `RUN --mount=type=cache,target=/cache,id=ktl-cmp-${id} echo cached > /cache/f && cp /cache/f /out/cache-ok`,
-          'RUN --mount=type=secret,id=tok cp /run/secrets/tok /out/secret-copy',
-          "RUN --mount=type=bind,target=/src cd /src && find . -exec stat -c '%n %a %F %s' {} + | sort > /out/bind-stat",
-          'FROM scratch',
-          'COPY --from=build /out /out',
-          'COPY . /ctx/',
-          '',
-        ].join('\n'),
-      );
-      write('.dockerignore', '*.log\n!keep.log\ntmp/\n**/*.bak\ntoken\n');
-      write('exec.sh', '#!/bin/sh\necho hi\n', 0o755);
-      write('readonly.txt', 'ro', 0o444);
-      write('group-w.txt', 'gw', 0o664);
-      write('a.log', 'ignored');
-      write('keep.log', 'kept by an exception');
-      write('tmp/x', 'ignored dir');
-      write('nested/deep/y.bak', 'ignored anywhere');
-      write('nested/deep/z.txt', 'z');
-      write('sp ace.txt', 'space');
-      write('comma, name.txt', 'comma');
-      write('ünï cödé.txt', 'unicode');
-      write('token', 'the-secret');
-      write('zero', '');
-      mkdirSync(join(work, 'cmp', 'empty-dir'));
-      mkdirSync(join(work, 'cmp', 'nested', 'empty'), { recursive: true });
-      symlinkSync('exec.sh', join(work, 'cmp', 'link-rel'));
-      symlinkSync('/etc/passwd', join(work, 'cmp', 'link-abs'));
-      symlinkSync('missing', join(work, 'cmp', 'link-dangling'));
-      symlinkSync('nested', join(work, 'cmp', 'dirlink'));
-      linkSync(join(work, 'cmp', 'nested', 'deep', 'z.txt'), join(work, 'cmp', 'hard-z'));
-      // Sub-second mtimes must survive the trip (nanoseconds on the wire).
-      utimesSync(join(work, 'cmp', 'keep.log'), 1_600_000_000.123456, 1_600_000_000.123456);
+describe.each(engines.map((e) => [e.label, e] as const))(
+  'context upload and local export on %s',
+  (_l, engine) => {
+    const g = gate(engine);
+    const rigTest = noBuildx ? test.skip : g.test;
+    const why = g.why || noBuildx;
+    let conn: BuildkitConnection | undefined;
+    beforeAll(async () => {
+      if (!engine.down) conn = await connect(`docker://${engine.dockerHost}`);
+    });
+    afterAll(async () => {
+      await conn?.close();
+    });
 
-      const ours = join(work, 'out-ktl');
-      const theirs = join(work, 'out-buildx');
-      await solveDockerfile(conn!, {
-        contextDir: join(work, 'cmp'),
-        buildArgs: { FLAVOR: 'spicy' },
-        secrets: { tok: readFileSync(join(work, 'cmp', 'token')) },
-        exports: [{ type: 'local', dest: ours }],
-      });
-      buildx([
-        '--build-arg',
-        'FLAVOR=spicy',
-        '--secret',
-        `id=tok,src=${join(work, 'cmp', 'token')}`,
-        '-o',
-        `type=local,dest=${theirs}`,
-        join(work, 'cmp'),
-      ]);
-      const a = snapshot(ours);
-      const b = snapshot(theirs);
-      expect([...a.keys()]).toEqual([...b.keys()]);
-      for (const [p, e] of a) {
-        const { ino: _i, ...mine } = e;
-        const { ino: _j, ...ref } = b.get(p)!;
-        // Directory times depend on when the receiver finished writing into them.
-        if (e.type === 'dir') {
-          mine.mtimeMs = 0;
-          ref.mtimeMs = 0;
+    rigTest(
+      `a multi-stage build exports the same tree as docker buildx build${why}`,
+      async () => {
+        const id = Math.random().toString(36).slice(2);
+        const root = join(work, `cmp-${engine.id}`);
+        write(
+          root,
+          'Dockerfile',
+          [
+            `FROM ${engine.baseImage} AS build`,
+            'ARG FLAVOR=plain',
+            'RUN mkdir /out && echo "$FLAVOR" > /out/flavor',
+            `RUN --mount=type=cache,target=/cache,id=ktl-cmp-${id} echo cached > /cache/f && cp /cache/f /out/cache-ok`,
+            'RUN --mount=type=secret,id=tok cp /run/secrets/tok /out/secret-copy',
+            "RUN --mount=type=bind,target=/src cd /src && find . -exec stat -c '%n %a %F %s' {} + | sort > /out/bind-stat",
+            'FROM scratch',
+            'COPY --from=build /out /out',
+            'COPY . /ctx/',
+            '',
+          ].join('\n'),
+        );
+        write(root, '.dockerignore', '*.log\n!keep.log\ntmp/\n**/*.bak\ntoken\n');
+        write(root, 'exec.sh', '#!/bin/sh\necho hi\n', 0o755);
+        write(root, 'readonly.txt', 'ro', 0o444);
+        write(root, 'group-w.txt', 'gw', 0o664);
+        write(root, 'a.log', 'ignored');
+        write(root, 'keep.log', 'kept by an exception');
+        write(root, 'tmp/x', 'ignored dir');
+        write(root, 'nested/deep/y.bak', 'ignored anywhere');
+        write(root, 'nested/deep/z.txt', 'z');
+        write(root, 'sp ace.txt', 'space');
+        write(root, 'comma, name.txt', 'comma');
+        write(root, 'ünï cödé.txt', 'unicode');
+        write(root, 'token', 'the-secret');
+        write(root, 'zero', '');
+        mkdirSync(join(root, 'empty-dir'));
+        mkdirSync(join(root, 'nested', 'empty'), { recursive: true });
+        symlinkSync('exec.sh', join(root, 'link-rel'));
+        symlinkSync('/etc/passwd', join(root, 'link-abs'));
+        symlinkSync('missing', join(root, 'link-dangling'));
+        symlinkSync('nested', join(root, 'dirlink'));
+        linkSync(join(root, 'nested', 'deep', 'z.txt'), join(root, 'hard-z'));
+        // Sub-second mtimes must survive the trip (nanoseconds on the wire).
+        utimesSync(join(root, 'keep.log'), 1_600_000_000.123456, 1_600_000_000.123456);
+
+        const ours = join(work, `out-ktl-${engine.id}`);
+        const theirs = join(work, `out-buildx-${engine.id}`);
+        await solveDockerfile(conn!, {
+          contextDir: root,
+          buildArgs: { FLAVOR: 'spicy' },
+          secrets: { tok: readFileSync(join(root, 'token')) },
+          exports: [{ type: 'local', dest: ours }],
+        });
+        buildx(engine, [
+          '--build-arg',
+          'FLAVOR=spicy',
+          '--secret',
+          `id=tok,src=${join(root, 'token')}`,
+          '-o',
+          `type=local,dest=${theirs}`,
+          root,
+        ]);
+        const a = snapshot(ours);
+        const b = snapshot(theirs);
+        expect([...a.keys()]).toEqual([...b.keys()]);
+        for (const [p, e] of a) {
+          const { ino: _i, ...mine } = e;
+          const { ino: _j, ...ref } = b.get(p)!;
+          // Directory times depend on when the receiver finished writing into them.
+          if (e.type === 'dir') {
+            mine.mtimeMs = 0;
+            ref.mtimeMs = 0;
+          }
+          expect({ p, ...mine }).toEqual({ p, ...ref });
         }
-        expect({ p, ...mine }).toEqual({ p, ...ref });
-      }
-      expect(linkGroups(a)).toEqual(linkGroups(b));
-      // And the build saw what we meant it to see.
-      expect(readFileSync(join(ours, 'out', 'flavor'), 'utf8')).toBe('spicy\n');
-      expect(readFileSync(join(ours, 'out', 'secret-copy'), 'utf8')).toBe('the-secret');
-      expect(readFileSync(join(ours, 'out', 'cache-ok'), 'utf8')).toBe('cached\n');
-      expect(a.has('ctx/a.log') || a.has('ctx/tmp') || a.has('ctx/nested/deep/y.bak')).toBe(false);
-      expect(a.get('ctx/keep.log')?.mtimeMs).toBe(1_600_000_000_123);
-      expect(a.get('ctx/exec.sh')?.mode).toBe(0o755);
-      expect(a.get('ctx/empty-dir')?.type).toBe('dir');
-      expect(a.get('ctx/link-dangling')?.target).toBe('missing');
-      const bind = readFileSync(join(ours, 'out', 'bind-stat'), 'utf8');
-      expect(bind).toContain('./exec.sh 755 regular file 18');
-      expect(bind).toContain('./link-rel 777 symbolic link');
-      expect(bind).toContain('./nested/empty 755 directory');
-    },
-    120_000,
-  );
+        expect(linkGroups(a)).toEqual(linkGroups(b));
+        // And the build saw what we meant it to see.
+        expect(readFileSync(join(ours, 'out', 'flavor'), 'utf8')).toBe('spicy\n');
+        expect(readFileSync(join(ours, 'out', 'secret-copy'), 'utf8')).toBe('the-secret');
+        expect(readFileSync(join(ours, 'out', 'cache-ok'), 'utf8')).toBe('cached\n');
+        expect(a.has('ctx/a.log') || a.has('ctx/tmp') || a.has('ctx/nested/deep/y.bak')).toBe(
+          false,
+        );
+        expect(a.get('ctx/keep.log')?.mtimeMs).toBe(1_600_000_000_123);
+        expect(a.get('ctx/exec.sh')?.mode).toBe(0o755);
+        expect(a.get('ctx/empty-dir')?.type).toBe('dir');
+        expect(a.get('ctx/link-dangling')?.target).toBe('missing');
+        const bind = readFileSync(join(ours, 'out', 'bind-stat'), 'utf8');
+        expect(bind).toContain('./exec.sh 755 regular file 18');
+        expect(bind).toContain('./link-rel 777 symbolic link');
+        expect(bind).toContain('./nested/empty 755 directory');
+      },
+      120_000,
+    );
+  },
+);
+
+describe('large contexts on the rig', () => {
+  const rig = engines[0]!;
+  const { test: rigTest, why } = gate(rig);
+  let conn: BuildkitConnection | undefined;
+  beforeAll(async () => {
+    if (!rig.down) conn = await connect(`docker://${rig.dockerHost}`);
+  });
+  afterAll(async () => {
+    await conn?.close();
+  });
 
   rigTest(
     `a 10,000-file context arrives complete${why}`,
@@ -215,7 +241,7 @@ describe('context upload and local export', () => {
       for (const n of names) hash.update(`${n}\n`);
       writeFileSync(
         join(ctx, 'Dockerfile'),
-        `FROM ${rig!.baseImage} AS b\nRUN --mount=type=bind,target=/ctx cd /ctx && find d* -type f | wc -l > /count && find d* -type f | sort | xargs cat | md5sum | cut -d' ' -f1 > /sum\nFROM scratch\nCOPY --from=b /count /sum /\n`,
+        `FROM ${rig.baseImage} AS b\nRUN --mount=type=bind,target=/ctx cd /ctx && find d* -type f | wc -l > /count && find d* -type f | sort | xargs cat | md5sum | cut -d' ' -f1 > /sum\nFROM scratch\nCOPY --from=b /count /sum /\n`,
       );
       const out = join(work, 'many-out');
       await solveDockerfile(conn!, {
@@ -254,7 +280,7 @@ describe('context upload and local export', () => {
       closeSync(f2);
       writeFileSync(
         join(ctx, 'Dockerfile'),
-        `FROM ${rig!.baseImage} AS b\nRUN --mount=type=bind,target=/ctx stat -c %s /ctx/big.bin > /size && md5sum /ctx/big.bin | cut -d' ' -f1 > /sum\nFROM scratch\nCOPY --from=b /size /sum /\n`,
+        `FROM ${rig.baseImage} AS b\nRUN --mount=type=bind,target=/ctx stat -c %s /ctx/big.bin > /size && md5sum /ctx/big.bin | cut -d' ' -f1 > /sum\nFROM scratch\nCOPY --from=b /size /sum /\n`,
       );
       const out = join(work, 'huge-out');
       try {

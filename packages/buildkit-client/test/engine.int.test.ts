@@ -1,48 +1,62 @@
-import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { type BuildkitConnection, connect } from '../src/index';
-import { probeRig, skipReason } from './rig';
+/** Connecting to each engine (engines.ts) and what it says about itself. */
+import { afterAll, beforeAll, describe, expect } from '@jest/globals';
+import { type BuildkitConnection, connect, engineVersions } from '../src/index';
+import { gate, testEngines } from './engines';
 
-const probe = await probeRig();
-const rigTest = probe.ok ? test : test.skip;
-const why = skipReason(probe);
+const engines = await testEngines();
 
-let conn: BuildkitConnection | undefined;
+describe.each(engines.map((e) => [e.label, e] as const))('connecting to %s', (_l, engine) => {
+  const { test: engineTest, why } = gate(engine);
+  const info = gate(engine, 'control-info');
+  const address = `docker://${engine.dockerHost}`;
+  let conn: BuildkitConnection | undefined;
 
-beforeAll(async () => {
-  if (probe.ok) conn = await connect(`docker://${probe.rig.dockerHost}`);
-});
-afterAll(async () => {
-  await conn?.close();
-});
-
-rigTest(`Info reports the engine's BuildKit version${why}`, async () => {
-  const info = await conn!.info();
-  expect(info.package).toMatch(/buildkit/);
-  expect(info.version).toMatch(/^v?\d+\.\d+/);
-});
-
-rigTest(`ListWorkers reports at least one worker with linux/amd64${why}`, async () => {
-  const workers = await conn!.listWorkers();
-  expect(workers.length).toBeGreaterThan(0);
-  expect(workers.flatMap((w) => w.platforms)).toContain('linux/amd64');
-});
-
-rigTest(`discovery finds the engine through DOCKER_HOST${why}`, async () => {
-  const found = await connect(undefined, {
-    env: { DOCKER_HOST: probe.ok ? probe.rig.dockerHost : '' },
-    defaults: [],
+  beforeAll(async () => {
+    if (!engine.down) conn = await connect(address);
   });
-  try {
-    expect(found.address).toBe(`docker://${probe.ok ? probe.rig.dockerHost : ''}`);
-    expect((await found.info()).version).not.toBe('');
-  } finally {
-    await found.close();
-  }
-});
+  afterAll(async () => {
+    await conn?.close();
+  });
 
-rigTest(`a path that is not an engine gives E_CONNECT with the upgrade answer${why}`, async () => {
-  // The engine socket answers /grpc; a plain buildkitd-style dial of it does not speak gRPC.
-  await expect(
-    connect(probe.ok ? probe.rig.dockerHost : 'unix:///nonexistent', { timeoutMs: 3000 }),
-  ).rejects.toMatchObject({ code: 'E_CONNECT' });
+  info.test(`Info reports the engine's BuildKit version${info.why}`, async () => {
+    const v = await conn!.info();
+    expect(v.package).toMatch(/buildkit/);
+    expect(v.version).toMatch(/^v?\d+\.\d+/);
+  });
+
+  engineTest(`_ping names the engine and its API version${why}`, async () => {
+    const v = await engineVersions(address);
+    expect(v?.server).toMatch(engine.id === 'compat' ? /^20\.10\./ : /^\d+\.\d+\./);
+    if (engine.api !== undefined) expect(v?.api).toBe(engine.api);
+    expect(v?.api).toMatch(/^1\.\d+$/);
+  });
+
+  engineTest(`ListWorkers reports at least one worker with linux/amd64${why}`, async () => {
+    const workers = await conn!.listWorkers();
+    expect(workers.length).toBeGreaterThan(0);
+    expect(workers.flatMap((w) => w.platforms)).toContain('linux/amd64');
+  });
+
+  engineTest(`discovery finds the engine through DOCKER_HOST${why}`, async () => {
+    const found = await connect(undefined, {
+      env: { DOCKER_HOST: engine.dockerHost },
+      defaults: [],
+    });
+    try {
+      expect(found.address).toBe(address);
+      expect((await found.listWorkers()).length).toBeGreaterThan(0);
+    } finally {
+      await found.close();
+    }
+  });
+
+  engineTest(
+    `a path that is not an engine gives E_CONNECT with the upgrade answer${why}`,
+    async () => {
+      // The engine socket answers /grpc; a plain buildkitd-style dial of it does not speak gRPC.
+      await expect(connect(engine.dockerHost, { timeoutMs: 3000 })).rejects.toMatchObject({
+        code: 'E_CONNECT',
+      });
+    },
+  );
 });

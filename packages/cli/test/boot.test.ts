@@ -84,3 +84,16 @@ distTest(`boot.cjs refuses an unknown argument${why}`, () => {
   expect(r.status).toBe(2);
   expect(r.stderr).toContain('usage: node boot.cjs inner | --write-code-cache');
 });
+
+// Node 20 drops a vm.Script's dynamic-import callback when the script is compiled from a code
+// cache: an `import()` left in a bundle fails at run time ("A dynamic import callback was not
+// specified") though it worked while the cache was written. tsup compiles them to require().
+distTest(`the built bundles hold no dynamic import()${why}`, () => {
+  for (const name of ['ktl', 'inner']) {
+    const src = readFileSync(join(dist, `${name}.cjs`), 'utf8');
+    expect({ name, imports: src.match(/\bimport\(\s*["'`][^"'`]*["'`]\s*\)/g) ?? [] }).toEqual({
+      name,
+      imports: [],
+    });
+  }
+});

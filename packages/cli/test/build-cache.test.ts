@@ -1,9 +1,10 @@
 /**
- * `ktl build --cache-to / --cache-from` end to end against the rig's engine and registry, on
- * the host and in the sandbox. Each test proves a cache HIT after the builder's own cache of
+ * `ktl build --cache-to / --cache-from` end to end against each engine (buildkit-client/test/
+ * engines.ts) and the rig's registry, on the host and in the sandbox (on the compatibility
+ * engine in the sandbox only). Each test proves a cache HIT after the builder's own cache of
  * the expensive step is gone: the step's cache record is pruned by id (only that record; the
- * rig is shared), then the rebuild must show the step CACHED, must not run it (its echo is not
- * in the log) and must produce the very same random stamp the first build wrote.
+ * engines are shared), then the rebuild must show the step CACHED, must not run it (its echo
+ * is not in the log) and must produce the very same random stamp the first build wrote.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -11,56 +12,47 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
-import { ktl, readEnvFile } from './helpers';
+import {
+  type Feature,
+  gate,
+  type TestEngine,
+  testEngines,
+} from '../../buildkit-client/test/engines';
+import { ktl } from './helpers';
 
-const rigEnv = process.env.KTL_RIG_ENV_FILE ?? '/var/lib/ktl-rig/env';
-const rig = readEnvFile(rigEnv);
-const dockerHost = rig.KTL_RIG_DOCKER_HOST;
-const base = rig.KTL_RIG_BASE_IMAGE;
-const registry = rig.KTL_RIG_REGISTRY;
-const ready =
-  dockerHost !== undefined &&
-  existsSync(dockerHost.replace('unix://', '')) &&
-  base !== undefined &&
-  registry !== undefined;
-const why = ready
-  ? ''
-  : ` [skipped: the BuildKit rig is not up (${rigEnv}); run scripts/rig.sh up]`;
-
+const engines = await testEngines();
 const dir = mkdtempSync(join(tmpdir(), 'ktl-cache-'));
-const docker = (...args: string[]) =>
-  spawnSync(rig.KTL_RIG_DOCKER_CLI ?? 'docker', ['-H', dockerHost ?? '', ...args], {
-    encoding: 'utf8',
-  });
-const pushed: string[] = [];
+const docker = (e: TestEngine, ...args: string[]) =>
+  spawnSync(e.dockerCli, ['-H', e.dockerHost, ...args], { encoding: 'utf8' });
+const pushed: Array<[TestEngine, string]> = [];
 afterAll(() => {
-  if (pushed.length > 0) docker('image', 'rm', '-f', ...pushed);
+  for (const [e, image] of pushed) docker(e, 'image', 'rm', '-f', image);
   rmSync(dir, { recursive: true, force: true });
 });
 
 const noAuth = join(dir, 'docker-config');
 mkdirSync(noAuth);
-const env = {
-  DOCKER_HOST: dockerHost ?? '',
-  KTL_SANDBOX_DISABLE: '1',
-  BUILDKIT_HOST: '',
-  DOCKER_CONFIG: noAuth,
-};
 const uniq = () => randomBytes(6).toString('hex');
-const run = (args: string[], extra: Record<string, string>) =>
-  ktl(['build', ...args], { env: { ...env, ...extra } });
+const runOn = (e: TestEngine) => (args: string[], extra: Record<string, string>) =>
+  ktl(['build', ...args], {
+    env: {
+      DOCKER_HOST: e.dockerHost,
+      KTL_SANDBOX_DISABLE: '1',
+      BUILDKIT_HOST: '',
+      DOCKER_CONFIG: noAuth,
+      ...extra,
+    },
+  });
 
 const bwrap = spawnSync('sh', ['-c', 'command -v bwrap'], { encoding: 'utf8' }).stdout.trim();
-const modes: [string, Record<string, string>, typeof test | typeof test.skip][] = [
-  ['on the host', { KTL_SANDBOX_DISABLE: '1' }, ready ? test : test.skip],
+const modes: Array<[string, Record<string, string>, string]> = [
+  ['on the host', { KTL_SANDBOX_DISABLE: '1' }, ''],
   [
     'in the sandbox',
     { KTL_SANDBOX_DISABLE: '', KTL_SANDBOX_CONFIG: '' },
-    ready && bwrap ? test : test.skip,
+    bwrap ? '' : ' [skipped: bwrap is not installed]',
   ],
 ];
-const modeWhy = (mode: string) =>
-  why || (mode === 'in the sandbox' && !bwrap ? ' [skipped: bwrap is not installed]' : '');
 const BANNER = /^Running ktl build inside the sandbox \(/m;
 
 /** A context whose one RUN step echoes a unique token and writes a random stamp. */
@@ -69,14 +61,14 @@ function stampContext(token: string): string {
   mkdirSync(d, { recursive: true });
   writeFileSync(
     join(d, 'Dockerfile'),
-    `FROM ${base}\nRUN echo ${token} && cat /proc/sys/kernel/random/uuid > /stamp\n`,
+    `FROM ${engines[0]!.baseImage}\nRUN echo ${token} && cat /proc/sys/kernel/random/uuid > /stamp\n`,
   );
   return d;
 }
 
 /** Ids of the builder's cache records made by the step that echoes `token`. */
-function recordsOf(token: string): string[] {
-  const du = docker('buildx', 'du', '--verbose');
+function recordsOf(e: TestEngine, token: string): string[] {
+  const du = docker(e, 'buildx', 'du', '--verbose');
   expect(du.status).toBe(0);
   const ids: string[] = [];
   let id = '';
@@ -89,15 +81,55 @@ function recordsOf(token: string): string[] {
 }
 
 /** Removes exactly the step's records, so only a cache import can bring its result back. */
-function pruneStep(token: string): void {
-  const ids = recordsOf(token);
+function pruneStep(e: TestEngine, token: string): void {
+  const ids = recordsOf(e, token);
   expect(ids.length).toBeGreaterThan(0);
   for (const id of ids) {
-    const r = docker('builder', 'prune', '-f', '--filter', `id=${id}`);
+    const r = docker(e, 'builder', 'prune', '-f', '--filter', `id=${id}`);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
   }
-  expect(recordsOf(token)).toEqual([]);
+  expect(recordsOf(e, token)).toEqual([]);
+}
+
+/**
+ * A file of the top layer of an image in the rig's registry, read over its HTTP API (schema 2
+ * or OCI manifest, or the linux/amd64 one of an index), no engine involved.
+ */
+async function fileInPushedImage(image: string, file: string): Promise<string> {
+  const at = image.indexOf('/');
+  const host = image.slice(0, at);
+  const [repo, tag] = image.slice(at + 1).split(':') as [string, string];
+  const accept = [
+    'application/vnd.docker.distribution.manifest.v2+json',
+    'application/vnd.oci.image.manifest.v1+json',
+    'application/vnd.docker.distribution.manifest.list.v2+json',
+    'application/vnd.oci.image.index.v1+json',
+  ].join(', ');
+  type Manifest = {
+    layers?: { digest: string }[];
+    manifests?: { digest: string; platform?: { os?: string; architecture?: string } }[];
+  };
+  const get = async (ref: string) =>
+    (await (
+      await fetch(`http://${host}/v2/${repo}/manifests/${ref}`, { headers: { Accept: accept } })
+    ).json()) as Manifest;
+  let m = await get(tag);
+  if (m.manifests) {
+    const amd64 = m.manifests.find(
+      (x) => x.platform?.os === 'linux' && x.platform.architecture === 'amd64',
+    );
+    expect(amd64).toBeDefined();
+    m = await get(amd64!.digest);
+  }
+  const top = m.layers?.at(-1);
+  expect(top).toBeDefined();
+  const blob = Buffer.from(
+    await (await fetch(`http://${host}/v2/${repo}/blobs/${top!.digest}`)).arrayBuffer(),
+  );
+  const x = spawnSync('tar', ['-xzOf', '-', file], { input: blob, encoding: 'utf8' });
+  expect(x.status).toBe(0);
+  return x.stdout;
 }
 
 /** The step ran: BuildKit logged its echo (`#6 0.123 TOKEN`). */
@@ -110,9 +142,25 @@ const cachedStep = (stderr: string, token: string) =>
     'm',
   ).test(stderr);
 
-describe.each(modes)('ktl build --cache-to/--cache-from %s', (mode, modeEnv, modeTest) => {
-  modeTest(
-    `registry cache, mode=max: a rebuild without the local cache reuses the step${modeWhy(mode)}`,
+describe.each(
+  engines.flatMap((e) =>
+    modes
+      .filter(([m]) => e.id === 'rig' || m === 'in the sandbox')
+      .map(([m, env, noMode]) => [e.label, m, e, env, noMode] as const),
+  ),
+)('ktl build --cache-to/--cache-from on %s %s', (_l, mode, engine, modeEnv, noMode) => {
+  const run = runOn(engine);
+  const registry = engine.registry;
+  /** The engine's gate, then the sandbox runtime's. */
+  const gated = (...needs: Feature[]) => {
+    const g = gate(engine, ...needs);
+    return g.why === '' && noMode !== '' ? { test: test.skip, why: noMode } : g;
+  };
+  const reg = gated('registry-cache-export');
+  const any = gated();
+
+  reg.test(
+    `registry cache, mode=max: a rebuild without the local cache reuses the step${reg.why}`,
     () => {
       const token = `tok-${uniq()}`;
       const ctx = stampContext(token);
@@ -136,7 +184,7 @@ describe.each(modes)('ktl build --cache-to/--cache-from %s', (mode, modeEnv, mod
       expect(r1.stderr).toMatch(/^#\d+ exporting cache to registry$/m);
       expect(r1.stderr).toMatch(/^#\d+ writing cache manifest sha256:/m);
 
-      pruneStep(token);
+      pruneStep(engine, token);
 
       const out2 = join(dir, `out-${token}-2`);
       const r2 = run(
@@ -161,37 +209,29 @@ describe.each(modes)('ktl build --cache-to/--cache-from %s', (mode, modeEnv, mod
     180_000,
   );
 
-  modeTest(
-    `inline cache in a pushed image, imported with --cache-from type=registry,ref=IMAGE${modeWhy(mode)}`,
-    () => {
+  any.test(
+    `inline cache in a pushed image, imported with --cache-from type=registry,ref=IMAGE${any.why}`,
+    async () => {
       const token = `tok-${uniq()}`;
       const ctx = stampContext(token);
       const image = `${registry}/ktltest/inline:${token}`;
-      pushed.push(image);
-      const out1 = join(dir, `out-${token}-1`);
+      pushed.push([engine, image]);
+      // The push is the build's one output (engines before Docker 26 export only one).
       const r1 = run(
-        [
-          ctx,
-          '--progress',
-          'plain',
-          '-t',
-          image,
-          '--push',
-          '--cache-to',
-          'type=inline',
-          '-o',
-          `type=local,dest=${out1}`,
-        ],
+        [ctx, '--progress', 'plain', '-t', image, '--push', '--cache-to', 'type=inline'],
         modeEnv,
       );
       expect(r1.code).toBe(0);
       expect(ran(r1.stderr, token)).toBe(true);
-      expect(r1.stderr).toMatch(/^#\d+ pushing manifest for /m);
+      // The image exporter pushes (containerd store); a graphdriver engine, afterwards.
+      expect(r1.stderr).toMatch(/^#\d+ (pushing manifest for |pushing \S+ with docker$)/m);
+      const stamp = await fileInPushedImage(image, 'stamp');
+      expect(stamp).toMatch(/^[0-9a-f-]{36}\n$/);
 
       // The engine keeps the pushed image, which holds on to the step's snapshot: drop it
       // there (the registry keeps its copy), then the record itself.
-      expect(docker('image', 'rm', '-f', image).status).toBe(0);
-      pruneStep(token);
+      expect(docker(engine, 'image', 'rm', '-f', image).status).toBe(0);
+      pruneStep(engine, token);
 
       const out2 = join(dir, `out-${token}-2`);
       const r2 = run(
@@ -201,16 +241,22 @@ describe.each(modes)('ktl build --cache-to/--cache-from %s', (mode, modeEnv, mod
       expect(r2.code).toBe(0);
       expect(cachedStep(r2.stderr, token)).toBe(true);
       expect(ran(r2.stderr, token)).toBe(false);
-      const stamp = readFileSync(join(out1, 'stamp'), 'utf8');
-      expect(stamp).toMatch(/^[0-9a-f-]{36}\n$/);
       expect(readFileSync(join(out2, 'stamp'), 'utf8')).toBe(stamp);
     },
     180_000,
   );
+});
 
-  modeTest(`type=local is refused with exit 2 and what to use instead${modeWhy(mode)}`, () => {
+// A refusal of ktl's own, before any builder is asked: the same on every engine.
+describe.each(modes)('ktl build --cache-to type=local %s', (_mode, modeEnv, noMode) => {
+  const g = gate(engines[0]!);
+  const t = noMode === '' ? g.test : test.skip;
+  t(`is refused with exit 2 and what to use instead${g.why || noMode}`, () => {
     const ctx = stampContext(`tok-${uniq()}`);
-    const r = run([ctx, '--cache-to', `type=local,dest=${join(dir, 'local-cache')}`], modeEnv);
+    const r = runOn(engines[0]!)(
+      [ctx, '--cache-to', `type=local,dest=${join(dir, 'local-cache')}`],
+      modeEnv,
+    );
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('type=local caches are not supported');
     expect(r.stderr).toContain('hint: use a registry cache instead');

@@ -80,6 +80,15 @@ async function pingEngine(
   });
 }
 
+/**
+ * How an error names a Docker engine: `Docker 20.10.24+dfsg1, API 1.41` (from its `_ping`);
+ * unknown parts say so.
+ */
+export async function describeEngine(address: string, tls?: TlsOptions): Promise<string> {
+  const v = await engineVersions(address, tls);
+  return `Docker ${v?.server ?? '(version unknown)'}, API ${v?.api ?? '?'}`;
+}
+
 export function apiAtLeast(version: string, min: readonly number[]): boolean {
   const parts = version.replace(/^v/, '').split(/[.+-]/).map(Number);
   for (let i = 0; i < min.length; i++) {
@@ -105,7 +114,7 @@ export async function checkMultipleExporters(
   if (api !== undefined) {
     if (!apiAtLeast(api, [1, 45])) {
       throw new BuildkitError(
-        `this Docker engine (API ${api}) exports one output per build; several need Docker 26+ (API 1.45)`,
+        `this engine (${await describeEngine(conn.address, tls)}) exports one output per build; several need Docker 26+ (API 1.45)`,
         { code: 'E_UNSUPPORTED', hint: 'give one -o/--load/--push, or upgrade the engine' },
       );
     }

@@ -19,7 +19,19 @@ export {
   type WorkerInfo,
 } from './connect';
 export { type Candidate, candidates, type DiscoverOptions, discover } from './discover';
-export { checkMultipleExporters, engineApiVersion, engineVersions } from './engine-ping';
+export {
+  apiAtLeast,
+  checkMultipleExporters,
+  describeEngine,
+  engineApiVersion,
+  engineVersions,
+} from './engine-ping';
+export {
+  type EnginePushOptions,
+  type EnginePushResult,
+  pushThroughEngine,
+  registryAuthHeader,
+} from './engine-push';
 export type { SessionHandshake } from './session-stream';
 export type { TlsOptions } from './upgrade';
 

@@ -7,8 +7,8 @@ import {
   type BuildkitConnection,
   BuildkitError,
   type CacheSpec,
+  describeEngine,
   type ExportSpec,
-  engineVersions,
   imageExporterName,
   imageStoreKind,
   isLoopbackRegistry,
@@ -50,10 +50,8 @@ export async function toExportSpecs(
     const kind = imageStoreKind(conn.address, await conn.listWorkers());
     if (kind === 'docker-graphdriver') {
       // Refused before the build, not after it: the engine would only fail at export time.
-      const v = await engineVersions(conn.address);
-      const engine = `Docker ${v?.server ?? '(version unknown)'}, API ${v?.api ?? '?'}`;
       throw new BuildkitError(
-        `this engine (${engine}) keeps images in a graphdriver store, which has no ${archives[0]!.type} exporter`,
+        `this engine (${await describeEngine(conn.address)}) keeps images in a graphdriver store, which has no ${archives[0]!.type} exporter`,
         {
           code: 'E_UNSUPPORTED',
           hint: 'use --load and `docker save`, or -o type=tar for the files; or an engine with the containerd image store (Docker 24+ with "containerd-snapshotter")',
@@ -92,6 +90,26 @@ export async function toExportSpecs(
         throw new Error(`no exporter for output type ${x.type}`);
     }
   });
+}
+
+/**
+ * The `moby` exporter (a graphdriver engine's) stores the image and ignores `push=true`: those
+ * names are pushed afterwards through the engine's API (pushThroughEngine), as buildx does
+ * with its docker driver. Returns the exporters as sent, without push attributes, and the
+ * names to push, in order.
+ */
+export function splitEnginePushes(specs: readonly ExportSpec[]): {
+  exports: ExportSpec[];
+  pushes: string[];
+} {
+  const pushes: string[] = [];
+  const exports = specs.map((x): ExportSpec => {
+    if (x.type !== 'moby' || x.attrs.push !== 'true') return x;
+    const { push: _p, 'registry.insecure': _i, ...attrs } = x.attrs;
+    pushes.push(...(attrs.name ?? '').split(',').filter((n) => n !== ''));
+    return { type: 'moby', attrs };
+  });
+  return { exports, pushes };
 }
 
 /**

@@ -20,15 +20,18 @@ import {
   formatFailure,
   loadDockerConfig,
   type ProgressRenderer,
+  parseImageName,
+  pushThroughEngine,
   type StatusResponse,
   sanitizeText,
   solveDockerfile,
 } from '@ktl/buildkit-client';
 import { managedCandidates, START_HINT } from '../builder/managed';
 import { mark } from '../timing';
+import { checkEngineSupport } from './engine-support';
 import { ExitCode, type ExitCodeValue } from './exit-codes';
 import type { BuildOptions } from './options';
-import { toCacheSpecs, toExportSpecs } from './outputs';
+import { splitEnginePushes, toCacheSpecs, toExportSpecs } from './outputs';
 import { readSecrets } from './secrets';
 import { BuildUsageError } from './usage-error';
 
@@ -180,8 +183,9 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
       preferred: managedCandidates(io.env),
     });
     mark('build: connected');
-    const exports = await toExportSpecs(o, conn);
+    const { exports, pushes } = splitEnginePushes(await toExportSpecs(o, conn));
     await checkMultipleExporters(conn, exports.length);
+    await checkEngineSupport(o, conn);
     mark('build: solving');
     if (o.progress === 'plain') io.stderr(`#0 building with ${conn.address}\n\n`);
     if (exports.length === 0 && !o.cacheOnly) {
@@ -213,8 +217,22 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
       signal: io.signal,
       ...(external ? { externalSession: external } : {}),
     });
-    renderer.end();
     mark('build: solved');
+    if (pushes.length > 0) {
+      // Credentials are read out here, on the host, also for a sandboxed build (the jailed
+      // half has only what the registries of the build itself need).
+      const creds = auth ?? loadPushCredentials(io);
+      for (const name of pushes) {
+        const host = parseImageName(name).domain;
+        await pushThroughEngine(conn.address, name, {
+          credentials: await creds?.get(host),
+          onStatus: (s) => renderer.update(s),
+          signal: io.signal,
+        });
+      }
+      mark('build: pushed');
+    }
+    renderer.end();
     const r = res.exporterResponse;
     // What `docker image ls` shows as IMAGE ID: the manifest/index digest with the containerd
     // store, the config digest with the moby exporter (which reports it as containerimage.digest).
@@ -239,6 +257,15 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
   } finally {
     await conn?.close().catch(() => {});
     if (tmp) rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+function loadPushCredentials(io: BuildIO): CredentialStore | undefined {
+  try {
+    return loadDockerConfig({ env: io.env });
+  } catch (e) {
+    io.stderr(`WARNING: ${(e as Error).message}; the push goes unauthenticated\n`);
+    return undefined;
   }
 }
 
@@ -284,8 +311,9 @@ function failed(
         `hint: forward an ssh agent with --ssh ${id}=SOCKET${id === 'default' ? ' (or --ssh default for $SSH_AUTH_SOCK)' : ` (or --ssh ${id} for $SSH_AUTH_SOCK)`}\n`,
       );
     }
-    // A secret the Dockerfile requires that the command line did not give.
-    const secret = /secret ([^\s:]+): not found/.exec(err.message);
+    // A secret the Dockerfile requires that the command line did not give (BuildKit v0.13:
+    // `secret npmrc: not found`; v0.8: `secret npmrc not found: not found`).
+    const secret = /secret ([^\s:]+):? not found/.exec(err.message);
     if (secret) {
       io.stderr(
         `hint: the Dockerfile needs secret "${secret[1]}": pass it with --secret id=${secret[1]},src=FILE or --secret id=${secret[1]},env=VAR\n`,

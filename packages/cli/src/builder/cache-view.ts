@@ -21,6 +21,8 @@ export const CacheExit = {
   NO_BUILDER: 3,
   /** The builder refused or failed DiskUsage / Prune. */
   BUILDER_FAILED: 4,
+  /** prune: Ctrl-C at the confirmation prompt (nothing was sent). */
+  INTERRUPTED: 130,
 } as const;
 
 export class CommandError extends Error {

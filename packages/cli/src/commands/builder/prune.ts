@@ -12,8 +12,9 @@ export default class BuilderPrune extends Command {
     '`ktl builder du` (prune by id: some engines, e.g. Docker 26, match description only in du); ' +
     'until=24h keeps what was used in the last 24 hours. Asks for ' +
     'confirmation on a terminal; elsewhere --force is required.\n' +
-    'Exit status: 0 pruned, 1 declined at the prompt, 2 bad usage (also: not a terminal and no ' +
-    '--force), 3 no builder reachable, 4 the builder failed the request.';
+    'Exit status: 0 pruned, 1 declined at the prompt (also Ctrl-D), 2 bad usage (also: not a ' +
+    'terminal and no --force), 3 no builder reachable, 4 the builder failed the request, 130 ' +
+    'Ctrl-C at the prompt.';
   static override examples = [
     '<%= config.bin %> builder prune',
     '<%= config.bin %> builder prune --force --filter until=72h --keep-storage 10gb',
@@ -46,19 +47,25 @@ export default class BuilderPrune extends Command {
       cacheFilter(filters);
       const keep = flags['keep-storage'] === undefined ? 0 : parseSize(flags['keep-storage']);
       if (!flags.force) {
-        const warning = flags.all
-          ? 'WARNING! This will remove all build cache that is not in use.'
-          : 'WARNING! This will remove all unused build cache private to the builder.';
+        const what = flags.all
+          ? 'all build cache that is not in use'
+          : 'all unused build cache private to the builder';
         if (!process.stdin.isTTY) {
           throw new view.CommandError(
-            `refusing to prune without confirmation: stdin is not a terminal (${warning.slice(10)})`,
+            `refusing to prune without confirmation: stdin is not a terminal (this would remove ${what})`,
             view.CacheExit.USAGE,
             'add --force (-f) to prune without asking',
           );
         }
-        if (!(await confirm(`${warning} Are you sure you want to continue? [y/N] `))) {
-          process.stderr.write('not pruned\n');
-          process.exitCode = view.CacheExit.DECLINED;
+        const answer = await confirm(
+          `WARNING! This will remove ${what}. Are you sure you want to continue? [y/N] `,
+        );
+        if (answer !== 'yes') {
+          process.stderr.write(
+            answer === 'interrupted' ? 'interrupted: not pruned\n' : 'not pruned\n',
+          );
+          process.exitCode =
+            answer === 'interrupted' ? view.CacheExit.INTERRUPTED : view.CacheExit.DECLINED;
           return;
         }
       }
@@ -108,12 +115,30 @@ export default class BuilderPrune extends Command {
   }
 }
 
-async function confirm(question: string): Promise<boolean> {
-  const { createInterface } = await import('node:readline/promises');
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    return /^y(es)?$/i.test((await rl.question(question)).trim());
-  } finally {
-    rl.close();
-  }
+/**
+ * Asks on the terminal. `y` or `yes` prunes; anything else, an empty line or end of input
+ * (Ctrl-D) declines, as docker's prompt does; Ctrl-C (the terminal is in raw mode while
+ * readline edits the line, so it arrives as a key, not a signal) is an interrupt.
+ */
+async function confirm(question: string): Promise<'yes' | 'no' | 'interrupted'> {
+  const { createInterface } = await import('node:readline');
+  return new Promise((resolve) => {
+    const rl = createInterface({ input: process.stdin, output: process.stderr });
+    let settled = false;
+    const settle = (a: 'yes' | 'no' | 'interrupted') => {
+      if (settled) return;
+      settled = true;
+      rl.close();
+      resolve(a);
+    };
+    rl.on('SIGINT', () => {
+      process.stderr.write('^C\n');
+      settle('interrupted');
+    });
+    rl.on('close', () => {
+      if (!settled) process.stderr.write('\n');
+      settle('no');
+    });
+    rl.question(question, (a) => settle(/^y(es)?$/i.test(a.trim()) ? 'yes' : 'no'));
+  });
 }
