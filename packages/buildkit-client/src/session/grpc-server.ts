@@ -24,8 +24,13 @@ export const GRPC_CANCELLED = 1;
 export const GRPC_UNKNOWN = 2;
 export const GRPC_INVALID_ARGUMENT = 3;
 export const GRPC_NOT_FOUND = 5;
+export const GRPC_ALREADY_EXISTS = 6;
+export const GRPC_PERMISSION_DENIED = 7;
+export const GRPC_FAILED_PRECONDITION = 9;
+export const GRPC_OUT_OF_RANGE = 11;
 export const GRPC_UNIMPLEMENTED = 12;
 export const GRPC_INTERNAL = 13;
+export const GRPC_UNAVAILABLE = 14;
 
 export interface GrpcCall {
   /** `/package.Service/Method`. */

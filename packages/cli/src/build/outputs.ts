@@ -95,6 +95,28 @@ export async function toExportSpecs(
 }
 
 /**
+ * Refuses, before the build, a cache export the builder has no exporter for. A Docker engine
+ * on a graphdriver store (Docker 20.10's BuildKit v0.8, and later engines without the
+ * containerd image store) exports inline cache only: its BuildKit has no local or registry
+ * cache exporter (it would fail after the whole build). Local cache *imports* work there.
+ */
+export async function checkCacheExports(o: BuildOptions, conn: BuildkitConnection): Promise<void> {
+  const exports = o.cacheTo.filter((c) => c.type !== 'inline');
+  if (exports.length === 0 || !conn.address.startsWith('docker://')) return;
+  if (imageStoreKind(conn.address, await conn.listWorkers()) !== 'docker-graphdriver') return;
+  const v = await engineVersions(conn.address);
+  const engine = `Docker ${v?.server ?? '(version unknown)'}, API ${v?.api ?? '?'}`;
+  const what = exports[0]!.type;
+  throw new BuildkitError(
+    `this engine (${engine}) keeps images in a graphdriver store, whose BuildKit exports only inline cache: --cache-to type=${what} is not available there`,
+    {
+      code: 'E_UNSUPPORTED',
+      hint: 'use --cache-to type=inline with --push (and --cache-from IMAGE), or an engine with the containerd image store (Docker 24+ with "containerd-snapshotter"); --cache-from type=local works on this engine',
+    },
+  );
+}
+
+/**
  * Registry caches as the daemon gets them: a loopback registry speaks plain HTTP, as for image
  * pushes (`registry.insecure`, which the registry cache importer and exporter both read).
  */

@@ -26,7 +26,7 @@ import {
 import { managedCandidates, START_HINT } from '../builder/managed';
 import { ExitCode, type ExitCodeValue } from './exit-codes';
 import type { BuildOptions } from './options';
-import { toCacheSpecs, toExportSpecs } from './outputs';
+import { checkCacheExports, toCacheSpecs, toExportSpecs } from './outputs';
 import { readSecrets } from './secrets';
 import { BuildUsageError } from './usage-error';
 
@@ -171,6 +171,7 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
     });
     const exports = await toExportSpecs(o, conn);
     await checkMultipleExporters(conn, exports.length);
+    await checkCacheExports(o, conn);
     if (o.progress === 'plain') io.stderr(`#0 building with ${conn.address}\n\n`);
     if (exports.length === 0 && !o.cacheOnly) {
       io.stderr(
@@ -197,6 +198,7 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
       exports,
       cacheImports: toCacheSpecs(o.cacheFrom),
       cacheExports: toCacheSpecs(o.cacheTo),
+      onWarning: (m) => io.stderr(`WARNING: ${m}\n`),
       onStatus: (s) => renderer.update(s),
       signal: io.signal,
       ...(external ? { externalSession: external } : {}),

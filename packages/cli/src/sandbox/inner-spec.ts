@@ -23,10 +23,11 @@ export interface InnerSpec {
   readonly writable: readonly string[];
 }
 
-/** Every host path a build writes: -o destinations, --iidfile, --metadata-file. */
+/** Every host path a build writes: -o destinations, local cache exports, --iidfile, --metadata-file. */
 export function outputPaths(o: BuildOptions): string[] {
   return [
     ...o.outputs.flatMap((x) => ('dest' in x ? [x.dest] : [])),
+    ...o.cacheTo.flatMap((c) => (c.type === 'local' && c.attrs?.dest ? [c.attrs.dest] : [])),
     ...(o.iidfile ? [o.iidfile] : []),
     ...(o.metadataFile ? [o.metadataFile] : []),
   ];
