@@ -4,6 +4,7 @@
  * the sandbox, and what it does not is refused before the build with the engine named.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +31,43 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 const hello = join(repoRoot, 'testdata', 'build', 'hello');
+
+/**
+ * A local cache directory as an exporter writes one (OCI layout: index.json tagged `latest`
+ * naming a cache manifest, whose one entry is a cache config), with no cache records.
+ */
+function craftedCache(d: string): string {
+  mkdirSync(join(d, 'blobs', 'sha256'), { recursive: true });
+  const put = (data: string) => {
+    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    writeFileSync(join(d, 'blobs', 'sha256', digest.slice(7)), data);
+    return { digest, size: Buffer.byteLength(data) };
+  };
+  const config = put(JSON.stringify({ layers: [], records: [] }));
+  const index = 'application/vnd.oci.image.index.v1+json';
+  const manifest = put(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: index,
+      manifests: [{ mediaType: 'application/vnd.buildkit.cacheconfig.v0', ...config }],
+    }),
+  );
+  writeFileSync(join(d, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  writeFileSync(
+    join(d, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: index,
+          ...manifest,
+          annotations: { 'org.opencontainers.image.ref.name': 'latest' },
+        },
+      ],
+    }),
+  );
+  return d;
+}
 const modes: [string, Record<string, string>][] = [
   ['on the host', { KTL_SANDBOX_DISABLE: '1' }],
   ['in the sandbox', { KTL_SANDBOX_DISABLE: '', KTL_SANDBOX_CONFIG: '' }],
@@ -94,6 +132,50 @@ describe.each(modes)('Docker 20.10 (BuildKit v0.8, graphdriver) %s', (mode, mode
       expect(two.stderr).toContain(
         `this Docker engine (API ${cfg.KTL_RIG_COMPAT_API}) exports one output per build`,
       );
+    },
+    120_000,
+  );
+
+  compatTest(
+    `cache export other than inline is refused before the build, naming the engine: local, registry${why}`,
+    () => {
+      const dest = join(dir, `local-cache-${mode.replace(/ /g, '-')}`);
+      const local = run([hello, '--cache-to', `type=local,dest=${dest}`], modeEnv);
+      expect(local.code).toBe(2);
+      expect(local.stderr).toContain(
+        `ERROR: this engine (Docker ${cfg.KTL_RIG_COMPAT_VERSION}, API ${cfg.KTL_RIG_COMPAT_API}) keeps images in a graphdriver store, whose BuildKit exports only inline cache: --cache-to type=local is not available there`,
+      );
+      expect(local.stderr).toContain('--cache-from type=local works on this engine');
+      expect(local.stderr).not.toMatch(/^#\d/m); // nothing was built
+      const registry = run(
+        [hello, '--cache-to', 'type=registry,ref=127.0.0.1:5000/ktltest/compat:cache'],
+        modeEnv,
+      );
+      expect(registry.code).toBe(2);
+      expect(registry.stderr).toContain('--cache-to type=registry is not available there');
+      expect(registry.stderr).not.toMatch(/^#\d/m);
+    },
+    120_000,
+  );
+
+  compatTest(
+    `--cache-from type=local: BuildKit v0.8 reads the cache manifest through the session's content store${why}`,
+    () => {
+      // No engine here writes a cache BuildKit v0.8's keys would match (this one exports none,
+      // and v0.13's keys differ), so this proves the import path, not a hit: the daemon finds the
+      // manifest and its cache config in the directory and reads them through ktl.
+      const src = craftedCache(join(dir, `crafted-${mode.replace(/ /g, '-')}`));
+      const before = readFileSync(join(src, 'index.json'), 'utf8');
+      const r = run(
+        [hello, '--progress', 'plain', '--cache-from', `type=local,src=${src}`],
+        modeEnv,
+      );
+      expect(r.code).toBe(0);
+      const v = /^#(\d+) importing cache manifest from local:\S+$/m.exec(r.stderr)?.[1];
+      expect(v).toBeDefined();
+      expect(r.stderr).toMatch(new RegExp(`^#${v} DONE`, 'm'));
+      expect(r.stderr).not.toMatch(new RegExp(`^#${v} ERROR`, 'm'));
+      expect(readFileSync(join(src, 'index.json'), 'utf8')).toBe(before);
     },
     120_000,
   );

@@ -378,7 +378,13 @@ class TempBlobWrite implements BlobWrite {
     this.alive();
     let written = 0;
     while (written < data.length) {
-      const { bytesWritten } = await this.fh.write(data, written, data.length - written);
+      // Positioned: after a reset the file offset would still be at the old end.
+      const { bytesWritten } = await this.fh.write(
+        data,
+        written,
+        data.length - written,
+        this.offset + written,
+      );
       written += bytesWritten;
     }
     this.hasher().update(data);
@@ -410,6 +416,14 @@ class TempBlobWrite implements BlobWrite {
       throw new GrpcStatusError(
         GRPC_FAILED_PRECONDITION,
         `unexpected commit digest ${actual}, expected ${this.expected}`,
+      );
+    }
+    const onDisk = (await this.fh.stat()).size;
+    if (onDisk !== this.offset) {
+      await this.abort();
+      throw new GrpcStatusError(
+        GRPC_FAILED_PRECONDITION,
+        `write ${this.ref}: ${onDisk} bytes on disk, ${this.offset} received`,
       );
     }
     try {
