@@ -24,7 +24,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { ContentClient } from '../src/gen/containerd/services/content/v1/content';
-import { WriteAction } from '../src/gen/containerd/services/content/v1/content';
+import {
+  type StatusResponse,
+  UpdateRequest,
+  WriteAction,
+} from '../src/gen/containerd/services/content/v1/content';
 import { serveGrpc } from '../src/session/grpc-server';
 import { buildHandlers } from '../src/session/session';
 import {
@@ -238,11 +242,8 @@ describe('writing, as the cache exporter does', () => {
     const w = new RemoteWriter(client, id('out'));
     await w.send({ action: WriteAction.STAT, ref: 'watched', total: 10n });
     await w.send({ action: WriteAction.WRITE, offset: 0n, data: Buffer.from('01234') });
-    const st = await new Promise<{ status?: { offset: bigint; total: bigint; ref: string } }>(
-      (res, rej) =>
-        client.status({ ref: 'watched' }, storeMetadata(id('out')), (e, r) =>
-          e ? rej(e) : res(r),
-        ),
+    const st = await new Promise<StatusResponse>((res, rej) =>
+      client.status({ ref: 'watched' }, storeMetadata(id('out')), (e, r) => (e ? rej(e) : res(r))),
     );
     expect(st.status).toMatchObject({ ref: 'watched', offset: 5n, total: 10n });
     await new Promise<void>((res, rej) =>
@@ -337,7 +338,7 @@ describe('reading, as the cache importer does', () => {
     const upd = await fails(
       new Promise((res, rej) =>
         client.update(
-          { info: { digest: d, size: 0n, createdAt: undefined, updatedAt: undefined, labels: {} } },
+          UpdateRequest.fromPartial({ info: { digest: d } }),
           storeMetadata(id('src')),
           (e, r) => (e ? rej(e) : res(r)),
         ),
