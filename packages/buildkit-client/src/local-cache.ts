@@ -10,10 +10,22 @@
  * Both files are read without following links and written by rename from a fresh temporary
  * file, and the manifest is only recorded once its blob is in DEST with the right bytes: in a
  * sandboxed build the directory was written by the jailed process, and the process doing this
- * (outside the jail) must not be led through a link it planted.
+ * (outside the jail) must not be led through a link it planted. For the same reason DEST is
+ * pinned before the build (`pinDirectory`): an open directory, reached afterwards through
+ * `/proc/self/fd/N`, so that swapping DEST itself for a link during the build (possible when
+ * its parent is writable in the jail too) cannot send these writes elsewhere.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  realpathSync,
+} from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BuildkitError } from './errors';
@@ -61,14 +73,18 @@ function isDescriptor(v: unknown): v is Descriptor {
  * `DIR/index.json`, parsed and checked; undefined when DIR or the file does not exist. A link
  * in its place, or something that is not an OCI index, is an error.
  */
-export function readLayoutIndex(dir: string): LayoutIndex | undefined {
+export function readLayoutIndex(
+  dir: string,
+  opts: { pinned?: string } = {},
+): LayoutIndex | undefined {
   let root: string;
   try {
-    root = realpathSync(dir);
+    root = opts.pinned ?? realpathSync(dir);
   } catch {
     return undefined;
   }
   const path = join(root, 'index.json');
+  const shown = join(dir, 'index.json');
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -77,14 +93,14 @@ export function readLayoutIndex(dir: string): LayoutIndex | undefined {
     if (code === 'ENOENT') return undefined;
     if (code === 'ELOOP') {
       throw new BuildkitError(
-        `${path} is a symbolic link; ktl does not follow links in a cache directory`,
+        `${shown} is a symbolic link; ktl does not follow links in a cache directory`,
         {
           code: 'E_UNSUPPORTED',
           hint: 'use a cache directory written by ktl or buildx, or remove the link',
         },
       );
     }
-    throw new BuildkitError(`cannot read ${path}: ${(e as Error).message}`, {
+    throw new BuildkitError(`cannot read ${shown}: ${(e as Error).message}`, {
       code: 'E_UNSUPPORTED',
     });
   }
@@ -93,7 +109,7 @@ export function readLayoutIndex(dir: string): LayoutIndex | undefined {
     const st = fstatSync(fd);
     if (!st.isFile() || st.size > MAX_INDEX_BYTES) {
       throw new BuildkitError(
-        `${path} is ${st.isFile() ? `${st.size} bytes, more than an index can be` : 'not a regular file'}`,
+        `${shown} is ${st.isFile() ? `${st.size} bytes, more than an index can be` : 'not a regular file'}`,
         { code: 'E_UNSUPPORTED' },
       );
     }
@@ -112,7 +128,7 @@ export function readLayoutIndex(dir: string): LayoutIndex | undefined {
   try {
     parsed = JSON.parse(text);
   } catch (e) {
-    throw new BuildkitError(`${path} is not JSON: ${(e as Error).message}`, {
+    throw new BuildkitError(`${shown} is not JSON: ${(e as Error).message}`, {
       code: 'E_UNSUPPORTED',
     });
   }
@@ -123,7 +139,7 @@ export function readLayoutIndex(dir: string): LayoutIndex | undefined {
     (idx.manifests !== undefined &&
       (!Array.isArray(idx.manifests) || !idx.manifests.every(isDescriptor)))
   ) {
-    throw new BuildkitError(`${path} is not an OCI image index (manifests[] of descriptors)`, {
+    throw new BuildkitError(`${shown} is not an OCI image index (manifests[] of descriptors)`, {
       code: 'E_UNSUPPORTED',
     });
   }
@@ -163,6 +179,43 @@ export function resolveLocalCacheImport(src: string, tag = 'latest'): LocalImpor
   return { found: true, digest: m.digest };
 }
 
+/** A directory held open: `path` reaches it whatever its name points at later. */
+export interface PinnedDirectory {
+  readonly dir: string;
+  /** `/proc/self/fd/N` (or the real path where /proc is not mounted). */
+  readonly path: string;
+  close(): void;
+}
+
+/**
+ * Creates `dir` when missing (buildx does too) and holds it open. The user's path is resolved
+ * here, once, before the build starts: what it names at that moment is what gets written.
+ */
+export function pinDirectory(dir: string): PinnedDirectory {
+  let fd: number;
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  } catch (e) {
+    throw new BuildkitError(`local cache export to ${dir}: ${(e as Error).message}`, {
+      code: 'E_EXPORT',
+      cause: e,
+      hint: 'dest= must be a directory you can create and write',
+    });
+  }
+  const viaProc = `/proc/self/fd/${fd}`;
+  const path = existsSync(viaProc) ? viaProc : realpathSync(dir);
+  let open = true;
+  return {
+    dir,
+    path,
+    close() {
+      if (open) closeSync(fd);
+      open = false;
+    },
+  };
+}
+
 /** Writes `data` to `dir/name` through a fresh temporary file and a rename. */
 async function replaceFile(dir: string, name: string, data: string): Promise<void> {
   const tmp = join(dir, `.${name}.ktl-${process.pid}-${randomBytes(6).toString('hex')}`);
@@ -192,9 +245,13 @@ export async function recordLocalCacheExport(
   dest: string,
   tag: string,
   descriptorJson: string,
+  pinned?: PinnedDirectory,
 ): Promise<{ digest: string }> {
+  const root = pinned?.path ?? realpathSync(dest);
+  // Messages name the directory as the user typed it, not /proc/self/fd/N.
+  const shown = (m: string) => m.split(root).join(dest);
   const fail = (why: string, cause?: unknown) =>
-    new BuildkitError(`local cache export to ${dest}: ${why}`, { code: 'E_EXPORT', cause });
+    new BuildkitError(shown(`local cache export to ${dest}: ${why}`), { code: 'E_EXPORT', cause });
   let desc: unknown;
   try {
     desc = JSON.parse(descriptorJson);
@@ -205,7 +262,7 @@ export async function recordLocalCacheExport(
     throw fail(`the builder's cache manifest descriptor is not a descriptor: ${descriptorJson}`);
   }
   try {
-    const store = OciLayoutStore.open(dest, { writable: false });
+    const store = OciLayoutStore.open(root, { writable: false, pinned: true });
     const info = await store.info(desc.digest);
     if (info.size !== desc.size) {
       throw fail(
@@ -220,8 +277,7 @@ export async function recordLocalCacheExport(
       e,
     );
   }
-  const root = realpathSync(dest);
-  const idx = readLayoutIndex(root) ?? { schemaVersion: 2, manifests: [] };
+  const idx = readLayoutIndex(dest, { pinned: root }) ?? { schemaVersion: 2, manifests: [] };
   const entry: Descriptor = {
     ...desc,
     annotations: { ...(desc.annotations ?? {}), [REF_NAME_ANNOTATION]: tag },

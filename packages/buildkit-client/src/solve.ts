@@ -15,7 +15,13 @@ import {
   StatusRequest,
   type StatusResponse,
 } from './gen/moby/buildkit/v1/control';
-import { localCacheStoreId, recordLocalCacheExport, resolveLocalCacheImport } from './local-cache';
+import {
+  localCacheStoreId,
+  type PinnedDirectory,
+  pinDirectory,
+  recordLocalCacheExport,
+  resolveLocalCacheImport,
+} from './local-cache';
 import type { ContentStoreSpec } from './session/content-service';
 import type { ExportTarget } from './session/filesend';
 import type { SyncProgress } from './session/filesync';
@@ -283,6 +289,7 @@ export function serveDockerfileSession(
 async function recordLocalCacheExports(
   exports: readonly CacheOptionsEntry[],
   response: Readonly<Record<string, string>>,
+  pins: ReadonlyMap<string, PinnedDirectory>,
   onWarning: ((message: string) => void) | undefined,
 ): Promise<void> {
   for (const e of exports) {
@@ -296,7 +303,7 @@ async function recordLocalCacheExports(
       );
       continue;
     }
-    await recordLocalCacheExport(dest, e.Attrs.tag || 'latest', manifest);
+    await recordLocalCacheExport(dest, e.Attrs.tag || 'latest', manifest, pins.get(dest));
   }
 }
 
@@ -304,10 +311,29 @@ export async function solveDockerfile(
   conn: BuildkitConnection,
   opts: DockerfileBuildOptions,
 ): Promise<SolveResult> {
-  const { dockerfile, exporters, session: sessionOpts } = dockerfileSession(opts);
-  const ref = opts.ref ?? newSessionId();
   const cache = cacheOptions(opts);
   for (const w of cache.warnings) opts.onWarning?.(w);
+  // Held open from before the Solve to the index update after it (see pinDirectory).
+  const pins = new Map<string, PinnedDirectory>();
+  try {
+    for (const e of cache.exports) {
+      const dest = e.Type === 'local' ? e.Attrs.dest : undefined;
+      if (dest && !pins.has(dest)) pins.set(dest, pinDirectory(dest));
+    }
+    return await solveWithSession(conn, opts, cache, pins);
+  } finally {
+    for (const p of pins.values()) p.close();
+  }
+}
+
+async function solveWithSession(
+  conn: BuildkitConnection,
+  opts: DockerfileBuildOptions,
+  cache: ReturnType<typeof cacheOptions>,
+  pins: ReadonlyMap<string, PinnedDirectory>,
+): Promise<SolveResult> {
+  const { dockerfile, exporters, session: sessionOpts } = dockerfileSession(opts);
+  const ref = opts.ref ?? newSessionId();
 
   let sessionFailure: unknown;
   let sessionFailureMethod = '';
@@ -381,6 +407,6 @@ export async function solveDockerfile(
     await session.close();
   }
   // The session is done: every blob of the cache export has been committed by now.
-  await recordLocalCacheExports(cache.exports, res.ExporterResponse, opts.onWarning);
+  await recordLocalCacheExports(cache.exports, res.ExporterResponse, pins, opts.onWarning);
   return { ref, exporterResponse: { ...res.ExporterResponse } };
 }

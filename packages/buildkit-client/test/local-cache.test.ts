@@ -11,6 +11,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -20,6 +21,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
 import { BuildkitError } from '../src/errors';
 import {
+  pinDirectory,
   readLayoutIndex,
   recordLocalCacheExport,
   resolveLocalCacheImport,
@@ -222,6 +224,39 @@ describe('recordLocalCacheExport (index.json after the build)', () => {
     expect(e.message).toContain('is a symbolic link');
     expect(readFileSync(host, 'utf8')).toBe('{"manifests":[]}');
     expect(lstatSync(join(dest, 'index.json')).isSymbolicLink()).toBe(true);
+  });
+
+  test('DEST swapped for a link during the build: the index goes into the directory pinned before it', async () => {
+    const dest = join(dir, 'dest-swapped');
+    const pin = pinDirectory(dest);
+    try {
+      const m = putBlob(dest, '{"pinned":1}');
+      // What a jailed process could do when DEST's parent is writable in the jail too.
+      renameSync(dest, `${dest}.moved`);
+      const elsewhere = join(dir, 'elsewhere');
+      mkdirSync(elsewhere);
+      putBlob(elsewhere, '{"pinned":1}');
+      symlinkSync(elsewhere, dest);
+      await recordLocalCacheExport(dest, 'latest', JSON.stringify(m), pin);
+      expect(readdirSync(elsewhere)).toEqual(['blobs']);
+      expect(resolveLocalCacheImport(`${dest}.moved`)).toEqual({ found: true, digest: m.digest });
+    } finally {
+      pin.close();
+    }
+  });
+
+  test('errors name DEST as typed, not the pinned /proc path', async () => {
+    const dest = join(dir, 'dest-pinned-missing');
+    const pin = pinDirectory(dest);
+    try {
+      const e = await rejected(
+        recordLocalCacheExport(dest, 'latest', JSON.stringify({ digest: sha('x'), size: 1 }), pin),
+      );
+      expect(e.message).toContain(`local cache export to ${dest}: the cache manifest`);
+      expect(e.message).not.toContain('/proc/self/fd');
+    } finally {
+      pin.close();
+    }
   });
 
   test("the builder's descriptor must be one", async () => {

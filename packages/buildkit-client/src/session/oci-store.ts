@@ -16,7 +16,7 @@
  * checked directory for a symlink between the check and the open); Node has no openat().
  */
 import { createHash, type Hash, randomBytes } from 'node:crypto';
-import { constants, lstatSync, mkdirSync, realpathSync, type Stats } from 'node:fs';
+import { constants, mkdirSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { type FileHandle, lstat, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -123,18 +123,21 @@ export class OciLayoutStore {
    * Opens the store at `dir`. A writable store is created when missing (like buildx does for
    * `--cache-to type=local,dest=DIR`); a read-only one must exist.
    */
-  static open(dir: string, opts: { writable: boolean }): OciLayoutStore {
+  static open(dir: string, opts: { writable: boolean; pinned?: boolean }): OciLayoutStore {
     if (opts.writable) mkdirSync(dir, { recursive: true, mode: DIR_MODE });
     let root: string;
     try {
-      root = realpathSync(dir);
+      // A pinned directory (`/proc/self/fd/N`) is used as it is: resolving it would trade the
+      // open directory for whatever its name points at now.
+      root = opts.pinned ? dir : realpathSync(dir);
     } catch (e) {
       throw new GrpcStatusError(
         GRPC_NOT_FOUND,
         `cache directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
       );
     }
-    if (!lstatSync(root).isDirectory()) {
+    // The root itself may be reached through a link (the user's path, or /proc/self/fd/N).
+    if (!statSync(root).isDirectory()) {
       throw new GrpcStatusError(GRPC_FAILED_PRECONDITION, `${dir} is not a directory`);
     }
     return new OciLayoutStore(root, opts.writable);
