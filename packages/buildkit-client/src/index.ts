@@ -40,6 +40,13 @@ export {
   parseImageName,
 } from './image-name';
 export {
+  type LocalImport,
+  localCacheStoreId,
+  readLayoutIndex,
+  recordLocalCacheExport,
+  resolveLocalCacheImport,
+} from './local-cache';
+export {
   describeFailure,
   type FailureReport,
   formatFailure,
@@ -61,14 +68,17 @@ export {
   type TtyOptions,
   TtyRenderer,
 } from './progress/tty';
+export type { ContentStoreSpec } from './session/content-service';
 export type { ExportTarget } from './session/filesend';
 export type { SyncProgress } from './session/filesync';
+export { type Digest, parseDigest } from './session/oci-store';
 export { BuildSession, newSessionId, type SessionOptions } from './session/session';
 export {
   type CacheSpec,
   cacheOptions,
   type DockerfileBuildOptions,
   type ExportSpec,
+  localCacheStores,
   type SolveResult,
   serveDockerfileSession,
   solveDockerfile,

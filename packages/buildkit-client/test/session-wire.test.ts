@@ -113,6 +113,13 @@ beforeAll(async () => {
         await call.send(Buffer.from([8, 1]));
       },
     ],
+    [
+      // Echoes each request message: shows how the server cut the byte stream into messages.
+      '/ktl.test.Echo/Echo',
+      async (call) => {
+        for await (const m of call.messages()) await call.send(m);
+      },
+    ],
   ]);
   server = net.createServer((sock) => {
     stopServe = serveGrpc(sock, handlers).close;
@@ -140,6 +147,33 @@ describe('session gRPC server', () => {
     c.req.end();
     expect([...(await c.next())]).toEqual([8, 1]);
     expect((await c.trailers)['grpc-status']).toBe('0');
+  });
+
+  test('messages are cut out of the byte stream however it arrives: split headers, several per chunk, 1 MiB in small frames', async () => {
+    const a = Buffer.from('first');
+    const b = Buffer.alloc(0);
+    const c = Buffer.from('third, sent three bytes at a time');
+    const big = Buffer.alloc(1024 * 1024 + 3, 9);
+    const e = open('/ktl.test.Echo/Echo');
+    e.req.write(Buffer.concat([frame(a), frame(b)]));
+    const fc = frame(c);
+    for (let i = 0; i < fc.length; i += 3) e.req.write(fc.subarray(i, i + 3));
+    const fb = frame(big);
+    for (let i = 0; i < fb.length; i += 16 * 1024) e.req.write(fb.subarray(i, i + 16 * 1024));
+    e.req.end();
+    expect(await e.next()).toEqual(a);
+    expect(await e.next()).toEqual(b);
+    expect(await e.next()).toEqual(c);
+    expect((await e.next()).equals(big)).toBe(true);
+    expect((await e.trailers)['grpc-status']).toBe('0');
+  });
+
+  test('a request cut off inside a message is an error, not a shorter message', async () => {
+    const e = open('/ktl.test.Echo/Echo');
+    e.req.end(frame(Buffer.from('whole')).subarray(0, 7));
+    const t = await e.trailers;
+    expect(t['grpc-status']).toBe('13');
+    expect(t['grpc-message']).toBe('truncated gRPC message');
   });
 
   test('unknown methods are UNIMPLEMENTED', async () => {

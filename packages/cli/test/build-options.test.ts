@@ -277,18 +277,109 @@ describe('parseBuildOptions --cache-from / --cache-to', () => {
     ],
     ['local without dest', { cacheTo: ['type=local'] }, 'type=local needs dest=DIR'],
     [
-      'local (not implemented)',
-      { cacheFrom: ['type=local,src=other'] },
-      '--cache-from "type=local,src=other": type=local caches are not supported: the daemon reads and writes them through a content store the client serves over the BuildKit session',
+      'local without src',
+      { cacheFrom: ['type=local,dest=x'] },
+      'unknown field "dest" for type=local',
+    ],
+    ['local src empty', { cacheFrom: ['type=local,src='] }, 'type=local needs src=DIR'],
+    [
+      'local export fields when importing',
+      { cacheFrom: ['type=local,src=c,mode=max'] },
+      '--cache-from "type=local,src=c,mode=max": unknown field "mode" for type=local',
+    ],
+    [
+      'local import fields when exporting',
+      { cacheTo: ['type=local,dest=c,digest=sha256:00'] },
+      'unknown field "digest" for type=local',
+    ],
+    [
+      'local bad mode',
+      { cacheTo: ['type=local,dest=c,mode=all'] },
+      'mode=all: expected min or max',
+    ],
+    [
+      'local bad bool',
+      { cacheTo: ['type=local,dest=c,oci-mediatypes=1'] },
+      'oci-mediatypes=1: expected true or false',
+    ],
+    [
+      'local bad compression',
+      { cacheTo: ['type=local,dest=c,compression=lz4'] },
+      'compression=lz4: expected one of uncompressed, gzip, estargz, zstd',
+    ],
+    [
+      'local bad compression level',
+      { cacheTo: ['type=local,dest=c,compression-level=high'] },
+      'compression-level=high: expected an integer',
+    ],
+    [
+      'local digest not a digest',
+      { cacheFrom: ['type=local,src=c,digest=sha256:../../x'] },
+      'digest=sha256:../../x is not a digest',
+    ],
+    [
+      'local digest and tag',
+      { cacheFrom: [`type=local,src=c,tag=v1,digest=sha256:${'a'.repeat(64)}`] },
+      'give digest= or tag=, not both',
+    ],
+    [
+      'local dest a file',
+      { cacheTo: ['type=local,dest=token.txt'] },
+      'token.txt is not a directory',
+    ],
+    ['local src a file', { cacheFrom: ['type=local,src=token.txt'] }, 'is not a directory'],
+    [
+      'local beside registry export',
+      { cacheTo: ['type=local,dest=c', 'type=registry,ref=127.0.0.1:5000/a:c'] },
+      'a local cache export cannot be combined with another registry or local cache export',
+    ],
+    [
+      'two local exports',
+      { cacheTo: ['type=local,dest=c1', 'type=local,dest=c2'] },
+      'a local cache export cannot be combined',
     ],
   ])('%s', (_name, flags, message) => {
     expect(refusal(flags).message).toContain(message);
   });
 
-  test('local caches are refused with what to use instead', () => {
-    expect(refusal({ cacheTo: ['type=local,dest=cache'] }).hint).toContain(
-      '--cache-to type=registry,ref=REGISTRY/REPO:buildcache,mode=max',
-    );
+  test('type=local in buildx syntax: paths made absolute, fields kept as given', () => {
+    const d = `sha256:${'b'.repeat(64)}`;
+    const o = parse({
+      cacheFrom: [
+        'type=local,src=cache-in',
+        `type=local,src=/abs/c,digest=${d}`,
+        'type=local,src=c,tag=v2',
+      ],
+      cacheTo: ['type=local,dest=cache-out,mode=max,compression=zstd,oci-mediatypes=true,tag=v2'],
+    });
+    expect(o.cacheFrom).toEqual([
+      { type: 'local', attrs: { src: join(cwd, 'cache-in') } },
+      { type: 'local', attrs: { src: '/abs/c', digest: d } },
+      { type: 'local', attrs: { src: join(cwd, 'c'), tag: 'v2' } },
+    ]);
+    expect(o.cacheTo).toEqual([
+      {
+        type: 'local',
+        attrs: {
+          dest: join(cwd, 'cache-out'),
+          mode: 'max',
+          compression: 'zstd',
+          'oci-mediatypes': 'true',
+          tag: 'v2',
+        },
+      },
+    ]);
+  });
+
+  test('a local export may go with inline cache, and read from its own directory', () => {
+    const o = parse({
+      cacheFrom: ['type=local,src=c'],
+      cacheTo: ['type=local,dest=c', 'type=inline'],
+      tag: ['127.0.0.1:5000/app:1'],
+      push: true,
+    });
+    expect(o.cacheTo.map((c) => c.type)).toEqual(['local', 'inline']);
+    expect(o.cacheFrom[0]!.attrs!.src).toBe(o.cacheTo[0]!.attrs!.dest);
   });
 });
 

@@ -213,6 +213,7 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
       exports,
       cacheImports: toCacheSpecs(o.cacheFrom),
       cacheExports: toCacheSpecs(o.cacheTo),
+      onWarning: (m) => io.stderr(`WARNING: ${m}\n`),
       onStatus: (s) => renderer.update(s),
       signal: io.signal,
       ...(external ? { externalSession: external } : {}),

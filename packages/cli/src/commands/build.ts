@@ -74,12 +74,12 @@ export default class Build extends Command {
     'cache-from': Flags.string({
       ...many,
       description:
-        'reuse build cache from type=registry,ref=REF (a cache pushed with --cache-to, or an image with inline cache); REF alone means the same',
+        'reuse build cache from type=registry,ref=REF (a cache pushed with --cache-to, or an image with inline cache; REF alone means the same) | type=local,src=DIR[,tag=T|digest=D] (a directory written by --cache-to type=local)',
     }),
     'cache-to': Flags.string({
       ...many,
       description:
-        'export the build cache: type=registry,ref=REF[,mode=min|max][,image-manifest=true|false][,oci-mediatypes=true|false] | type=inline (into the pushed image); type=local is not supported yet',
+        'export the build cache: type=registry,ref=REF[,mode=min|max][,image-manifest=true|false][,oci-mediatypes=true|false] | type=local,dest=DIR[,mode=min|max][,tag=T][,compression=gzip|zstd|...][,oci-mediatypes=...] (an OCI layout directory) | type=inline (into the pushed image)',
     }),
     load: Flags.boolean({ description: 'store the image in the engine (docker image ls)' }),
     push: Flags.boolean({ description: 'push the -t images to their registry' }),
