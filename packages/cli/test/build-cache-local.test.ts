@@ -43,6 +43,8 @@ const dir = mkdtempSync(join(tmpdir(), 'ktl-cache-'));
 const docker = (...args: string[]) =>
   spawnSync(rig.KTL_RIG_DOCKER_CLI ?? 'docker', ['-H', dockerHost ?? '', ...args], {
     encoding: 'utf8',
+    // `buildx du --verbose` on a long-lived rig lists megabytes (Node's default cap is 1 MiB).
+    maxBuffer: 64 * 1024 * 1024,
   });
 const pushed: string[] = [];
 afterAll(() => {

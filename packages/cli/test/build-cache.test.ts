@@ -22,8 +22,12 @@ import { ktl } from './helpers';
 
 const engines = await testEngines();
 const dir = mkdtempSync(join(tmpdir(), 'ktl-cache-'));
+// `buildx du --verbose` on a long-lived rig lists megabytes (Node's default cap is 1 MiB).
 const docker = (e: TestEngine, ...args: string[]) =>
-  spawnSync(e.dockerCli, ['-H', e.dockerHost, ...args], { encoding: 'utf8' });
+  spawnSync(e.dockerCli, ['-H', e.dockerHost, ...args], {
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
 const pushed: Array<[TestEngine, string]> = [];
 afterAll(() => {
   for (const [e, image] of pushed) docker(e, 'image', 'rm', '-f', image);
