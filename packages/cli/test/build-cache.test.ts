@@ -8,7 +8,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
@@ -257,21 +257,4 @@ describe.each(
     },
     180_000,
   );
-});
-
-// A refusal of ktl's own, before any builder is asked: the same on every engine.
-describe.each(modes)('ktl build --cache-to type=local %s', (_mode, modeEnv, noMode) => {
-  const g = gate(engines[0]!);
-  const t = noMode === '' ? g.test : test.skip;
-  t(`is refused with exit 2 and what to use instead${g.why || noMode}`, () => {
-    const ctx = stampContext(`tok-${uniq()}`);
-    const r = runOn(engines[0]!)(
-      [ctx, '--cache-to', `type=local,dest=${join(dir, 'local-cache')}`],
-      modeEnv,
-    );
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain('type=local caches are not supported');
-    expect(r.stderr).toContain('hint: use a registry cache instead');
-    expect(existsSync(join(dir, 'local-cache'))).toBe(false);
-  });
 });
