@@ -19,7 +19,12 @@ export {
   type WorkerInfo,
 } from './connect';
 export { type Candidate, candidates, type DiscoverOptions, discover } from './discover';
-export { checkMultipleExporters, engineApiVersion, engineVersions } from './engine-ping';
+export {
+  apiAtLeast,
+  checkMultipleExporters,
+  engineApiVersion,
+  engineVersions,
+} from './engine-ping';
 export type { SessionHandshake } from './session-stream';
 export type { TlsOptions } from './upgrade';
 

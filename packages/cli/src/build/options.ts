@@ -11,9 +11,13 @@ import {
   type CacheSpec,
   isRemoteContext,
   normalizeImageName,
+  type ProvenanceMetadataMode,
   parseAddress,
 } from '@ktl/buildkit-client';
+import { canonicalProvenance, parseAttests } from './attest';
+import { metadataProvenanceMode } from './metadata';
 import { type OutputSpec, parseFields, parseOutput } from './output-spec';
+import { checkPlatformOutputs, parsePlatforms } from './platforms';
 import { BuildUsageError } from './usage-error';
 
 /** The flags as oclif hands them over (repeatable ones as arrays). */
@@ -43,6 +47,9 @@ export interface RawBuildFlags {
   readonly builder?: string | undefined;
   readonly iidfile?: string | undefined;
   readonly metadataFile?: string | undefined;
+  readonly attest?: readonly string[] | undefined;
+  /** `--provenance VALUE`: shorthand for `--attest type=provenance,VALUE` (true/false toggle). */
+  readonly provenance?: string | undefined;
 }
 
 export type SecretSource = { readonly file: string } | { readonly env: string };
@@ -65,7 +72,13 @@ export interface BuildOptions {
   readonly tags: readonly string[];
   readonly buildArgs: Readonly<Record<string, string>>;
   readonly target: string | undefined;
+  /** Normalized (`linux/arm64`, not `linux/aarch64`), without duplicates. */
   readonly platforms: readonly string[];
+  /**
+   * Attestations to make, as the frontend attributes `attest:<type>` take them (the value as
+   * typed, `type=provenance,mode=max`). Empty: none (disabled ones are left out).
+   */
+  readonly attests: Readonly<Record<string, string>>;
   readonly labels: Readonly<Record<string, string>>;
   readonly noCache: boolean;
   readonly pull: boolean;
@@ -94,6 +107,8 @@ export interface BuildOptions {
   readonly builder: string | undefined;
   readonly iidfile: string | undefined;
   readonly metadataFile: string | undefined;
+  /** How much provenance the metadata file gets (BUILDX_METADATA_PROVENANCE; see metadata.ts). */
+  readonly metadataProvenance: ProvenanceMetadataMode;
 }
 
 export interface ParseContext {
@@ -133,7 +148,6 @@ function statKind(p: string): 'dir' | 'file' | 'other' | undefined {
   }
 }
 
-const PLATFORM = /^[a-z0-9_]+\/[a-z0-9_]+(\/[a-z0-9_.]+)?$/;
 const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/;
 const SECRET_KEYS = new Set(['id', 'type', 'src', 'source', 'env']);
 
@@ -470,19 +484,11 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
   if (raw.target !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(raw.target)) {
     throw new BuildUsageError('--target', raw.target, 'not a valid stage name');
   }
-  const platforms: string[] = [];
-  for (const p of (raw.platform ?? []).flatMap((s) => s.split(','))) {
-    const v = p.trim();
-    if (v !== 'local' && !PLATFORM.test(v)) {
-      throw new BuildUsageError(
-        '--platform',
-        p,
-        'expected OS/ARCH[/VARIANT]',
-        'e.g. --platform linux/amd64',
-      );
-    }
-    if (!platforms.includes(v)) platforms.push(v);
-  }
+  const platforms = parsePlatforms(raw.platform ?? []);
+  const attests = parseAttests([
+    ...(raw.attest ?? []),
+    ...(raw.provenance === undefined ? [] : [canonicalProvenance(raw.provenance)]),
+  ]);
   const buildContexts: Record<string, string> = {};
   for (const c of raw.buildContext ?? []) {
     const [name, src] = parseBuildContext(c, ctx);
@@ -577,6 +583,7 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
       );
     }
   }
+  checkPlatformOutputs({ platforms, attests, outputs: withNames });
   for (const [flag, p] of [
     ['--iidfile', raw.iidfile],
     ['--metadata-file', raw.metadataFile],
@@ -592,6 +599,7 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
     buildArgs,
     target: raw.target,
     platforms,
+    attests,
     labels,
     noCache: raw.noCache ?? false,
     pull: raw.pull ?? false,
@@ -620,5 +628,7 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
     builder: raw.builder,
     iidfile: raw.iidfile === undefined ? undefined : abs(raw.iidfile),
     metadataFile: raw.metadataFile === undefined ? undefined : abs(raw.metadataFile),
+    metadataProvenance:
+      raw.metadataFile === undefined ? 'disabled' : metadataProvenanceMode(ctx.env),
   };
 }

@@ -13,7 +13,10 @@ import { SANDBOX_FAILED_EXIT } from '../sandbox/jail-paths';
 import { resolveSandboxSettings, SandboxSettingsError } from '../sandbox/settings';
 import { mark } from '../timing';
 
-const many = { multiple: true } as const;
+// Repeatable flags take one value per occurrence (`--platform a --platform b`, or a comma
+// list where the flag allows one), as docker's do: a later bare word is the CONTEXT argument,
+// not another value (`ktl build --platform linux/amd64 .`).
+const many = { multiple: true, multipleNonGreedy: true } as const;
 
 export default class Build extends Command {
   static override summary =
@@ -47,7 +50,19 @@ export default class Build extends Command {
       description: 'KEY=VALUE, or KEY to take it from the environment',
     }),
     target: Flags.string({ description: 'stage to build' }),
-    platform: Flags.string({ ...many, description: 'target platform(s), e.g. linux/amd64' }),
+    platform: Flags.string({
+      ...many,
+      description:
+        'target platform(s): --platform linux/amd64,linux/arm64 or the flag repeated; several make a multi-platform build (an image index, or a directory per platform for local/tar outputs)',
+    }),
+    attest: Flags.string({
+      ...many,
+      description:
+        'make an attestation: type=provenance[,mode=min|max][,builder-id=...][,disabled=true]',
+    }),
+    provenance: Flags.string({
+      description: 'shorthand for --attest type=provenance: true, false or mode=min|max',
+    }),
     label: Flags.string({ ...many, description: 'image label KEY=VALUE' }),
     'no-cache': Flags.boolean({ description: 'do not use the build cache' }),
     pull: Flags.boolean({ description: 'always fetch base images from their registry' }),
@@ -69,7 +84,7 @@ export default class Build extends Command {
       char: 'o',
       ...many,
       description:
-        'type=local,dest=DIR | type=tar,dest=FILE | type=oci|docker,dest=FILE | type=image,name=N[,push=true] | type=registry | type=cacheonly',
+        'type=local,dest=DIR[,platform-split=true|false] | type=tar,dest=FILE | type=oci|docker,dest=FILE | type=image,name=N[,push=true] | type=registry | type=cacheonly',
     }),
     'cache-from': Flags.string({
       ...many,
@@ -91,7 +106,10 @@ export default class Build extends Command {
     quiet: Flags.boolean({ char: 'q', description: 'no progress; print the image id' }),
     builder: Flags.string({ description: 'builder address (docker://..., unix://..., tcp://...)' }),
     iidfile: Flags.string({ description: 'write the image id to this file' }),
-    'metadata-file': Flags.string({ description: "write the exporters' response (JSON) here" }),
+    'metadata-file': Flags.string({
+      description:
+        "write the build result here, in buildx's format (containerimage.digest, image.name, buildx.build.ref, buildx.build.provenance, ...)",
+    }),
     sandbox: Flags.boolean({
       description: 'require the sandbox (fail when no runtime is available)',
     }),
@@ -155,6 +173,8 @@ export default class Build extends Command {
           builder: flags.builder,
           iidfile: flags.iidfile,
           metadataFile: flags['metadata-file'],
+          attest: flags.attest,
+          provenance: flags.provenance,
         },
         { cwd: process.cwd(), env: process.env, stderrIsTTY: process.stderr.isTTY === true },
       );
