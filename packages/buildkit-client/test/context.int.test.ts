@@ -9,13 +9,10 @@ import {
   chmodSync,
   closeSync,
   linkSync,
-  lstatSync,
   mkdirSync,
   mkdtempSync,
   openSync,
-  readdirSync,
   readFileSync,
-  readlinkSync,
   readSync,
   rmSync,
   symlinkSync,
@@ -28,6 +25,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { type BuildkitConnection, connect, solveDockerfile } from '../src/index';
 import { probeRig, skipReason } from './rig';
+import { comparable, linkGroups, snapshot } from './tree-snapshot';
 
 const probe = await probeRig();
 const rig = probe.ok ? probe.rig : undefined;
@@ -55,49 +53,6 @@ function buildx(args: string[]): void {
     timeout: 120_000,
   });
   if (r.status !== 0) throw new Error(`buildx failed (${r.status}): ${r.stderr}`);
-}
-
-interface Entry {
-  type: 'file' | 'dir' | 'link';
-  mode: number;
-  size: number;
-  mtimeMs: number;
-  content?: string;
-  target?: string;
-  ino: number;
-}
-
-function snapshot(root: string): Map<string, Entry> {
-  const out = new Map<string, Entry>();
-  const walk = (rel: string) => {
-    for (const name of readdirSync(join(root, rel)).sort()) {
-      const r = rel ? `${rel}/${name}` : name;
-      const abs = join(root, r);
-      const st = lstatSync(abs);
-      const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'link' : 'file';
-      out.set(r, {
-        type,
-        mode: st.mode & 0o7777,
-        size: type === 'file' ? st.size : 0,
-        mtimeMs: Math.floor(st.mtimeMs),
-        ino: st.ino,
-        ...(type === 'file'
-          ? { content: createHash('sha256').update(readFileSync(abs)).digest('hex') }
-          : {}),
-        ...(type === 'link' ? { target: readlinkSync(abs) } : {}),
-      });
-      if (type === 'dir') walk(r);
-    }
-  };
-  walk('');
-  return out;
-}
-
-/** Groups of paths sharing an inode (hardlinks), as sorted path lists. */
-function linkGroups(s: Map<string, Entry>): string[][] {
-  const by = new Map<number, string[]>();
-  for (const [p, e] of s) if (e.type === 'file') by.set(e.ino, [...(by.get(e.ino) ?? []), p]);
-  return [...by.values()].filter((g) => g.length > 1).map((g) => g.sort());
 }
 
 function write(rel: string, body: string | Buffer, mode = 0o644): void {
@@ -171,16 +126,8 @@ describe('context upload and local export', () => {
       const a = snapshot(ours);
       const b = snapshot(theirs);
       expect([...a.keys()]).toEqual([...b.keys()]);
-      for (const [p, e] of a) {
-        const { ino: _i, ...mine } = e;
-        const { ino: _j, ...ref } = b.get(p)!;
-        // Directory times depend on when the receiver finished writing into them.
-        if (e.type === 'dir') {
-          mine.mtimeMs = 0;
-          ref.mtimeMs = 0;
-        }
-        expect({ p, ...mine }).toEqual({ p, ...ref });
-      }
+      // Directory times depend on when the receiver finished writing into them.
+      expect(comparable(a)).toEqual(comparable(b));
       expect(linkGroups(a)).toEqual(linkGroups(b));
       // And the build saw what we meant it to see.
       expect(readFileSync(join(ours, 'out', 'flavor'), 'utf8')).toBe('spicy\n');
@@ -195,6 +142,66 @@ describe('context upload and local export', () => {
       expect(bind).toContain('./exec.sh 755 regular file 18');
       expect(bind).toContain('./link-rel 777 symbolic link');
       expect(bind).toContain('./nested/empty 755 directory');
+    },
+    120_000,
+  );
+
+  rigTest(
+    `a multi-platform build: a directory per platform, or merged with platform-split=false, the same trees as docker buildx build${why}`,
+    async () => {
+      // No RUN step runs a foreign binary: each stage runs on the build platform and only
+      // writes what the target platform is (no emulation on this machine).
+      const ctx = join(work, 'multi');
+      mkdirSync(ctx);
+      writeFileSync(
+        join(ctx, 'Dockerfile'),
+        [
+          `FROM --platform=$BUILDPLATFORM ${rig!.baseImage} AS b`,
+          'ARG TARGETPLATFORM TARGETARCH',
+          'RUN mkdir -p /out/d && echo $TARGETPLATFORM > /out/d/$TARGETARCH && ln -s d/$TARGETARCH /out/link-$TARGETARCH && chmod 0640 /out/d/$TARGETARCH',
+          'FROM scratch',
+          'COPY --from=b /out/ /',
+          '',
+        ].join('\n'),
+      );
+      const platforms = ['linux/amd64', 'linux/arm64'];
+      for (const split of [undefined, 'false']) {
+        const attrs: Record<string, string> = split ? { 'platform-split': split } : {};
+        const ours = join(work, `multi-ktl-${split ?? 'default'}`);
+        const theirs = join(work, `multi-buildx-${split ?? 'default'}`);
+        await solveDockerfile(conn!, {
+          contextDir: ctx,
+          platforms,
+          exports: [{ type: 'local', dest: ours, attrs }],
+        });
+        buildx([
+          '--platform',
+          platforms.join(','),
+          '-o',
+          `type=local,dest=${theirs}${split ? `,platform-split=${split}` : ''}`,
+          ctx,
+        ]);
+        const a = snapshot(ours);
+        expect(comparable(a)).toEqual(comparable(snapshot(theirs)));
+        const paths = [...a.keys()];
+        if (split) {
+          expect(paths).toEqual(['d', 'd/amd64', 'd/arm64', 'link-amd64', 'link-arm64']);
+        } else {
+          expect(paths).toEqual([
+            'linux_amd64',
+            'linux_amd64/d',
+            'linux_amd64/d/amd64',
+            'linux_amd64/link-amd64',
+            'linux_arm64',
+            'linux_arm64/d',
+            'linux_arm64/d/arm64',
+            'linux_arm64/link-arm64',
+          ]);
+          expect(readFileSync(join(ours, 'linux_arm64/d/arm64'), 'utf8')).toBe('linux/arm64\n');
+          // The per-platform directories are the exporter's own, dated like buildx's (epoch 0).
+          expect(a.get('linux_amd64')).toMatchObject({ type: 'dir', mode: 0o755, mtimeMs: 0 });
+        }
+      }
     },
     120_000,
   );

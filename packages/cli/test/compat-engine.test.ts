@@ -4,7 +4,15 @@
  * the sandbox, and what it does not is refused before the build with the engine named.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
@@ -30,6 +38,7 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 const hello = join(repoRoot, 'testdata', 'build', 'hello');
+const MULTI = 'linux/amd64,linux/arm64';
 const modes: [string, Record<string, string>][] = [
   ['on the host', { KTL_SANDBOX_DISABLE: '1' }],
   ['in the sandbox', { KTL_SANDBOX_DISABLE: '', KTL_SANDBOX_CONFIG: '' }],
@@ -94,6 +103,68 @@ describe.each(modes)('Docker 20.10 (BuildKit v0.8, graphdriver) %s', (mode, mode
       expect(two.stderr).toContain(
         `this Docker engine (API ${cfg.KTL_RIG_COMPAT_API}) exports one output per build`,
       );
+    },
+    120_000,
+  );
+
+  compatTest(
+    `a multi-platform local export works (a directory per platform); the metadata file is buildx's for this engine (no history API: no provenance)${why}`,
+    () => {
+      const ctx = join(dir, `multi-${mode.replace(/ /g, '-')}`);
+      mkdirSync(ctx, { recursive: true });
+      writeFileSync(
+        join(ctx, 'Dockerfile'),
+        'FROM --platform=$BUILDPLATFORM 127.0.0.1:5000/ktl/busybox:latest AS b\nARG TARGETPLATFORM\nRUN echo $TARGETPLATFORM > /p\nFROM scratch\nCOPY --from=b /p /p\n',
+      );
+      const out = join(ctx, 'out');
+      const meta = join(ctx, 'meta.json');
+      const r = run(
+        ['--platform', MULTI, '-o', `type=local,dest=${out}`, '--metadata-file', meta, ctx],
+        modeEnv,
+      );
+      expect(r.code).toBe(0);
+      expect(readFileSync(join(out, 'linux_amd64', 'p'), 'utf8')).toBe('linux/amd64\n');
+      expect(readFileSync(join(out, 'linux_arm64', 'p'), 'utf8')).toBe('linux/arm64\n');
+      const m = JSON.parse(readFileSync(meta, 'utf8')) as Record<string, string>;
+      expect(Object.keys(m)).toEqual(['buildx.build.ref']);
+      expect(m['buildx.build.ref']).toMatch(/^ktl\/docker\/[0-9a-z]{25}$/);
+    },
+    120_000,
+  );
+
+  compatTest(
+    `multi-platform images, attestations and platform-split=false are refused before the build, naming the engine (exit 2)${why}`,
+    () => {
+      const engine = `this engine (Docker ${cfg.KTL_RIG_COMPAT_VERSION}, API ${cfg.KTL_RIG_COMPAT_API})`;
+      const cases: Array<[string[], string]> = [
+        [
+          ['--platform', MULTI, '-t', 'ktl-compat-multi:1', '--load'],
+          `${engine} keeps images in a graphdriver store, whose moby exporter cannot store a multi-platform image (--platform ${MULTI})`,
+        ],
+        [
+          ['--platform', MULTI, '-t', '127.0.0.1:5000/ktltest/compat-multi:1', '--push'],
+          `${engine} keeps images in a graphdriver store, whose moby exporter cannot push a multi-platform image`,
+        ],
+        [
+          ['--provenance', 'mode=max', '-o', join(dir, 'prov')],
+          `${engine} keeps images in a graphdriver store and cannot make attestations`,
+        ],
+        [
+          ['--platform', MULTI, '-o', `type=local,dest=${join(dir, 'merge')},platform-split=false`],
+          `${engine} ignores platform-split=false and would write a directory per platform`,
+        ],
+      ];
+      for (const [args, message] of cases) {
+        const r = run([hello, ...args], modeEnv);
+        expect({ args, code: r.code }).toEqual({ args, code: 2 });
+        expect(r.stderr).toContain(message);
+        expect(r.stderr).toMatch(/^hint: /m);
+        expect(r.stderr).not.toMatch(/^#\d/m); // nothing was built
+      }
+      // Nothing was exported (in the sandbox the outer ktl makes the destination before the
+      // jail starts, which is before the builder is known; it stays empty).
+      const merged = join(dir, 'merge');
+      expect(existsSync(merged) ? readdirSync(merged) : []).toEqual([]);
     },
     120_000,
   );
