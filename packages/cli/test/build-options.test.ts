@@ -430,6 +430,9 @@ describe('platforms and attestations', () => {
       { provenance: 'type=provenance,mode=min,builder-id=https://ci/1' },
     );
     expect(parse({}).attests).toEqual({});
+    // --sbom=false asks for nothing, as buildx reads it.
+    expect(parse({ sbom: 'false' }).attests).toEqual({});
+    expect(parse({ attest: ['type=sbom,disabled=true'] }).attests).toEqual({});
   });
 
   test('platform-split takes a boolean, as BuildKit parses it', () => {
@@ -447,6 +450,7 @@ describe('platforms and attestations', () => {
       { attest: ['type=sbom'] },
       '--attest "type=sbom": SBOM attestations are not supported',
     ],
+    ['--sbom', { sbom: 'true' }, '--attest "type=sbom,disabled=false": SBOM attestations are not'],
     ['no type', { attest: ['mode=max'] }, '--attest "mode=max": type= is required'],
     ['other type', { attest: ['type=vex'] }, 'type=vex: expected provenance'],
     ['bad mode', { provenance: 'mode=full' }, 'mode=full: expected min or max'],

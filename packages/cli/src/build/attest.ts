@@ -24,10 +24,13 @@ const PROVENANCE_KEYS = new Set([
 const BOOL = /^(1|t|T|TRUE|true|True|0|f|F|FALSE|false|False)$/;
 const TRUE = /^(1|t|T|TRUE|true|True)$/;
 
-/** `--provenance VALUE` as buildx expands it: a boolean toggles, anything else is attributes. */
-export function canonicalProvenance(value: string): string {
-  if (BOOL.test(value)) return `type=provenance,disabled=${!TRUE.test(value)}`;
-  return `type=provenance,${value}`;
+/**
+ * `--provenance VALUE` / `--sbom VALUE` as buildx expands them: a boolean toggles, anything
+ * else is attributes.
+ */
+export function canonicalAttest(type: 'provenance' | 'sbom', value: string): string {
+  if (BOOL.test(value)) return `type=${type},disabled=${!TRUE.test(value)}`;
+  return `type=${type},${value}`;
 }
 
 /**
@@ -50,6 +53,8 @@ export function parseAttests(values: readonly string[]): Record<string, string> 
     }
     if (seen.has(type)) throw new BuildUsageError(flag, value, `type=${type} given twice`);
     seen.add(type);
+    const off = fields.get('disabled');
+    if (type === 'sbom' && off !== undefined && TRUE.test(off)) continue; // asks for nothing
     if (type === 'sbom') {
       throw new BuildUsageError(
         flag,

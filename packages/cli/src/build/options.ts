@@ -14,7 +14,7 @@ import {
   type ProvenanceMetadataMode,
   parseAddress,
 } from '@ktl/buildkit-client';
-import { canonicalProvenance, parseAttests } from './attest';
+import { canonicalAttest, parseAttests } from './attest';
 import { metadataProvenanceMode } from './metadata';
 import { type OutputSpec, parseFields, parseOutput } from './output-spec';
 import { checkPlatformOutputs, parsePlatforms } from './platforms';
@@ -50,6 +50,8 @@ export interface RawBuildFlags {
   readonly attest?: readonly string[] | undefined;
   /** `--provenance VALUE`: shorthand for `--attest type=provenance,VALUE` (true/false toggle). */
   readonly provenance?: string | undefined;
+  /** `--sbom VALUE`: buildx's shorthand for `--attest type=sbom,VALUE` (only `false` is accepted). */
+  readonly sbom?: string | undefined;
 }
 
 export type SecretSource = { readonly file: string } | { readonly env: string };
@@ -487,7 +489,8 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
   const platforms = parsePlatforms(raw.platform ?? []);
   const attests = parseAttests([
     ...(raw.attest ?? []),
-    ...(raw.provenance === undefined ? [] : [canonicalProvenance(raw.provenance)]),
+    ...(raw.provenance === undefined ? [] : [canonicalAttest('provenance', raw.provenance)]),
+    ...(raw.sbom === undefined ? [] : [canonicalAttest('sbom', raw.sbom)]),
   ]);
   const buildContexts: Record<string, string> = {};
   for (const c of raw.buildContext ?? []) {

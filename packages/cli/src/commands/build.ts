@@ -34,6 +34,7 @@ export default class Build extends Command {
     '<%= config.bin %> build . -t app:dev --load --build-arg VERSION=1',
     '<%= config.bin %> build . -f docker/Dockerfile --target prod -t 127.0.0.1:5000/app:1 --push',
     '<%= config.bin %> build . --secret id=npmrc,src=$HOME/.npmrc --build-context assets=../assets',
+    '<%= config.bin %> build . --platform linux/amd64,linux/arm64 -t 127.0.0.1:5000/app:1 --push --metadata-file meta.json',
     'KTL_SANDBOX_CONFIG=testdata/sandbox/linux-strict.cfg <%= config.bin %> build . --sandbox-logs',
   ];
   static override args = {
@@ -62,6 +63,9 @@ export default class Build extends Command {
     }),
     provenance: Flags.string({
       description: 'shorthand for --attest type=provenance: true, false or mode=min|max',
+    }),
+    sbom: Flags.string({
+      description: 'SBOM attestations are not supported (only --sbom=false is accepted)',
     }),
     label: Flags.string({ ...many, description: 'image label KEY=VALUE' }),
     'no-cache': Flags.boolean({ description: 'do not use the build cache' }),
@@ -175,6 +179,7 @@ export default class Build extends Command {
           metadataFile: flags['metadata-file'],
           attest: flags.attest,
           provenance: flags.provenance,
+          sbom: flags.sbom,
         },
         { cwd: process.cwd(), env: process.env, stderrIsTTY: process.stderr.isTTY === true },
       );
