@@ -23,6 +23,9 @@ export function ktl(
     encoding: 'utf8',
     input: opts.input ?? '',
     timeout: 60_000,
+    // `ktl builder du --json` on a shared rig's cache passes spawnSync's 1 MiB default, and the
+    // child is then killed mid-output (status null).
+    maxBuffer: 64 * 1024 * 1024,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
