@@ -33,6 +33,16 @@ export type {
   VertexWarning,
 } from './gen/moby/buildkit/v1/control';
 export {
+  type BuildHistoryRecord,
+  buildRecord,
+  encodeProvenance,
+  goJson,
+  type ProvenanceMetadataMode,
+  provenanceDescriptor,
+  provenanceMetadata,
+  readBlob,
+} from './history';
+export {
   type ImageName,
   ImageNameError,
   isLoopbackRegistry,

@@ -492,3 +492,104 @@ describe('parseBuildOptions refuses, naming flag and value', () => {
     });
   });
 });
+
+describe('platforms and attestations', () => {
+  test('--platform: comma lists and repeats, normalized as containerd does, duplicates dropped', () => {
+    expect(
+      parse({
+        platform: ['linux/x86_64,linux/aarch64', 'linux/arm64/v8', 'LINUX/AMD64', 'linux/arm'],
+      }).platforms,
+    ).toEqual(['linux/amd64', 'linux/arm64', 'linux/arm/v7']);
+    expect(parse({ platform: ['linux/i386', 'linux/armhf', 'linux/arm64/9'] }).platforms).toEqual([
+      'linux/386',
+      'linux/arm/v7',
+      'linux/arm64/v9',
+    ]);
+    expect(parse({ platform: ['local'] }).platforms).toEqual(['local']);
+  });
+
+  test('--provenance is shorthand for --attest type=provenance, as buildx expands it', () => {
+    expect(parse({ provenance: 'mode=max' }).attests).toEqual({
+      provenance: 'type=provenance,mode=max',
+    });
+    expect(parse({ provenance: 'true' }).attests).toEqual({
+      provenance: 'type=provenance,disabled=false',
+    });
+    // Disabled: nothing is asked of the frontend.
+    expect(parse({ provenance: 'false' }).attests).toEqual({});
+    expect(parse({ attest: ['type=provenance,mode=min,builder-id=https://ci/1'] }).attests).toEqual(
+      { provenance: 'type=provenance,mode=min,builder-id=https://ci/1' },
+    );
+    expect(parse({}).attests).toEqual({});
+    // --sbom=false asks for nothing, as buildx reads it.
+    expect(parse({ sbom: 'false' }).attests).toEqual({});
+    expect(parse({ attest: ['type=sbom,disabled=true'] }).attests).toEqual({});
+  });
+
+  test('platform-split takes a boolean, as BuildKit parses it', () => {
+    expect(parse({ output: ['type=local,dest=o,platform-split=false'] }).outputs[0]).toMatchObject({
+      attrs: { 'platform-split': 'false' },
+    });
+    expect(refusal({ output: ['type=local,dest=o,platform-split=maybe'] }).message).toContain(
+      'platform-split=maybe: expected true or false',
+    );
+  });
+
+  test.each<[string, Partial<RawBuildFlags>, string]>([
+    [
+      'sbom',
+      { attest: ['type=sbom'] },
+      '--attest "type=sbom": SBOM attestations are not supported',
+    ],
+    ['--sbom', { sbom: 'true' }, '--attest "type=sbom,disabled=false": SBOM attestations are not'],
+    ['no type', { attest: ['mode=max'] }, '--attest "mode=max": type= is required'],
+    ['other type', { attest: ['type=vex'] }, 'type=vex: expected provenance'],
+    ['bad mode', { provenance: 'mode=full' }, 'mode=full: expected min or max'],
+    ['unknown key', { attest: ['type=provenance,level=3'] }, 'unknown field "level"'],
+    ['bad bool', { attest: ['type=provenance,disabled=yes'] }, 'disabled=yes: expected true'],
+    ['twice', { attest: ['type=provenance'], provenance: 'true' }, 'type=provenance given twice'],
+    [
+      'docker archive of several platforms',
+      { platform: ['linux/amd64,linux/arm64'], output: ['type=docker,dest=i.tar'] },
+      'the docker image format holds one image, not a multi-platform index',
+    ],
+    [
+      'docker archive with attestations',
+      { provenance: 'mode=max', output: ['type=docker,dest=i.tar'] },
+      'the docker image format cannot carry attestations',
+    ],
+  ])('refuses: %s', (_name, flags, message) => {
+    expect(refusal(flags).message).toContain(message);
+  });
+
+  test('a docker archive of one platform, or an OCI archive of several, is fine', () => {
+    expect(parse({ output: ['type=docker,dest=i.tar'] }).outputs).toHaveLength(1);
+    expect(
+      parse({ platform: ['linux/amd64,linux/arm64'], output: ['type=oci,dest=i.tar'] }).outputs,
+    ).toHaveLength(1);
+    expect(refusal({ output: ['type=docker,dest=i.tar'], platform: ['a/b', 'c/d'] }).hint).toBe(
+      'use -o type=oci,dest=FILE (docker load reads it on engines with the containerd image store)',
+    );
+  });
+
+  test('BUILDX_METADATA_PROVENANCE decides how much provenance the metadata file gets', () => {
+    const m = (v: string | undefined) =>
+      parseBuildOptions(
+        { context: 'ctx', metadataFile: 'm.json' },
+        { cwd, env: { BUILDX_METADATA_PROVENANCE: v } },
+      ).metadataProvenance;
+    expect([undefined, 'min', 'true', 'max', 'disabled', 'false'].map(m)).toEqual([
+      'min',
+      'min',
+      'min',
+      'max',
+      'disabled',
+      'disabled',
+    ]);
+    expect(() => m('lots')).toThrow(
+      'BUILDX_METADATA_PROVENANCE "lots": expected min, max or disabled',
+    );
+    // Without a metadata file nothing is read from the builder's history.
+    expect(parse({}).metadataProvenance).toBe('disabled');
+  });
+});

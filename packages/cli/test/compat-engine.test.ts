@@ -50,7 +50,34 @@ const modes: Array<[string, Record<string, string>, string]> = [
 ];
 
 /** The command line asking for what the engine lacks, and the start of ktl's refusal. */
+const MULTI = 'linux/amd64,linux/arm64';
+
 const refusals: Array<[string, (out: string) => string[], string]> = [
+  [
+    'a multi-platform image loaded into the engine',
+    () => ['--platform', MULTI, '-t', 'ktl-compat-multi:1', '--load'],
+    `ERROR: this engine (${engine}) keeps images in a graphdriver store, whose moby exporter cannot store a multi-platform image (--platform ${MULTI})`,
+  ],
+  [
+    'a multi-platform image pushed',
+    () => ['--platform', MULTI, '-t', `${registry}/ktltest/compat-multi:1`, '--push'],
+    `ERROR: this engine (${engine}) keeps images in a graphdriver store, whose moby exporter cannot push a multi-platform image`,
+  ],
+  [
+    'attestations (--provenance)',
+    (out) => ['--provenance', 'mode=max', '-o', join(out, 'prov')],
+    `ERROR: this engine (${engine}) keeps images in a graphdriver store and cannot make attestations`,
+  ],
+  [
+    'a merged multi-platform local export (platform-split=false)',
+    (out) => [
+      '--platform',
+      MULTI,
+      '-o',
+      `type=local,dest=${join(out, 'merge')},platform-split=false`,
+    ],
+    `ERROR: this engine (${engine}) ignores platform-split=false and would write a directory per platform`,
+  ],
   [
     'an oci image archive',
     (out) => ['-o', `type=oci,dest=${join(out, 'image.tar')}`],
@@ -144,10 +171,43 @@ function craftedCache(d: string): string {
   return d;
 }
 
-describe.each(modes)('on Docker 20.10 (compat) %s, what it can import', (mode, modeEnv, noMode) => {
+describe.each(modes)('on Docker 20.10 (compat) %s, what it can do', (mode, modeEnv, noMode) => {
   const g = gate(compat);
   const t = g.why === '' && noMode !== '' ? test.skip : g.test;
   const why = g.why || noMode;
+  t(
+    `a multi-platform local export works (a directory per platform); the metadata file is buildx's for this engine (no history API: no provenance)${why}`,
+    () => {
+      const ctx = join(dir, `multi-${mode.replace(/\W+/g, '-')}`);
+      mkdirSync(ctx, { recursive: true });
+      writeFileSync(
+        join(ctx, 'Dockerfile'),
+        `FROM --platform=$BUILDPLATFORM ${compat.baseImage} AS b\nARG TARGETPLATFORM\nRUN echo $TARGETPLATFORM > /p\nFROM scratch\nCOPY --from=b /p /p\n`,
+      );
+      const out = join(ctx, 'out');
+      const meta = join(ctx, 'meta.json');
+      const r = ktl(
+        [
+          'build',
+          '--platform',
+          MULTI,
+          '-o',
+          `type=local,dest=${out}`,
+          '--metadata-file',
+          meta,
+          ctx,
+        ],
+        { env: { DOCKER_HOST: compat.dockerHost, BUILDKIT_HOST: '', ...modeEnv } },
+      );
+      expect(r.code).toBe(0);
+      expect(readFileSync(join(out, 'linux_amd64', 'p'), 'utf8')).toBe('linux/amd64\n');
+      expect(readFileSync(join(out, 'linux_arm64', 'p'), 'utf8')).toBe('linux/arm64\n');
+      const m = JSON.parse(readFileSync(meta, 'utf8')) as Record<string, string>;
+      expect(Object.keys(m)).toEqual(['buildx.build.ref']);
+      expect(m['buildx.build.ref']).toMatch(/^ktl\/docker\/[0-9a-z]{25}$/);
+    },
+    120_000,
+  );
   t(
     `--cache-from type=local: BuildKit v0.8 reads the cache manifest through the session's content store${why}`,
     () => {

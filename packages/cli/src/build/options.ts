@@ -11,10 +11,14 @@ import {
   type CacheSpec,
   isRemoteContext,
   normalizeImageName,
+  type ProvenanceMetadataMode,
   parseAddress,
   parseDigest,
 } from '@ktl/buildkit-client';
+import { canonicalAttest, parseAttests } from './attest';
+import { metadataProvenanceMode } from './metadata';
 import { type OutputSpec, parseFields, parseOutput } from './output-spec';
+import { checkPlatformOutputs, parsePlatforms } from './platforms';
 import { BuildUsageError } from './usage-error';
 
 /** The flags as oclif hands them over (repeatable ones as arrays). */
@@ -44,6 +48,11 @@ export interface RawBuildFlags {
   readonly builder?: string | undefined;
   readonly iidfile?: string | undefined;
   readonly metadataFile?: string | undefined;
+  readonly attest?: readonly string[] | undefined;
+  /** `--provenance VALUE`: shorthand for `--attest type=provenance,VALUE` (true/false toggle). */
+  readonly provenance?: string | undefined;
+  /** `--sbom VALUE`: buildx's shorthand for `--attest type=sbom,VALUE` (only `false` is accepted). */
+  readonly sbom?: string | undefined;
 }
 
 export type SecretSource = { readonly file: string } | { readonly env: string };
@@ -66,7 +75,13 @@ export interface BuildOptions {
   readonly tags: readonly string[];
   readonly buildArgs: Readonly<Record<string, string>>;
   readonly target: string | undefined;
+  /** Normalized (`linux/arm64`, not `linux/aarch64`), without duplicates. */
   readonly platforms: readonly string[];
+  /**
+   * Attestations to make, as the frontend attributes `attest:<type>` take them (the value as
+   * typed, `type=provenance,mode=max`). Empty: none (disabled ones are left out).
+   */
+  readonly attests: Readonly<Record<string, string>>;
   readonly labels: Readonly<Record<string, string>>;
   readonly noCache: boolean;
   readonly pull: boolean;
@@ -98,6 +113,8 @@ export interface BuildOptions {
   readonly builder: string | undefined;
   readonly iidfile: string | undefined;
   readonly metadataFile: string | undefined;
+  /** How much provenance the metadata file gets (BUILDX_METADATA_PROVENANCE; see metadata.ts). */
+  readonly metadataProvenance: ProvenanceMetadataMode;
 }
 
 export interface ParseContext {
@@ -137,7 +154,6 @@ function statKind(p: string): 'dir' | 'file' | 'other' | undefined {
   }
 }
 
-const PLATFORM = /^[a-z0-9_]+\/[a-z0-9_]+(\/[a-z0-9_.]+)?$/;
 const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/;
 const SECRET_KEYS = new Set(['id', 'type', 'src', 'source', 'env']);
 
@@ -566,19 +582,12 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
   if (raw.target !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(raw.target)) {
     throw new BuildUsageError('--target', raw.target, 'not a valid stage name');
   }
-  const platforms: string[] = [];
-  for (const p of (raw.platform ?? []).flatMap((s) => s.split(','))) {
-    const v = p.trim();
-    if (v !== 'local' && !PLATFORM.test(v)) {
-      throw new BuildUsageError(
-        '--platform',
-        p,
-        'expected OS/ARCH[/VARIANT]',
-        'e.g. --platform linux/amd64',
-      );
-    }
-    if (!platforms.includes(v)) platforms.push(v);
-  }
+  const platforms = parsePlatforms(raw.platform ?? []);
+  const attests = parseAttests([
+    ...(raw.attest ?? []),
+    ...(raw.provenance === undefined ? [] : [canonicalAttest('provenance', raw.provenance)]),
+    ...(raw.sbom === undefined ? [] : [canonicalAttest('sbom', raw.sbom)]),
+  ]);
   const buildContexts: Record<string, string> = {};
   for (const c of raw.buildContext ?? []) {
     const [name, src] = parseBuildContext(c, ctx);
@@ -684,6 +693,7 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
       );
     }
   }
+  checkPlatformOutputs({ platforms, attests, outputs: withNames });
   for (const [flag, p] of [
     ['--iidfile', raw.iidfile],
     ['--metadata-file', raw.metadataFile],
@@ -699,6 +709,7 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
     buildArgs,
     target: raw.target,
     platforms,
+    attests,
     labels,
     noCache: raw.noCache ?? false,
     pull: raw.pull ?? false,
@@ -727,5 +738,7 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
     builder: raw.builder,
     iidfile: raw.iidfile === undefined ? undefined : abs(raw.iidfile),
     metadataFile: raw.metadataFile === undefined ? undefined : abs(raw.metadataFile),
+    metadataProvenance:
+      raw.metadataFile === undefined ? 'disabled' : metadataProvenanceMode(ctx.env),
   };
 }
