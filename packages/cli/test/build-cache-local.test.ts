@@ -24,6 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
 import { ktl, readEnvFile } from './helpers';
+import { craftedCache, REF_NAME } from './oci-cache-fixture';
 
 const rigEnv = process.env.KTL_RIG_ENV_FILE ?? '/var/lib/ktl-rig/env';
 const rig = readEnvFile(rigEnv);
@@ -132,7 +133,6 @@ const cachedStep = (stderr: string, token: string) =>
     'm',
   ).test(stderr);
 
-const REF_NAME = 'org.opencontainers.image.ref.name';
 interface Manifest {
   mediaType?: string;
   digest: string;
@@ -189,41 +189,6 @@ function snapshot(d: string): Record<string, string> {
   };
   walk(d, '');
   return out;
-}
-
-/**
- * A local cache directory laid out as an exporter writes one, with no records; with `linkTo`,
- * the cache config blob is a symlink to that path (which gets the config's exact bytes).
- */
-function craftedCache(d: string, linkTo?: string): string {
-  const blobs = join(d, 'blobs', 'sha256');
-  mkdirSync(blobs, { recursive: true });
-  const put = (data: string, link?: string) => {
-    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
-    if (link) {
-      writeFileSync(link, data);
-      symlinkSync(link, join(blobs, digest.slice(7)));
-    } else writeFileSync(join(blobs, digest.slice(7)), data);
-    return { digest, size: Buffer.byteLength(data) };
-  };
-  const config = put(JSON.stringify({ layers: [], records: [] }), linkTo);
-  const indexType = 'application/vnd.oci.image.index.v1+json';
-  const manifest = put(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: indexType,
-      manifests: [{ mediaType: 'application/vnd.buildkit.cacheconfig.v0', ...config }],
-    }),
-  );
-  writeFileSync(join(d, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  writeFileSync(
-    join(d, 'index.json'),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [{ mediaType: indexType, ...manifest, annotations: { [REF_NAME]: 'latest' } }],
-    }),
-  );
-  return d;
 }
 
 const buildx = existsSync(rig.KTL_RIG_BUILDX ?? '/usr/libexec/docker/cli-plugins/docker-buildx');

@@ -7,7 +7,6 @@
  * *.int.test.ts; each case skipped there names the limit refused here.)
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import {
   existsSync,
   mkdirSync,
@@ -23,6 +22,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
 import { gate, testEngines } from '../../buildkit-client/test/engines';
 import { ktl, repoRoot } from './helpers';
+import { craftedCache } from './oci-cache-fixture';
 
 const compat = (await testEngines()).find((e) => e.id === 'compat')!;
 const bwrap = spawnSync('sh', ['-c', 'command -v bwrap'], { encoding: 'utf8' }).stdout.trim();
@@ -133,43 +133,6 @@ describe.each(modes)(
     });
   },
 );
-
-/**
- * A local cache directory as an exporter writes one (OCI layout: index.json tagged `latest`
- * naming a cache manifest, whose one entry is a cache config), with no cache records.
- */
-function craftedCache(d: string): string {
-  mkdirSync(join(d, 'blobs', 'sha256'), { recursive: true });
-  const put = (data: string) => {
-    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
-    writeFileSync(join(d, 'blobs', 'sha256', digest.slice(7)), data);
-    return { digest, size: Buffer.byteLength(data) };
-  };
-  const config = put(JSON.stringify({ layers: [], records: [] }));
-  const index = 'application/vnd.oci.image.index.v1+json';
-  const manifest = put(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: index,
-      manifests: [{ mediaType: 'application/vnd.buildkit.cacheconfig.v0', ...config }],
-    }),
-  );
-  writeFileSync(join(d, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  writeFileSync(
-    join(d, 'index.json'),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [
-        {
-          mediaType: index,
-          ...manifest,
-          annotations: { 'org.opencontainers.image.ref.name': 'latest' },
-        },
-      ],
-    }),
-  );
-  return d;
-}
 
 describe.each(modes)('on Docker 20.10 (compat) %s, what it can do', (mode, modeEnv, noMode) => {
   const g = gate(compat);

@@ -314,8 +314,8 @@ function parseBuildContext(value: string, ctx: ParseContext): [string, string] {
   return [name, dir];
 }
 
-const CACHE_TO_REGISTRY_KEYS = new Set([
-  'ref',
+/** What a cache export takes wherever it goes (BuildKit's remote cache options). */
+const CACHE_EXPORT_KEYS = [
   'mode',
   'image-manifest',
   'oci-mediatypes',
@@ -323,19 +323,10 @@ const CACHE_TO_REGISTRY_KEYS = new Set([
   'compression-level',
   'force-compression',
   'ignore-error',
-]);
+];
+const CACHE_TO_REGISTRY_KEYS = new Set(['ref', ...CACHE_EXPORT_KEYS]);
+const CACHE_TO_LOCAL_KEYS = new Set(['dest', 'tag', ...CACHE_EXPORT_KEYS]);
 const BOOL_KEYS = ['image-manifest', 'oci-mediatypes', 'force-compression', 'ignore-error'];
-const CACHE_TO_LOCAL_KEYS = new Set([
-  'dest',
-  'tag',
-  'mode',
-  'image-manifest',
-  'oci-mediatypes',
-  'compression',
-  'compression-level',
-  'force-compression',
-  'ignore-error',
-]);
 const CACHE_FROM_LOCAL_KEYS = new Set(['src', 'digest', 'tag']);
 /** BuildKit's layer compressions (util/compression). */
 const COMPRESSIONS = new Set(['uncompressed', 'gzip', 'estargz', 'zstd']);
