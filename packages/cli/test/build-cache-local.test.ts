@@ -18,11 +18,11 @@ import {
   rmSync,
   statSync,
   symlinkSync,
-  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
+import { cachedStep, pruneStep, ran, stampContext as stampIn } from './cache-steps';
 import { ktl, readEnvFile } from './helpers';
 import { craftedCache, REF_NAME } from './oci-cache-fixture';
 
@@ -77,61 +77,6 @@ const modes: [string, Record<string, string>, typeof test | typeof test.skip][] 
 const modeWhy = (mode: string) =>
   why || (mode === 'in the sandbox' && !bwrap ? ' [skipped: bwrap is not installed]' : '');
 const BANNER = /^Running ktl build inside the sandbox \(/m;
-
-/** A context whose one RUN step echoes a unique token and writes a random stamp. */
-function stampContext(token: string): string {
-  const d = join(dir, `ctx-${token}`);
-  mkdirSync(d, { recursive: true });
-  writeFileSync(
-    join(d, 'Dockerfile'),
-    `FROM ${base}\nRUN echo ${token} && cat /proc/sys/kernel/random/uuid > /stamp\n`,
-  );
-  return d;
-}
-
-/** Ids of the builder's cache records made by the step that echoes `token`. */
-function recordsOf(token: string): string[] {
-  const du = docker('buildx', 'du', '--verbose');
-  expect(du.status).toBe(0);
-  const ids: string[] = [];
-  let id = '';
-  for (const line of du.stdout.split('\n')) {
-    const m = /^ID:\s+(\S+)/.exec(line);
-    if (m) id = m[1]!;
-    if (line.startsWith('Description:') && line.includes(`echo ${token} `)) ids.push(id);
-  }
-  return ids;
-}
-
-/**
- * Removes exactly the step's records, so only a cache import can bring its result back. The
- * builder may still hold a record of the build that just ended for a moment (prune then skips
- * it, as in use, and says nothing): a few tries, a second apart, before calling it a failure.
- */
-function pruneStep(token: string): void {
-  let ids = recordsOf(token);
-  expect(ids.length).toBeGreaterThan(0);
-  for (let attempt = 0; attempt < 5 && ids.length > 0; attempt++) {
-    if (attempt > 0) spawnSync('sleep', ['1']);
-    for (const id of ids) {
-      const r = docker('builder', 'prune', '-f', '--filter', `id=${id}`);
-      expect(r.stderr).toBe('');
-      expect(r.status).toBe(0);
-    }
-    ids = recordsOf(token);
-  }
-  expect(ids).toEqual([]);
-}
-
-/** The step ran: BuildKit logged its echo (`#6 0.123 TOKEN`). */
-const ran = (stderr: string, token: string) =>
-  new RegExp(`^#\\d+ \\d+\\.\\d+ ${token}$`, 'm').test(stderr);
-/** The step was a cache hit: its vertex is reported CACHED. */
-const cachedStep = (stderr: string, token: string) =>
-  new RegExp(
-    `^#(\\d+) \\[2/2\\] RUN echo ${token} [^\\n]*\\n(?:[^\\n]*\\n)*?#\\1 CACHED$`,
-    'm',
-  ).test(stderr);
 
 interface Manifest {
   mediaType?: string;
@@ -199,7 +144,7 @@ describe.each(modes)('ktl build --cache-to/--cache-from %s', (mode, modeEnv, mod
     `local cache, mode=max: an OCI layout whose blobs verify; after a prune, --cache-from type=local reuses the step${modeWhy(mode)}`,
     () => {
       const token = `tok-${uniq()}`;
-      const ctx = stampContext(token);
+      const ctx = stampIn(dir, base!, token);
       const cache = join(dir, `local-${token}`);
       const out1 = join(dir, `out-${token}-1`);
       const r1 = run(
@@ -221,7 +166,7 @@ describe.each(modes)('ktl build --cache-to/--cache-from %s', (mode, modeEnv, mod
       const logged = /^#\d+ writing cache manifest (sha256:[0-9a-f]{64})/m.exec(r1.stderr)?.[1];
       expect(checkLayout(cache)).toEqual({ latest: logged, blobs: expect.any(Number) });
 
-      pruneStep(token);
+      pruneStep(docker, token);
       const before = snapshot(cache);
 
       const out2 = join(dir, `out-${token}-2`);
@@ -258,7 +203,7 @@ describe.each(modes)('ktl build --cache-to/--cache-from %s', (mode, modeEnv, mod
       const src = craftedCache(join(dir, `hostile-src-${uniq()}`), host);
       const r = run(
         [
-          stampContext(`tok-${uniq()}`),
+          stampIn(dir, base!, `tok-${uniq()}`),
           '--progress',
           'plain',
           '--cache-from',
@@ -290,7 +235,7 @@ describe.each(modes)('ktl build --cache-to/--cache-from %s', (mode, modeEnv, mod
       symlinkSync(outside, join(dest, 'blobs'));
       const r = run(
         [
-          stampContext(`tok-${uniq()}`),
+          stampIn(dir, base!, `tok-${uniq()}`),
           '--progress',
           'plain',
           '--cache-to',
@@ -314,7 +259,7 @@ describe.each(modes)('ktl build --cache-to/--cache-from %s', (mode, modeEnv, mod
   modeTest(
     `--cache-from type=local with no cache there yet: a warning, and the build goes on${modeWhy(mode)}`,
     () => {
-      const ctx = stampContext(`tok-${uniq()}`);
+      const ctx = stampIn(dir, base!, `tok-${uniq()}`);
       const none = join(dir, `no-cache-${uniq()}`);
       const r = run(
         [ctx, '--progress', 'plain', '--cache-from', `type=local,src=${none}`],
@@ -339,8 +284,8 @@ describe('local cache tags, digests and buildx', () => {
     () => {
       const t1 = `tok-${uniq()}`;
       const t2 = `tok-${uniq()}`;
-      const ctx1 = stampContext(t1);
-      const ctx2 = stampContext(t2);
+      const ctx1 = stampIn(dir, base!, t1);
+      const ctx2 = stampIn(dir, base!, t2);
       const cache = join(dir, `tagged-${t1}`);
       const e1 = run(
         [ctx1, '--progress', 'plain', '--cache-to', `type=local,dest=${cache},mode=max,tag=v1`],
@@ -371,7 +316,7 @@ describe('local cache tags, digests and buildx', () => {
       expect(Object.keys(byTag).sort()).toEqual(['latest', 'v1']);
       expect(byTag.latest).not.toBe(byTag.v1);
 
-      pruneStep(t1);
+      pruneStep(docker, t1);
       const r1 = run(
         [ctx1, '--progress', 'plain', '--cache-from', `type=local,src=${cache},tag=v1`],
         hostEnv,
@@ -380,7 +325,7 @@ describe('local cache tags, digests and buildx', () => {
       expect(cachedStep(r1.stderr, t1)).toBe(true);
       expect(ran(r1.stderr, t1)).toBe(false);
 
-      pruneStep(t2);
+      pruneStep(docker, t2);
       const r2 = run(
         [
           ctx2,
@@ -402,7 +347,7 @@ describe('local cache tags, digests and buildx', () => {
     `a cache written by docker buildx is read by ktl, and ktl's by buildx${why || buildxWhy}`,
     () => {
       const token = `tok-${uniq()}`;
-      const ctx = stampContext(token);
+      const ctx = stampIn(dir, base!, token);
       const bxCache = join(dir, `bx-${token}`);
       const bx = docker(
         'buildx',
@@ -419,7 +364,7 @@ describe('local cache tags, digests and buildx', () => {
       expect(bx.status).toBe(0);
       expect(checkLayout(bxCache).latest).toMatch(/^sha256:/);
 
-      pruneStep(token);
+      pruneStep(docker, token);
       const k = run(
         [ctx, '--progress', 'plain', '--cache-from', `type=local,src=${bxCache}`],
         hostEnv,
@@ -429,12 +374,12 @@ describe('local cache tags, digests and buildx', () => {
       expect(ran(k.stderr, token)).toBe(false);
 
       const token2 = `tok-${uniq()}`;
-      const ctx2 = stampContext(token2);
+      const ctx2 = stampIn(dir, base!, token2);
       const ktlCache = join(dir, `ktl-for-bx-${token2}`);
       expect(run([ctx2, '--cache-to', `type=local,dest=${ktlCache},mode=max`], hostEnv).code).toBe(
         0,
       );
-      pruneStep(token2);
+      pruneStep(docker, token2);
       const bx2 = docker(
         'buildx',
         'build',

@@ -8,7 +8,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
@@ -18,6 +18,7 @@ import {
   type TestEngine,
   testEngines,
 } from '../../buildkit-client/test/engines';
+import { cachedStep, pruneStep, ran, stampContext as stampIn } from './cache-steps';
 import { ktl } from './helpers';
 
 const engines = await testEngines();
@@ -59,51 +60,6 @@ const modes: Array<[string, Record<string, string>, string]> = [
 ];
 const BANNER = /^Running ktl build inside the sandbox \(/m;
 
-/** A context whose one RUN step echoes a unique token and writes a random stamp. */
-function stampContext(token: string): string {
-  const d = join(dir, `ctx-${token}`);
-  mkdirSync(d, { recursive: true });
-  writeFileSync(
-    join(d, 'Dockerfile'),
-    `FROM ${engines[0]!.baseImage}\nRUN echo ${token} && cat /proc/sys/kernel/random/uuid > /stamp\n`,
-  );
-  return d;
-}
-
-/** Ids of the builder's cache records made by the step that echoes `token`. */
-function recordsOf(e: TestEngine, token: string): string[] {
-  const du = docker(e, 'buildx', 'du', '--verbose');
-  expect(du.status).toBe(0);
-  const ids: string[] = [];
-  let id = '';
-  for (const line of du.stdout.split('\n')) {
-    const m = /^ID:\s+(\S+)/.exec(line);
-    if (m) id = m[1]!;
-    if (line.startsWith('Description:') && line.includes(`echo ${token} `)) ids.push(id);
-  }
-  return ids;
-}
-
-/**
- * Removes exactly the step's records, so only a cache import can bring its result back. The
- * builder may still hold a record of the build that just ended for a moment (prune then skips
- * it, as in use, and says nothing): a few tries, a second apart, before calling it a failure.
- */
-function pruneStep(e: TestEngine, token: string): void {
-  let ids = recordsOf(e, token);
-  expect(ids.length).toBeGreaterThan(0);
-  for (let attempt = 0; attempt < 5 && ids.length > 0; attempt++) {
-    if (attempt > 0) spawnSync('sleep', ['1']);
-    for (const id of ids) {
-      const r = docker(e, 'builder', 'prune', '-f', '--filter', `id=${id}`);
-      expect(r.stderr).toBe('');
-      expect(r.status).toBe(0);
-    }
-    ids = recordsOf(e, token);
-  }
-  expect(ids).toEqual([]);
-}
-
 /**
  * A file of the top layer of an image in the rig's registry, read over its HTTP API (schema 2
  * or OCI manifest, or the linux/amd64 one of an index), no engine involved.
@@ -144,16 +100,6 @@ async function fileInPushedImage(image: string, file: string): Promise<string> {
   return x.stdout;
 }
 
-/** The step ran: BuildKit logged its echo (`#6 0.123 TOKEN`). */
-const ran = (stderr: string, token: string) =>
-  new RegExp(`^#\\d+ \\d+\\.\\d+ ${token}$`, 'm').test(stderr);
-/** The step was a cache hit: its vertex is reported CACHED. */
-const cachedStep = (stderr: string, token: string) =>
-  new RegExp(
-    `^#(\\d+) \\[2/2\\] RUN echo ${token} [^\\n]*\\n(?:[^\\n]*\\n)*?#\\1 CACHED$`,
-    'm',
-  ).test(stderr);
-
 describe.each(
   engines.flatMap((e) =>
     modes
@@ -175,7 +121,7 @@ describe.each(
     `registry cache, mode=max: a rebuild without the local cache reuses the step${reg.why}`,
     () => {
       const token = `tok-${uniq()}`;
-      const ctx = stampContext(token);
+      const ctx = stampIn(dir, engines[0]!.baseImage, token);
       const ref = `${registry}/ktltest/cache:${token}`;
       const out1 = join(dir, `out-${token}-1`);
       const r1 = run(
@@ -196,7 +142,7 @@ describe.each(
       expect(r1.stderr).toMatch(/^#\d+ exporting cache to registry$/m);
       expect(r1.stderr).toMatch(/^#\d+ writing cache manifest sha256:/m);
 
-      pruneStep(engine, token);
+      pruneStep((...a: string[]) => docker(engine, ...a), token);
 
       const out2 = join(dir, `out-${token}-2`);
       const r2 = run(
@@ -225,7 +171,7 @@ describe.each(
     `inline cache in a pushed image, imported with --cache-from type=registry,ref=IMAGE${any.why}`,
     async () => {
       const token = `tok-${uniq()}`;
-      const ctx = stampContext(token);
+      const ctx = stampIn(dir, engines[0]!.baseImage, token);
       const image = `${registry}/ktltest/inline:${token}`;
       pushed.push([engine, image]);
       // The push is the build's one output (engines before Docker 26 export only one).
@@ -243,7 +189,7 @@ describe.each(
       // The engine keeps the pushed image, which holds on to the step's snapshot: drop it
       // there (the registry keeps its copy), then the record itself.
       expect(docker(engine, 'image', 'rm', '-f', image).status).toBe(0);
-      pruneStep(engine, token);
+      pruneStep((...a: string[]) => docker(engine, ...a), token);
 
       const out2 = join(dir, `out-${token}-2`);
       const r2 = run(
