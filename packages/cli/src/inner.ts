@@ -84,7 +84,14 @@ export async function waitForSpec(dir: string, timeoutMs = SPEC_WAIT_MS): Promis
     };
     const poll = setInterval(check, 10);
     const timer = setTimeout(
-      () => done(() => reject(new Error(`no build spec in ${dir} after ${timeoutMs} ms`))),
+      () =>
+        done(() =>
+          reject(
+            new Error(
+              `no build spec in ${dir} after ${timeoutMs} ms: the outer ktl never handed the build over (it stops this jail when it fails; run the build again, with --sandbox-logs)`,
+            ),
+          ),
+        ),
       timeoutMs,
     );
     try {
