@@ -150,6 +150,9 @@ function launch(plan: InternalPlan): SandboxProcess {
     durationMs: 0,
   };
   let exited = false;
+  /** A kill asked for before bwrap said which process is the jail (see killJail). */
+  let killPending = false;
+  let statusEnded = false;
   const timers: NodeJS.Timeout[] = [];
   const waits: Promise<void>[] = [];
   const ignore = () => {};
@@ -187,6 +190,10 @@ function launch(plan: InternalPlan): SandboxProcess {
       ctl.on('end', () => log.end());
     } else {
       const onPid = (pid: number) => {
+        if (killPending) {
+          killJail();
+          return;
+        }
         if (!plan.cgroups) return;
         const block = child.stdio[4] as Writable;
         try {
@@ -199,7 +206,12 @@ function launch(plan: InternalPlan): SandboxProcess {
         }
       };
       ctl.on('data', (b: Buffer) => obs.bwrap.write(b, onPid));
-      ctl.on('end', () => obs.bwrap.end(onPid));
+      ctl.on('end', () => {
+        obs.bwrap.end(onPid);
+        statusEnded = true;
+        // bwrap ended without naming a child (it failed before cloning): only bwrap is left.
+        if (killPending) child.kill('SIGKILL');
+      });
     }
   }
   plan.fds.forEach(({ fd, purpose }, i) => {
@@ -211,6 +223,19 @@ function launch(plan: InternalPlan): SandboxProcess {
   /** SIGKILL for the whole jail: its pid 1 first (race-free while bwrap has not reaped it). */
   function killJail(): void {
     const pid = obs.bwrap.childPid;
+    if (plan.runtime === 'bwrap' && pid === undefined && !statusEnded && ctl !== undefined) {
+      // bwrap has not named the jail's pid 1 yet, but may have cloned it already: that child
+      // sets its parent-death signal only later and first waits for bwrap (uid maps), so
+      // killing bwrap now would leave it behind for good, blocked, holding our pipes. Kill
+      // it as soon as bwrap names it (or bwrap ends without one); bwrap itself if it never
+      // says anything.
+      if (!killPending) {
+        killPending = true;
+        timers.push(setTimeout(() => child.kill('SIGKILL'), 2000));
+      }
+      return;
+    }
+    killPending = false;
     if (plan.runtime === 'bwrap' && pid !== undefined) {
       if (!eff(plan.policy, 'clone_newpid')) {
         // No pid namespace to tear down: take the command's session (--new-session makes it

@@ -240,6 +240,35 @@ describe.each(['bwrap', 'nsjail'] as Runtime[])('%s', (rt) => {
     expect(markerProcesses(marker)).toEqual([]);
   });
 
+  t(
+    named('cancel right after the start (before the jail is set up) leaves nothing behind'),
+    async () => {
+      // bwrap's clone waits for bwrap (uid maps) before it sets its parent-death signal: a
+      // cancel that SIGKILLs bwrap in that window orphans it for good, blocked, holding the
+      // caller's pipes. Aborts at a few points of the start-up, each must leave no process.
+      for (const delayMs of [0, 1, 2, 5, 10, 20, 40]) {
+        const marker = `ktl-early-${rt}-${delayMs}-${process.pid}-${Date.now()}`;
+        const ac = new AbortController();
+        const p = run(
+          '/fixtures/grandchild.sh',
+          [marker],
+          opts(rt, { cancelSignal: ac.signal, reject: false }),
+        );
+        setTimeout(() => ac.abort(), delayMs);
+        const t0 = Date.now();
+        const r = await p;
+        expect({ delayMs, code: (r as SandboxError).code }).toEqual({
+          delayMs,
+          code: 'E_CANCELED',
+        });
+        expect(Date.now() - t0).toBeLessThan(5000);
+        await new Promise((res) => setTimeout(res, 100));
+        expect({ delayMs, left: markerProcesses(marker) }).toEqual({ delayMs, left: [] });
+      }
+    },
+    60_000,
+  );
+
   t(named('kill(): SIGTERM and SIGKILL take the whole jail down'), async () => {
     for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
       const marker = `ktl-kill-${rt}-${sig}-${process.pid}-${Date.now()}`;
