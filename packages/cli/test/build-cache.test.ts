@@ -23,7 +23,12 @@ import { ktl } from './helpers';
 const engines = await testEngines();
 const dir = mkdtempSync(join(tmpdir(), 'ktl-cache-'));
 const docker = (e: TestEngine, ...args: string[]) =>
-  spawnSync(e.dockerCli, ['-H', e.dockerHost, ...args], { encoding: 'utf8' });
+  // `buildx du --verbose` on a shared engine prints MBs: past spawnSync's 1 MiB default the
+  // CLI would be killed mid-output.
+  spawnSync(e.dockerCli, ['-H', e.dockerHost, ...args], {
+    encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024,
+  });
 const pushed: Array<[TestEngine, string]> = [];
 afterAll(() => {
   for (const [e, image] of pushed) docker(e, 'image', 'rm', '-f', image);

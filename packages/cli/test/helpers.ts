@@ -23,6 +23,9 @@ export function ktl(
     encoding: 'utf8',
     input: opts.input ?? '',
     timeout: 60_000,
+    // `ktl builder du --json` on the shared rig lists thousands of records (MBs): spawnSync's
+    // 1 MiB default would kill ktl mid-output (status null).
+    maxBuffer: 256 * 1024 * 1024,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
