@@ -33,12 +33,29 @@ export type {
   VertexWarning,
 } from './gen/moby/buildkit/v1/control';
 export {
+  type BuildHistoryRecord,
+  buildRecord,
+  encodeProvenance,
+  goJson,
+  type ProvenanceMetadataMode,
+  provenanceDescriptor,
+  provenanceMetadata,
+  readBlob,
+} from './history';
+export {
   type ImageName,
   ImageNameError,
   isLoopbackRegistry,
   normalizeImageName,
   parseImageName,
 } from './image-name';
+export {
+  type LocalImport,
+  localCacheStoreId,
+  readLayoutIndex,
+  recordLocalCacheExport,
+  resolveLocalCacheImport,
+} from './local-cache';
 export {
   describeFailure,
   type FailureReport,
@@ -61,14 +78,17 @@ export {
   type TtyOptions,
   TtyRenderer,
 } from './progress/tty';
+export type { ContentStoreSpec } from './session/content-service';
 export type { ExportTarget } from './session/filesend';
 export type { SyncProgress } from './session/filesync';
+export { type Digest, parseDigest } from './session/oci-store';
 export { BuildSession, newSessionId, type SessionOptions } from './session/session';
 export {
   type CacheSpec,
   cacheOptions,
   type DockerfileBuildOptions,
   type ExportSpec,
+  localCacheStores,
   type SolveResult,
   serveDockerfileSession,
   solveDockerfile,

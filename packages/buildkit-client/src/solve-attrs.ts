@@ -25,6 +25,11 @@ export interface FrontendOptions {
    * `https://...`, a git URL) passed through unchanged.
    */
   readonly namedContexts?: Readonly<Record<string, string>> | undefined;
+  /**
+   * Attestations to make: type (`provenance`) → its attributes as buildx sends them
+   * (`type=provenance,mode=max`), sent as `attest:<type>`.
+   */
+  readonly attests?: Readonly<Record<string, string>> | undefined;
   /** Extra frontend attributes, sent as given (they win over the above). */
   readonly frontendAttrs?: Readonly<Record<string, string>> | undefined;
 }
@@ -56,6 +61,7 @@ export function frontendAttrs(o: FrontendOptions, dockerfile: string): Record<st
   if (o.addHosts && o.addHosts.length > 0) {
     attrs['add-hosts'] = o.addHosts.map((h) => `${h.host}=${h.ip}`).join(',');
   }
+  for (const [type, v] of Object.entries(o.attests ?? {})) attrs[`attest:${type}`] = v;
   for (const [name, v] of Object.entries(o.namedContexts ?? {})) {
     attrs[`context:${name}`] = isRemoteContext(v) ? v : `local:${namedContextDir(name)}`;
   }

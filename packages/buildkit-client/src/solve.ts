@@ -15,8 +15,17 @@ import {
   StatusRequest,
   type StatusResponse,
 } from './gen/moby/buildkit/v1/control';
+import {
+  localCacheStoreId,
+  type PinnedDirectory,
+  pinDirectory,
+  recordLocalCacheExport,
+  resolveLocalCacheImport,
+} from './local-cache';
+import type { ContentStoreSpec } from './session/content-service';
 import type { ExportTarget } from './session/filesend';
 import type { SyncProgress } from './session/filesync';
+import { parseDigest } from './session/oci-store';
 import { BuildSession, newSessionId, type SessionOptions } from './session/session';
 import {
   entitlementsFor,
@@ -53,12 +62,14 @@ export type ExportSpec =
     };
 
 /**
- * A remote cache to import from or export to (buildx's `--cache-from` / `--cache-to`):
- * `registry` (attrs `ref`, and for exports `mode`, `image-manifest`, `oci-mediatypes`, ...)
- * or, for exports, `inline` (the cache metadata rides in the exported image's config, so it
- * needs an image export). The daemon does the work; nothing comes back to us.
- * `local` caches need a content store served by the client, which this client does not have:
- * solveDockerfile refuses them.
+ * A cache to import from or export to (buildx's `--cache-from` / `--cache-to`), attrs as buildx
+ * sends them:
+ * - `registry` (`ref`, and for exports `mode`, `image-manifest`, `oci-mediatypes`, ...);
+ * - `inline`, exports only: the cache metadata rides in the exported image's config;
+ * - `local`: an OCI layout directory on this machine (`src` to import, `dest` to export, plus
+ *   `tag`, and `digest` for imports), which the daemon reads and writes through a content
+ *   store the session serves. The manifest to import is looked up in `src/index.json` by tag
+ *   (default `latest`) unless `digest` names it; after an export `dest/index.json` records it.
  */
 export interface CacheSpec {
   readonly type: string;
@@ -74,6 +85,8 @@ export interface DockerfileBuildOptions extends FrontendOptions {
   readonly cacheImports?: readonly CacheSpec[] | undefined;
   /** Where the build's cache records go (`--cache-to`). */
   readonly cacheExports?: readonly CacheSpec[] | undefined;
+  /** Things the caller should tell the user (a `--cache-from` directory with no cache yet). */
+  readonly onWarning?: ((message: string) => void) | undefined;
   readonly secrets?: Readonly<Record<string, Uint8Array>> | undefined;
   /**
    * SSH agents for `RUN --mount=type=ssh[,id=ID]`: id → path of the agent's unix socket
@@ -120,23 +133,45 @@ function solveError(e: unknown): BuildkitError {
 
 /**
  * SolveRequest.Cache, plus the `cache-imports` frontend attribute: the Dockerfile frontend
- * only imports what that JSON list names (the daemon does not hand it Cache.Imports).
+ * only imports what that JSON list names (the daemon does not hand it Cache.Imports). A local
+ * import gets its manifest digest from its directory's index.json here; one whose directory
+ * has no cache yet is left out with a warning (as buildx does).
  */
 export function cacheOptions(opts: Pick<DockerfileBuildOptions, 'cacheImports' | 'cacheExports'>): {
   exports: CacheOptionsEntry[];
   imports: CacheOptionsEntry[];
   frontendAttrs: Record<string, string>;
+  warnings: string[];
 } {
-  const entry = (what: string, c: CacheSpec): CacheOptionsEntry => {
+  const warnings: string[] = [];
+  const entry = (what: string, c: CacheSpec): CacheOptionsEntry | undefined => {
     const attrs = { ...(c.attrs ?? {}) };
     if (c.type === 'local') {
-      throw new BuildkitError(
-        `${what} type=local is not supported: a local cache is served from the client's own content store over the session, which this client does not implement`,
-        {
+      const key = what === 'cache import' ? 'src' : 'dest';
+      const dir = attrs[key];
+      if (!dir) {
+        throw new BuildkitError(`${what} type=local needs ${key}=DIR`, {
           code: 'E_UNSUPPORTED',
-          hint: 'use a registry cache (type=registry,ref=REGISTRY/REPO:TAG), or inline cache in a pushed image',
-        },
-      );
+          hint: `e.g. type=local,${key}=/tmp/buildcache`,
+        });
+      }
+      attrs[key] = resolve(dir);
+      if (what === 'cache import' && !attrs.digest) {
+        const found = resolveLocalCacheImport(attrs.src!, attrs.tag || 'latest');
+        if (!found.found) {
+          warnings.push(
+            `local cache import at ${attrs.src} not found (${found.reason}); building without it`,
+          );
+          return undefined;
+        }
+        attrs.digest = found.digest;
+      }
+      if (attrs.digest && !parseDigest(attrs.digest)) {
+        throw new BuildkitError(`${what} type=local: digest=${attrs.digest} is not a digest`, {
+          code: 'E_UNSUPPORTED',
+          hint: "e.g. digest=sha256:<64 hex digits>, as in the cache directory's index.json",
+        });
+      }
     }
     if (c.type === 'registry' && !attrs.ref) {
       throw new BuildkitError(`${what} type=registry needs ref=`, {
@@ -152,8 +187,21 @@ export function cacheOptions(opts: Pick<DockerfileBuildOptions, 'cacheImports' |
     }
     return { Type: c.type, Attrs: attrs };
   };
-  const exports = (opts.cacheExports ?? []).map((c) => entry('cache export', c));
-  const imports = (opts.cacheImports ?? []).map((c) => entry('cache import', c));
+  const present = (e: CacheOptionsEntry | undefined): e is CacheOptionsEntry => e !== undefined;
+  const exports = (opts.cacheExports ?? []).map((c) => entry('cache export', c)).filter(present);
+  const imports = (opts.cacheImports ?? []).map((c) => entry('cache import', c)).filter(present);
+  // The daemon answers a build with one `cache.manifest`, whichever exporter wrote it last:
+  // with a second exporter beside a local one, DEST's index could name another's manifest.
+  const manifestExports = exports.filter((e) => e.Type !== 'inline');
+  if (manifestExports.some((e) => e.Type === 'local') && manifestExports.length > 1) {
+    throw new BuildkitError(
+      'a local cache export cannot be combined with another cache export (registry or local) in one build',
+      {
+        code: 'E_UNSUPPORTED',
+        hint: "the builder reports one cache manifest per build, which the local directory's index.json must name; export the other cache in a second (cached) build",
+      },
+    );
+  }
   return {
     exports,
     imports,
@@ -163,7 +211,27 @@ export function cacheOptions(opts: Pick<DockerfileBuildOptions, 'cacheImports' |
             'cache-imports': JSON.stringify(imports.map((i) => ({ Type: i.Type, Attrs: i.Attrs }))),
           }
         : {},
+    warnings,
   };
+}
+
+/**
+ * The content stores local caches need on the session, by store id: each export's `dest`
+ * writable, each import's `src` read-only (writable when it is also an export's `dest`).
+ */
+export function localCacheStores(
+  opts: Pick<DockerfileBuildOptions, 'cacheImports' | 'cacheExports'>,
+): Record<string, ContentStoreSpec> {
+  const stores: Record<string, ContentStoreSpec> = {};
+  for (const c of opts.cacheImports ?? []) {
+    const dir = c.type === 'local' ? c.attrs?.src : undefined;
+    if (dir) stores[localCacheStoreId(resolve(dir))] = { dir: resolve(dir), writable: false };
+  }
+  for (const c of opts.cacheExports ?? []) {
+    const dir = c.type === 'local' ? c.attrs?.dest : undefined;
+    if (dir) stores[localCacheStoreId(resolve(dir))] = { dir: resolve(dir), writable: true };
+  }
+  return stores;
 }
 
 /** The session a Dockerfile build needs, from its options: what solve and its server share. */
@@ -192,6 +260,7 @@ function dockerfileSession(opts: DockerfileBuildOptions) {
       ? Object.fromEntries(Object.entries(opts.ssh).map(([id, p]) => [id, resolve(p)]))
       : undefined,
     auth: opts.auth,
+    contentStores: localCacheStores(opts),
     onSync: opts.onSync,
   };
   return { dockerfile, exporters, session };
@@ -216,13 +285,55 @@ export function serveDockerfileSession(
   });
 }
 
+/** After a build: each local cache export's manifest goes into its directory's index.json. */
+async function recordLocalCacheExports(
+  exports: readonly CacheOptionsEntry[],
+  response: Readonly<Record<string, string>>,
+  pins: ReadonlyMap<string, PinnedDirectory>,
+  onWarning: ((message: string) => void) | undefined,
+): Promise<void> {
+  for (const e of exports) {
+    if (e.Type !== 'local') continue;
+    const dest = e.Attrs.dest!;
+    const manifest = response['cache.manifest'];
+    if (!manifest) {
+      // The exporter wrote nothing it could name (ignore-error=true and it failed).
+      onWarning?.(
+        `the builder reported no cache manifest for ${dest}; its index.json is unchanged`,
+      );
+      continue;
+    }
+    await recordLocalCacheExport(dest, e.Attrs.tag || 'latest', manifest, pins.get(dest));
+  }
+}
+
 export async function solveDockerfile(
   conn: BuildkitConnection,
   opts: DockerfileBuildOptions,
 ): Promise<SolveResult> {
+  const cache = cacheOptions(opts);
+  for (const w of cache.warnings) opts.onWarning?.(w);
+  // Held open from before the Solve to the index update after it (see pinDirectory).
+  const pins = new Map<string, PinnedDirectory>();
+  try {
+    for (const e of cache.exports) {
+      const dest = e.Type === 'local' ? e.Attrs.dest : undefined;
+      if (dest && !pins.has(dest)) pins.set(dest, pinDirectory(dest));
+    }
+    return await solveWithSession(conn, opts, cache, pins);
+  } finally {
+    for (const p of pins.values()) p.close();
+  }
+}
+
+async function solveWithSession(
+  conn: BuildkitConnection,
+  opts: DockerfileBuildOptions,
+  cache: ReturnType<typeof cacheOptions>,
+  pins: ReadonlyMap<string, PinnedDirectory>,
+): Promise<SolveResult> {
   const { dockerfile, exporters, session: sessionOpts } = dockerfileSession(opts);
   const ref = opts.ref ?? newSessionId();
-  const cache = cacheOptions(opts);
 
   let sessionFailure: unknown;
   let sessionFailureMethod = '';
@@ -257,8 +368,9 @@ export async function solveDockerfile(
       : {}),
   });
 
+  let res: SolveResponse;
   try {
-    const res = await new Promise<SolveResponse>((resolveSolve, reject) => {
+    res = await new Promise<SolveResponse>((resolveSolve, reject) => {
       const call = conn.control.solve(req, new Metadata(), {}, (err, r) =>
         err ? reject(err) : resolveSolve(r),
       );
@@ -267,7 +379,6 @@ export async function solveDockerfile(
       opts.signal?.addEventListener('abort', abort, { once: true });
     });
     await Promise.race([statusDone, new Promise((r) => setTimeout(r, 2000).unref())]);
-    return { ref, exporterResponse: { ...res.ExporterResponse } };
   } catch (e) {
     if (opts.signal?.aborted) {
       throw new BuildkitError('build cancelled', { code: 'E_SOLVE', cause: e });
@@ -281,7 +392,9 @@ export async function solveDockerfile(
       throw new BuildkitError(
         `${err.message} (client side: ${(sessionFailure as Error).message ?? sessionFailure})`,
         {
-          code: sessionFailureMethod.includes('FileSend') ? 'E_EXPORT' : 'E_SOLVE',
+          code: /FileSend|content\.v1\.Content\/Write/.test(sessionFailureMethod)
+            ? 'E_EXPORT'
+            : 'E_SOLVE',
           grpcCode: err.grpcCode,
           details: err.details,
           cause: e,
@@ -293,4 +406,7 @@ export async function solveDockerfile(
     status.cancel();
     await session.close();
   }
+  // The session is done: every blob of the cache export has been committed by now.
+  await recordLocalCacheExports(cache.exports, res.ExporterResponse, pins, opts.onWarning);
+  return { ref, exporterResponse: { ...res.ExporterResponse } };
 }

@@ -11,13 +11,10 @@ import {
   chmodSync,
   closeSync,
   linkSync,
-  lstatSync,
   mkdirSync,
   mkdtempSync,
   openSync,
-  readdirSync,
   readFileSync,
-  readlinkSync,
   readSync,
   rmSync,
   symlinkSync,
@@ -30,6 +27,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { type BuildkitConnection, connect, solveDockerfile } from '../src/index';
 import { gate, type TestEngine, testEngines } from './engines';
+import { linkGroups, snapshot } from './tree-snapshot';
 
 const engines = await testEngines();
 const noBuildx = engines[0]!.buildx === undefined ? ' [skipped: KTL_RIG_BUILDX missing]' : '';
@@ -51,49 +49,6 @@ function buildx(engine: TestEngine, args: string[]): void {
     timeout: 120_000,
   });
   if (r.status !== 0) throw new Error(`buildx failed (${r.status}): ${r.stderr}`);
-}
-
-interface Entry {
-  type: 'file' | 'dir' | 'link';
-  mode: number;
-  size: number;
-  mtimeMs: number;
-  content?: string;
-  target?: string;
-  ino: number;
-}
-
-function snapshot(root: string): Map<string, Entry> {
-  const out = new Map<string, Entry>();
-  const walk = (rel: string) => {
-    for (const name of readdirSync(join(root, rel)).sort()) {
-      const r = rel ? `${rel}/${name}` : name;
-      const abs = join(root, r);
-      const st = lstatSync(abs);
-      const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'link' : 'file';
-      out.set(r, {
-        type,
-        mode: st.mode & 0o7777,
-        size: type === 'file' ? st.size : 0,
-        mtimeMs: Math.floor(st.mtimeMs),
-        ino: st.ino,
-        ...(type === 'file'
-          ? { content: createHash('sha256').update(readFileSync(abs)).digest('hex') }
-          : {}),
-        ...(type === 'link' ? { target: readlinkSync(abs) } : {}),
-      });
-      if (type === 'dir') walk(r);
-    }
-  };
-  walk('');
-  return out;
-}
-
-/** Groups of paths sharing an inode (hardlinks), as sorted path lists. */
-function linkGroups(s: Map<string, Entry>): string[][] {
-  const by = new Map<number, string[]>();
-  for (const [p, e] of s) if (e.type === 'file') by.set(e.ino, [...(by.get(e.ino) ?? []), p]);
-  return [...by.values()].filter((g) => g.length > 1).map((g) => g.sort());
 }
 
 function write(root: string, rel: string, body: string | Buffer, mode = 0o644): void {

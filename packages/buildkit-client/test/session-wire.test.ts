@@ -102,6 +102,7 @@ beforeAll(async () => {
         { kind: 'dir', dest: join(dir, 'out') },
         { kind: 'file', path: join(dir, 'arch', 'a.tar') },
         { kind: 'dir', dest: join(dir, 'out-atomic') },
+        { kind: 'dir', dest: join(dir, 'out-multi') },
       ]),
     ],
     [
@@ -111,6 +112,13 @@ beforeAll(async () => {
           // drain the request
         }
         await call.send(Buffer.from([8, 1]));
+      },
+    ],
+    [
+      // Echoes each request message: shows how the server cut the byte stream into messages.
+      '/ktl.test.Echo/Echo',
+      async (call) => {
+        for await (const m of call.messages()) await call.send(m);
       },
     ],
   ]);
@@ -140,6 +148,33 @@ describe('session gRPC server', () => {
     c.req.end();
     expect([...(await c.next())]).toEqual([8, 1]);
     expect((await c.trailers)['grpc-status']).toBe('0');
+  });
+
+  test('messages are cut out of the byte stream however it arrives: split headers, several per chunk, 1 MiB in small frames', async () => {
+    const a = Buffer.from('first');
+    const b = Buffer.alloc(0);
+    const c = Buffer.from('third, sent three bytes at a time');
+    const big = Buffer.alloc(1024 * 1024 + 3, 9);
+    const e = open('/ktl.test.Echo/Echo');
+    e.req.write(Buffer.concat([frame(a), frame(b)]));
+    const fc = frame(c);
+    for (let i = 0; i < fc.length; i += 3) e.req.write(fc.subarray(i, i + 3));
+    const fb = frame(big);
+    for (let i = 0; i < fb.length; i += 16 * 1024) e.req.write(fb.subarray(i, i + 16 * 1024));
+    e.req.end();
+    expect(await e.next()).toEqual(a);
+    expect(await e.next()).toEqual(b);
+    expect(await e.next()).toEqual(c);
+    expect((await e.next()).equals(big)).toBe(true);
+    expect((await e.trailers)['grpc-status']).toBe('0');
+  });
+
+  test('a request cut off inside a message is an error, not a shorter message', async () => {
+    const e = open('/ktl.test.Echo/Echo');
+    e.req.end(frame(Buffer.from('whole')).subarray(0, 7));
+    const t = await e.trailers;
+    expect(t['grpc-status']).toBe('13');
+    expect(t['grpc-message']).toBe('truncated gRPC message');
   });
 
   test('unknown methods are UNIMPLEMENTED', async () => {
@@ -345,5 +380,87 @@ describe('session gRPC server', () => {
     await until(async () => (await partials(arch)).length === 0);
     expect(await partials(arch)).toEqual([]);
     expect(await readFile(join(arch, 'a.tar'), 'utf8')).toBe('new archive');
+  });
+
+  const DIR = (0x80000000 | 0o755) >>> 0;
+  const LINK = ((1 << 27) | 0o777) >>> 0;
+  const multi = () =>
+    open('/moby.filesync.v1.FileSend/DiffCopy', { 'buildkit-attachable-exporter-id': '3' });
+
+  test('FileSend local, multi-platform: a transfer per platform, each into its own subdirectory, one at a time, files under partial names until whole', async () => {
+    const out = join(dir, 'out-multi');
+    const a = multi();
+    const b = multi();
+    const events: string[] = [];
+    for (const [c, p] of [
+      [a, 'linux_amd64'],
+      [b, 'linux_arm64'],
+    ] as const) {
+      c.send(pkt({ type: T.PACKET_STAT, stat: { path: p, mode: DIR, modTime: 0n } }));
+      c.send(pkt({ type: T.PACKET_STAT, stat: { path: `${p}/p`, mode: 0o644, size: 12n } }));
+      c.send(pkt({ type: T.PACKET_STAT }));
+    }
+    void b.next().then(() => events.push('b answered'));
+    const reqA = Packet.decode(await a.next());
+    expect(reqA).toMatchObject({ type: T.PACKET_REQ, ID: 1 });
+    await until(async () => (await partials(out)).length === 1);
+    expect((await partials(out)).map(String)).toEqual([
+      expect.stringMatching(/^linux_amd64\/\.p\.ktl-partial-/),
+    ]);
+    a.send(pkt({ type: T.PACKET_DATA, ID: 1, data: Buffer.from('linux/amd64\n') }));
+    a.send(pkt({ type: T.PACKET_DATA, ID: 1 }));
+    expect(Packet.decode(await a.next()).type).toBe(T.PACKET_FIN);
+    // The second platform's transfer has not been answered while the first was running.
+    expect(events).toEqual([]);
+    events.push('a done');
+    a.send(pkt({ type: T.PACKET_FIN }));
+    a.req.end();
+    expect((await a.trailers)['grpc-status']).toBe('0');
+    await until(async () => events.length === 2);
+    expect(events).toEqual(['a done', 'b answered']);
+    b.send(pkt({ type: T.PACKET_DATA, ID: 1, data: Buffer.from('linux/arm64\n') }));
+    b.send(pkt({ type: T.PACKET_DATA, ID: 1 }));
+    expect(Packet.decode(await b.next()).type).toBe(T.PACKET_FIN);
+    b.send(pkt({ type: T.PACKET_FIN }));
+    b.req.end();
+    expect((await b.trailers)['grpc-status']).toBe('0');
+    expect(await readFile(join(out, 'linux_amd64/p'), 'utf8')).toBe('linux/amd64\n');
+    expect(await readFile(join(out, 'linux_arm64/p'), 'utf8')).toBe('linux/arm64\n');
+    expect((await stat(join(out, 'linux_arm64'))).mtimeMs).toBe(0);
+    expect(await partials(out)).toEqual([]);
+  });
+
+  test('FileSend local: two transfers into one destination cannot race a symlink into a directory the other is filling', async () => {
+    // Platform A makes directory x and will write x/f; platform B has x as a symlink out of
+    // the destination. Run at once, B could swap x for its link between A's mkdir and A's
+    // write of x/f, and A's file would land outside. One at a time, it cannot.
+    const out = join(dir, 'out-multi');
+    const outside = join(dir, 'outside-multi');
+    await mkdir(outside);
+    const a = multi();
+    const b = multi();
+    b.req.on('error', () => {});
+    a.send(pkt({ type: T.PACKET_STAT, stat: { path: 'x', mode: DIR } }));
+    await until(async () => (await lstat(join(out, 'x')).catch(() => undefined)) !== undefined);
+    b.send(pkt({ type: T.PACKET_STAT, stat: { path: 'x', mode: LINK, linkname: outside } }));
+    b.send(pkt({ type: T.PACKET_STAT }));
+    await new Promise((r) => setTimeout(r, 100));
+    a.send(pkt({ type: T.PACKET_STAT, stat: { path: 'x/f', mode: 0o644, size: 3n } }));
+    a.send(pkt({ type: T.PACKET_STAT }));
+    const req = Packet.decode(await a.next());
+    expect(req.type).toBe(T.PACKET_REQ);
+    a.send(pkt({ type: T.PACKET_DATA, ID: req.ID, data: Buffer.from('abc') }));
+    a.send(pkt({ type: T.PACKET_DATA, ID: req.ID }));
+    expect(Packet.decode(await a.next()).type).toBe(T.PACKET_FIN);
+    a.send(pkt({ type: T.PACKET_FIN }));
+    a.req.end();
+    expect((await a.trailers)['grpc-status']).toBe('0');
+    expect(Packet.decode(await b.next()).type).toBe(T.PACKET_FIN);
+    b.send(pkt({ type: T.PACKET_FIN }));
+    b.req.end();
+    expect((await b.trailers)['grpc-status']).toBe('0');
+    expect(await readdir(outside)).toEqual([]);
+    // The later transfer's entry wins, as with any merge into an existing tree.
+    expect(await readlink(join(out, 'x'))).toBe(outside);
   });
 });

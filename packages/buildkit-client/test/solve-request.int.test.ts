@@ -124,21 +124,34 @@ rigTest(
   60_000,
 );
 
-rigTest(`cache: type=local is refused before anything is sent${why}`, async () => {
-  const before = seen.length;
-  const conn = await connect(gw!.address);
-  try {
-    await expect(
-      solveDockerfile(conn, {
+rigTest(
+  `cache: type=local goes as buildx sends it (dest/src absolute, the import's digest from index.json) and DEST gets its index${why}`,
+  async () => {
+    const cache = join(work, 'local-cache');
+    const conn = await connect(gw!.address);
+    try {
+      await solveDockerfile(conn, {
         contextDir: join(work, 'ctx'),
-        cacheExports: [{ type: 'local', attrs: { dest: join(work, 'cache') } }],
-      }),
-    ).rejects.toMatchObject({
-      code: 'E_UNSUPPORTED',
-      message: expect.stringContaining('cache export type=local is not supported'),
-    });
-  } finally {
-    await conn.close();
-  }
-  expect(seen.length).toBe(before);
-});
+        cacheExports: [{ type: 'local', attrs: { dest: cache, mode: 'max' } }],
+      });
+      const exp = seen.at(-1)!;
+      expect(exp.Cache?.Exports).toEqual([{ Type: 'local', Attrs: { dest: cache, mode: 'max' } }]);
+      const index = JSON.parse(await readFile(join(cache, 'index.json'), 'utf8'));
+      const digest = index.manifests[0].digest as string;
+      expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+
+      await solveDockerfile(conn, {
+        contextDir: join(work, 'ctx'),
+        cacheImports: [{ type: 'local', attrs: { src: cache } }],
+      });
+      const imp = seen.at(-1)!;
+      expect(imp.Cache?.Imports).toEqual([{ Type: 'local', Attrs: { src: cache, digest } }]);
+      expect(JSON.parse(imp.FrontendAttrs['cache-imports'] ?? '')).toEqual([
+        { Type: 'local', Attrs: { src: cache, digest } },
+      ]);
+    } finally {
+      await conn.close();
+    }
+  },
+  60_000,
+);

@@ -140,6 +140,9 @@ async function serve(): Promise<number> {
         dockerfile,
         namedContexts: o.buildContexts,
         exports: await toExportSpecs(o),
+        // Only the local ones matter here: their directories are served as content stores.
+        cacheImports: o.cacheFrom,
+        cacheExports: o.cacheTo,
         secrets,
         ssh: o.ssh,
         auth,

@@ -8,7 +8,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
@@ -22,12 +22,11 @@ import { ktl } from './helpers';
 
 const engines = await testEngines();
 const dir = mkdtempSync(join(tmpdir(), 'ktl-cache-'));
+// `buildx du --verbose` on a long-lived rig lists megabytes (Node's default cap is 1 MiB).
 const docker = (e: TestEngine, ...args: string[]) =>
-  // `buildx du --verbose` on a shared engine prints MBs: past spawnSync's 1 MiB default the
-  // CLI would be killed mid-output.
   spawnSync(e.dockerCli, ['-H', e.dockerHost, ...args], {
     encoding: 'utf8',
-    maxBuffer: 256 * 1024 * 1024,
+    maxBuffer: 64 * 1024 * 1024,
   });
 const pushed: Array<[TestEngine, string]> = [];
 afterAll(() => {
@@ -85,16 +84,24 @@ function recordsOf(e: TestEngine, token: string): string[] {
   return ids;
 }
 
-/** Removes exactly the step's records, so only a cache import can bring its result back. */
+/**
+ * Removes exactly the step's records, so only a cache import can bring its result back. The
+ * builder may still hold a record of the build that just ended for a moment (prune then skips
+ * it, as in use, and says nothing): a few tries, a second apart, before calling it a failure.
+ */
 function pruneStep(e: TestEngine, token: string): void {
-  const ids = recordsOf(e, token);
+  let ids = recordsOf(e, token);
   expect(ids.length).toBeGreaterThan(0);
-  for (const id of ids) {
-    const r = docker(e, 'builder', 'prune', '-f', '--filter', `id=${id}`);
-    expect(r.stderr).toBe('');
-    expect(r.status).toBe(0);
+  for (let attempt = 0; attempt < 5 && ids.length > 0; attempt++) {
+    if (attempt > 0) spawnSync('sleep', ['1']);
+    for (const id of ids) {
+      const r = docker(e, 'builder', 'prune', '-f', '--filter', `id=${id}`);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+    }
+    ids = recordsOf(e, token);
   }
-  expect(recordsOf(e, token)).toEqual([]);
+  expect(ids).toEqual([]);
 }
 
 /**
@@ -250,21 +257,4 @@ describe.each(
     },
     180_000,
   );
-});
-
-// A refusal of ktl's own, before any builder is asked: the same on every engine.
-describe.each(modes)('ktl build --cache-to type=local %s', (_mode, modeEnv, noMode) => {
-  const g = gate(engines[0]!);
-  const t = noMode === '' ? g.test : test.skip;
-  t(`is refused with exit 2 and what to use instead${g.why || noMode}`, () => {
-    const ctx = stampContext(`tok-${uniq()}`);
-    const r = runOn(engines[0]!)(
-      [ctx, '--cache-to', `type=local,dest=${join(dir, 'local-cache')}`],
-      modeEnv,
-    );
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain('type=local caches are not supported');
-    expect(r.stderr).toContain('hint: use a registry cache instead');
-    expect(existsSync(join(dir, 'local-cache'))).toBe(false);
-  });
 });

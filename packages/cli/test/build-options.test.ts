@@ -277,18 +277,109 @@ describe('parseBuildOptions --cache-from / --cache-to', () => {
     ],
     ['local without dest', { cacheTo: ['type=local'] }, 'type=local needs dest=DIR'],
     [
-      'local (not implemented)',
-      { cacheFrom: ['type=local,src=other'] },
-      '--cache-from "type=local,src=other": type=local caches are not supported: the daemon reads and writes them through a content store the client serves over the BuildKit session',
+      'local without src',
+      { cacheFrom: ['type=local,dest=x'] },
+      'unknown field "dest" for type=local',
+    ],
+    ['local src empty', { cacheFrom: ['type=local,src='] }, 'type=local needs src=DIR'],
+    [
+      'local export fields when importing',
+      { cacheFrom: ['type=local,src=c,mode=max'] },
+      '--cache-from "type=local,src=c,mode=max": unknown field "mode" for type=local',
+    ],
+    [
+      'local import fields when exporting',
+      { cacheTo: ['type=local,dest=c,digest=sha256:00'] },
+      'unknown field "digest" for type=local',
+    ],
+    [
+      'local bad mode',
+      { cacheTo: ['type=local,dest=c,mode=all'] },
+      'mode=all: expected min or max',
+    ],
+    [
+      'local bad bool',
+      { cacheTo: ['type=local,dest=c,oci-mediatypes=1'] },
+      'oci-mediatypes=1: expected true or false',
+    ],
+    [
+      'local bad compression',
+      { cacheTo: ['type=local,dest=c,compression=lz4'] },
+      'compression=lz4: expected one of uncompressed, gzip, estargz, zstd',
+    ],
+    [
+      'local bad compression level',
+      { cacheTo: ['type=local,dest=c,compression-level=high'] },
+      'compression-level=high: expected an integer',
+    ],
+    [
+      'local digest not a digest',
+      { cacheFrom: ['type=local,src=c,digest=sha256:../../x'] },
+      'digest=sha256:../../x is not a digest',
+    ],
+    [
+      'local digest and tag',
+      { cacheFrom: [`type=local,src=c,tag=v1,digest=sha256:${'a'.repeat(64)}`] },
+      'give digest= or tag=, not both',
+    ],
+    [
+      'local dest a file',
+      { cacheTo: ['type=local,dest=token.txt'] },
+      'token.txt is not a directory',
+    ],
+    ['local src a file', { cacheFrom: ['type=local,src=token.txt'] }, 'is not a directory'],
+    [
+      'local beside registry export',
+      { cacheTo: ['type=local,dest=c', 'type=registry,ref=127.0.0.1:5000/a:c'] },
+      'a local cache export cannot be combined with another registry or local cache export',
+    ],
+    [
+      'two local exports',
+      { cacheTo: ['type=local,dest=c1', 'type=local,dest=c2'] },
+      'a local cache export cannot be combined',
     ],
   ])('%s', (_name, flags, message) => {
     expect(refusal(flags).message).toContain(message);
   });
 
-  test('local caches are refused with what to use instead', () => {
-    expect(refusal({ cacheTo: ['type=local,dest=cache'] }).hint).toContain(
-      '--cache-to type=registry,ref=REGISTRY/REPO:buildcache,mode=max',
-    );
+  test('type=local in buildx syntax: paths made absolute, fields kept as given', () => {
+    const d = `sha256:${'b'.repeat(64)}`;
+    const o = parse({
+      cacheFrom: [
+        'type=local,src=cache-in',
+        `type=local,src=/abs/c,digest=${d}`,
+        'type=local,src=c,tag=v2',
+      ],
+      cacheTo: ['type=local,dest=cache-out,mode=max,compression=zstd,oci-mediatypes=true,tag=v2'],
+    });
+    expect(o.cacheFrom).toEqual([
+      { type: 'local', attrs: { src: join(cwd, 'cache-in') } },
+      { type: 'local', attrs: { src: '/abs/c', digest: d } },
+      { type: 'local', attrs: { src: join(cwd, 'c'), tag: 'v2' } },
+    ]);
+    expect(o.cacheTo).toEqual([
+      {
+        type: 'local',
+        attrs: {
+          dest: join(cwd, 'cache-out'),
+          mode: 'max',
+          compression: 'zstd',
+          'oci-mediatypes': 'true',
+          tag: 'v2',
+        },
+      },
+    ]);
+  });
+
+  test('a local export may go with inline cache, and read from its own directory', () => {
+    const o = parse({
+      cacheFrom: ['type=local,src=c'],
+      cacheTo: ['type=local,dest=c', 'type=inline'],
+      tag: ['127.0.0.1:5000/app:1'],
+      push: true,
+    });
+    expect(o.cacheTo.map((c) => c.type)).toEqual(['local', 'inline']);
+    expect(o.cacheFrom[0]!.attrs!.src).toBe(o.cacheTo[0]!.attrs!.dest);
   });
 });
 
@@ -399,5 +490,106 @@ describe('parseBuildOptions refuses, naming flag and value', () => {
       dest: '/w/dir',
       attrs: {},
     });
+  });
+});
+
+describe('platforms and attestations', () => {
+  test('--platform: comma lists and repeats, normalized as containerd does, duplicates dropped', () => {
+    expect(
+      parse({
+        platform: ['linux/x86_64,linux/aarch64', 'linux/arm64/v8', 'LINUX/AMD64', 'linux/arm'],
+      }).platforms,
+    ).toEqual(['linux/amd64', 'linux/arm64', 'linux/arm/v7']);
+    expect(parse({ platform: ['linux/i386', 'linux/armhf', 'linux/arm64/9'] }).platforms).toEqual([
+      'linux/386',
+      'linux/arm/v7',
+      'linux/arm64/v9',
+    ]);
+    expect(parse({ platform: ['local'] }).platforms).toEqual(['local']);
+  });
+
+  test('--provenance is shorthand for --attest type=provenance, as buildx expands it', () => {
+    expect(parse({ provenance: 'mode=max' }).attests).toEqual({
+      provenance: 'type=provenance,mode=max',
+    });
+    expect(parse({ provenance: 'true' }).attests).toEqual({
+      provenance: 'type=provenance,disabled=false',
+    });
+    // Disabled: nothing is asked of the frontend.
+    expect(parse({ provenance: 'false' }).attests).toEqual({});
+    expect(parse({ attest: ['type=provenance,mode=min,builder-id=https://ci/1'] }).attests).toEqual(
+      { provenance: 'type=provenance,mode=min,builder-id=https://ci/1' },
+    );
+    expect(parse({}).attests).toEqual({});
+    // --sbom=false asks for nothing, as buildx reads it.
+    expect(parse({ sbom: 'false' }).attests).toEqual({});
+    expect(parse({ attest: ['type=sbom,disabled=true'] }).attests).toEqual({});
+  });
+
+  test('platform-split takes a boolean, as BuildKit parses it', () => {
+    expect(parse({ output: ['type=local,dest=o,platform-split=false'] }).outputs[0]).toMatchObject({
+      attrs: { 'platform-split': 'false' },
+    });
+    expect(refusal({ output: ['type=local,dest=o,platform-split=maybe'] }).message).toContain(
+      'platform-split=maybe: expected true or false',
+    );
+  });
+
+  test.each<[string, Partial<RawBuildFlags>, string]>([
+    [
+      'sbom',
+      { attest: ['type=sbom'] },
+      '--attest "type=sbom": SBOM attestations are not supported',
+    ],
+    ['--sbom', { sbom: 'true' }, '--attest "type=sbom,disabled=false": SBOM attestations are not'],
+    ['no type', { attest: ['mode=max'] }, '--attest "mode=max": type= is required'],
+    ['other type', { attest: ['type=vex'] }, 'type=vex: expected provenance'],
+    ['bad mode', { provenance: 'mode=full' }, 'mode=full: expected min or max'],
+    ['unknown key', { attest: ['type=provenance,level=3'] }, 'unknown field "level"'],
+    ['bad bool', { attest: ['type=provenance,disabled=yes'] }, 'disabled=yes: expected true'],
+    ['twice', { attest: ['type=provenance'], provenance: 'true' }, 'type=provenance given twice'],
+    [
+      'docker archive of several platforms',
+      { platform: ['linux/amd64,linux/arm64'], output: ['type=docker,dest=i.tar'] },
+      'the docker image format holds one image, not a multi-platform index',
+    ],
+    [
+      'docker archive with attestations',
+      { provenance: 'mode=max', output: ['type=docker,dest=i.tar'] },
+      'the docker image format cannot carry attestations',
+    ],
+  ])('refuses: %s', (_name, flags, message) => {
+    expect(refusal(flags).message).toContain(message);
+  });
+
+  test('a docker archive of one platform, or an OCI archive of several, is fine', () => {
+    expect(parse({ output: ['type=docker,dest=i.tar'] }).outputs).toHaveLength(1);
+    expect(
+      parse({ platform: ['linux/amd64,linux/arm64'], output: ['type=oci,dest=i.tar'] }).outputs,
+    ).toHaveLength(1);
+    expect(refusal({ output: ['type=docker,dest=i.tar'], platform: ['a/b', 'c/d'] }).hint).toBe(
+      'use -o type=oci,dest=FILE (docker load reads it on engines with the containerd image store)',
+    );
+  });
+
+  test('BUILDX_METADATA_PROVENANCE decides how much provenance the metadata file gets', () => {
+    const m = (v: string | undefined) =>
+      parseBuildOptions(
+        { context: 'ctx', metadataFile: 'm.json' },
+        { cwd, env: { BUILDX_METADATA_PROVENANCE: v } },
+      ).metadataProvenance;
+    expect([undefined, 'min', 'true', 'max', 'disabled', 'false'].map(m)).toEqual([
+      'min',
+      'min',
+      'min',
+      'max',
+      'disabled',
+      'disabled',
+    ]);
+    expect(() => m('lots')).toThrow(
+      'BUILDX_METADATA_PROVENANCE "lots": expected min, max or disabled',
+    );
+    // Without a metadata file nothing is read from the builder's history.
+    expect(parse({}).metadataProvenance).toBe('disabled');
   });
 });

@@ -5,13 +5,15 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, test } from '@jest/globals';
-import type { BuildkitConnection, WorkerInfo } from '@ktl/buildkit-client';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { type BuildkitConnection, BuildkitError, type WorkerInfo } from '@ktl/buildkit-client';
 import { checkEngineSupport } from '../src/build/engine-support';
 import { parseBuildOptions, type RawBuildFlags } from '../src/build/options';
 import { splitEnginePushes, toExportSpecs } from '../src/build/outputs';
+import { checkPlatformSupport } from '../src/build/platforms';
 import { BuildUsageError } from '../src/build/usage-error';
 
 const dir = mkdtempSync(join(tmpdir(), 'ktl-outputs-'));
@@ -168,5 +170,86 @@ describe('checkEngineSupport', () => {
     } finally {
       cur.close();
     }
+  });
+});
+
+describe('checkPlatformSupport: refused before the build, per builder kind', () => {
+  // A stand-in engine socket answering GET /_ping as Docker 20.10 does (API 1.41).
+  const sock = join(dir, 'engine.sock');
+  let server: Server;
+  beforeAll(
+    () =>
+      new Promise<void>((res) => {
+        server = createServer((c) => {
+          c.once('data', () =>
+            c.end('HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nServer: Docker/20.10.24\r\n\r\nOK'),
+          );
+        }).listen(sock, res);
+      }),
+  );
+  afterAll(() => new Promise<void>((res) => server.close(() => res())));
+  const oldGraphdriver = () => builder(`docker://unix://${sock}`, { [EXECUTOR]: 'oci' });
+  const oldContainerd = () => builder(`docker://unix://${sock}`, { [EXECUTOR]: 'containerd' });
+  const check = (raw: Omit<RawBuildFlags, 'context'>, conn: BuildkitConnection) =>
+    checkPlatformSupport(parseBuildOptions({ context: dir, ...raw }, { cwd: dir, env: {} }), conn);
+  const multi = { platform: ['linux/amd64,linux/arm64'] };
+
+  test('a graphdriver engine: no multi-platform image (load or push), no attestations', async () => {
+    await expect(check({ ...multi, tag: ['app:1'], load: true }, oldGraphdriver())).rejects.toThrow(
+      'this engine (Docker 20.10.24, API 1.41) keeps images in a graphdriver store, whose moby exporter cannot store a multi-platform image (--platform linux/amd64,linux/arm64)',
+    );
+    await expect(
+      check({ ...multi, tag: ['127.0.0.1:5000/a:1'], push: true }, oldGraphdriver()),
+    ).rejects.toThrow('cannot push a multi-platform image');
+    await expect(
+      check({ provenance: 'true', output: [join(dir, 'o')] }, oldGraphdriver()),
+    ).rejects.toThrow('cannot make attestations (--attest / --provenance)');
+    const e = await check({ ...multi, tag: ['app:1'] }, oldGraphdriver()).catch((x) => x);
+    expect(BuildkitError.is(e) && e.code).toBe('E_UNSUPPORTED'); // exit 2
+  });
+
+  test('a graphdriver engine: multi-platform files (local, tar) and one-platform images pass', async () => {
+    await expect(check({ ...multi, output: [join(dir, 'o')] }, oldGraphdriver())).resolves.toBe(
+      undefined,
+    );
+    await expect(
+      check({ ...multi, output: [`type=tar,dest=${join(dir, 'o.tar')}`] }, oldGraphdriver()),
+    ).resolves.toBe(undefined);
+    await expect(check({ tag: ['app:1'], load: true }, oldGraphdriver())).resolves.toBe(undefined);
+  });
+
+  test('platform-split=false needs BuildKit v0.12 (Docker API 1.44): older ones split anyway', async () => {
+    const merged = { ...multi, output: [`type=local,dest=${join(dir, 'o')},platform-split=false`] };
+    await expect(check(merged, oldContainerd())).rejects.toThrow(
+      'this engine (Docker 20.10.24, API 1.41) ignores platform-split=false and would write a directory per platform',
+    );
+    const old = {
+      ...buildkitd,
+      info: async () => ({ version: 'v0.11.6', package: '', revision: '' }),
+    };
+    await expect(check(merged, old as BuildkitConnection)).rejects.toThrow(
+      'this BuildKit (v0.11.6) ignores platform-split=false',
+    );
+    const recent = {
+      ...buildkitd,
+      info: async () => ({ version: 'v0.13.1', package: '', revision: '' }),
+    };
+    await expect(check(merged, recent as BuildkitConnection)).resolves.toBe(undefined);
+    // One platform: nothing to split or merge.
+    await expect(
+      check(
+        { output: [`type=local,dest=${join(dir, 'o')},platform-split=false`] },
+        oldContainerd(),
+      ),
+    ).resolves.toBe(undefined);
+  });
+
+  test('the containerd image store and buildkitd take multi-platform images and attestations', async () => {
+    await expect(
+      check({ ...multi, tag: ['app:1'], load: true, provenance: 'mode=max' }, containerdEngine),
+    ).resolves.toBe(undefined);
+    await expect(
+      check({ ...multi, tag: ['127.0.0.1:5000/a:1'], push: true }, buildkitd),
+    ).resolves.toBe(undefined);
   });
 });

@@ -56,6 +56,64 @@ describe.each((await testEngines()).map((e) => [e.label, e] as const))(
 
 describe('ktl build in the sandbox', () => {
   rigTest(
+    `--iidfile and --metadata-file are written outside the jail: nothing of their directory is bound${why}`,
+    () => {
+      const out = join(dir, 'out-iid');
+      const meta = mkdtempSync(join(dir, 'meta-'));
+      const r = ktl(
+        [
+          'build',
+          hello,
+          '-o',
+          `type=local,dest=${out}`,
+          '-t',
+          'ktl-e2e/iid:1',
+          '--load',
+          '--iidfile',
+          join(meta, 'iid'),
+          '--metadata-file',
+          join(meta, 'm.json'),
+          '--sandbox-logs',
+        ],
+        { env },
+      );
+      expect(r.code).toBe(0);
+      expect(r.stderr).toMatch(BANNER);
+      // The jail gets the context and the -o directory, not meta/.
+      const binds = r.stderr.split('\n').filter((l) => l.startsWith('[sandbox] bind '));
+      expect(binds.some((l) => l.includes(out))).toBe(true);
+      expect(binds.filter((l) => l.includes(meta))).toEqual([]);
+      const m = JSON.parse(readFileSync(join(meta, 'm.json'), 'utf8')) as Record<string, unknown>;
+      expect(Object.keys(m).length).toBeGreaterThan(0);
+      expect(readFileSync(join(meta, 'iid'), 'utf8')).toMatch(/^sha256:[0-9a-f]{64}$/);
+    },
+    120_000,
+  );
+
+  rigTest(
+    `a runtime that fails after the build started: its own words and exit 71, not "cancelled"${why}`,
+    () => {
+      // Valid policy text, but bubblewrap cannot make the jail (a mandatory bind of nothing).
+      const cfg = join(dir, 'bind-nothing.cfg');
+      writeFileSync(
+        cfg,
+        `${readFileSync(join(repoRoot, 'testdata', 'sandbox', 'linux-ci.cfg'), 'utf8')}\nmount { src: "${dir}/not-there" dst: "/x" is_bind: true }\n`,
+      );
+      const r = ktl(
+        ['build', hello, '--sandbox-config', cfg, '-o', `type=local,dest=${join(dir, 'o71')}`],
+        {
+          env,
+        },
+      );
+      expect(r.code).toBe(71);
+      expect(r.stderr).toContain(`bwrap: Can't find source path ${dir}/not-there`);
+      expect(r.stderr).toContain('[sandbox] runtime failed before the command started');
+      expect(r.stderr).not.toContain('build cancelled');
+    },
+    120_000,
+  );
+
+  rigTest(
     `KTL_SANDBOX_DISABLE=1 builds on the host, no banner, a loud warning${why}`,
     () => {
       const out = join(dir, 'out2');

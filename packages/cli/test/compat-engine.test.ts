@@ -7,7 +7,17 @@
  * *.int.test.ts; each case skipped there names the limit refused here.)
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
@@ -40,7 +50,34 @@ const modes: Array<[string, Record<string, string>, string]> = [
 ];
 
 /** The command line asking for what the engine lacks, and the start of ktl's refusal. */
+const MULTI = 'linux/amd64,linux/arm64';
+
 const refusals: Array<[string, (out: string) => string[], string]> = [
+  [
+    'a multi-platform image loaded into the engine',
+    () => ['--platform', MULTI, '-t', 'ktl-compat-multi:1', '--load'],
+    `ERROR: this engine (${engine}) keeps images in a graphdriver store, whose moby exporter cannot store a multi-platform image (--platform ${MULTI})`,
+  ],
+  [
+    'a multi-platform image pushed',
+    () => ['--platform', MULTI, '-t', `${registry}/ktltest/compat-multi:1`, '--push'],
+    `ERROR: this engine (${engine}) keeps images in a graphdriver store, whose moby exporter cannot push a multi-platform image`,
+  ],
+  [
+    'attestations (--provenance)',
+    (out) => ['--provenance', 'mode=max', '-o', join(out, 'prov')],
+    `ERROR: this engine (${engine}) keeps images in a graphdriver store and cannot make attestations`,
+  ],
+  [
+    'a merged multi-platform local export (platform-split=false)',
+    (out) => [
+      '--platform',
+      MULTI,
+      '-o',
+      `type=local,dest=${join(out, 'merge')},platform-split=false`,
+    ],
+    `ERROR: this engine (${engine}) ignores platform-split=false and would write a directory per platform`,
+  ],
   [
     'an oci image archive',
     (out) => ['-o', `type=oci,dest=${join(out, 'image.tar')}`],
@@ -67,6 +104,11 @@ const refusals: Array<[string, (out: string) => string[], string]> = [
     `ERROR: this engine (${engine}) keeps images in a graphdriver store, whose builder exports cache only inline: --cache-to type=registry is not available there\nhint: use --cache-to type=inline with --push`,
   ],
   [
+    'a local cache export',
+    (out) => ['-o', join(out, 'files'), '--cache-to', `type=local,dest=${join(out, 'cache')}`],
+    `ERROR: this engine (${engine}) keeps images in a graphdriver store, whose builder exports cache only inline: --cache-to type=local is not available there\nhint: use --cache-to type=inline with --push`,
+  ],
+  [
     'a named context (--build-context)',
     (out) => ['-o', join(out, 'files'), '--build-context', `extra=${hello}`],
     `ERROR: this engine (${engine}) has a Dockerfile frontend without named contexts: --build-context extra=... would be ignored (and COPY --from=extra look for an image of that name); they need Docker 23+ (API 1.42)\n`,
@@ -91,3 +133,102 @@ describe.each(modes)(
     });
   },
 );
+
+/**
+ * A local cache directory as an exporter writes one (OCI layout: index.json tagged `latest`
+ * naming a cache manifest, whose one entry is a cache config), with no cache records.
+ */
+function craftedCache(d: string): string {
+  mkdirSync(join(d, 'blobs', 'sha256'), { recursive: true });
+  const put = (data: string) => {
+    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    writeFileSync(join(d, 'blobs', 'sha256', digest.slice(7)), data);
+    return { digest, size: Buffer.byteLength(data) };
+  };
+  const config = put(JSON.stringify({ layers: [], records: [] }));
+  const index = 'application/vnd.oci.image.index.v1+json';
+  const manifest = put(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: index,
+      manifests: [{ mediaType: 'application/vnd.buildkit.cacheconfig.v0', ...config }],
+    }),
+  );
+  writeFileSync(join(d, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  writeFileSync(
+    join(d, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: index,
+          ...manifest,
+          annotations: { 'org.opencontainers.image.ref.name': 'latest' },
+        },
+      ],
+    }),
+  );
+  return d;
+}
+
+describe.each(modes)('on Docker 20.10 (compat) %s, what it can do', (mode, modeEnv, noMode) => {
+  const g = gate(compat);
+  const t = g.why === '' && noMode !== '' ? test.skip : g.test;
+  const why = g.why || noMode;
+  t(
+    `a multi-platform local export works (a directory per platform); the metadata file is buildx's for this engine (no history API: no provenance)${why}`,
+    () => {
+      const ctx = join(dir, `multi-${mode.replace(/\W+/g, '-')}`);
+      mkdirSync(ctx, { recursive: true });
+      writeFileSync(
+        join(ctx, 'Dockerfile'),
+        `FROM --platform=$BUILDPLATFORM ${compat.baseImage} AS b\nARG TARGETPLATFORM\nRUN echo $TARGETPLATFORM > /p\nFROM scratch\nCOPY --from=b /p /p\n`,
+      );
+      const out = join(ctx, 'out');
+      const meta = join(ctx, 'meta.json');
+      const r = ktl(
+        [
+          'build',
+          '--platform',
+          MULTI,
+          '-o',
+          `type=local,dest=${out}`,
+          '--metadata-file',
+          meta,
+          ctx,
+        ],
+        { env: { DOCKER_HOST: compat.dockerHost, BUILDKIT_HOST: '', ...modeEnv } },
+      );
+      expect(r.code).toBe(0);
+      expect(readFileSync(join(out, 'linux_amd64', 'p'), 'utf8')).toBe('linux/amd64\n');
+      expect(readFileSync(join(out, 'linux_arm64', 'p'), 'utf8')).toBe('linux/arm64\n');
+      const m = JSON.parse(readFileSync(meta, 'utf8')) as Record<string, string>;
+      expect(Object.keys(m)).toEqual(['buildx.build.ref']);
+      expect(m['buildx.build.ref']).toMatch(/^ktl\/docker\/[0-9a-z]{25}$/);
+    },
+    120_000,
+  );
+  t(
+    `--cache-from type=local: BuildKit v0.8 reads the cache manifest through the session's content store${why}`,
+    () => {
+      // No engine here writes a cache BuildKit v0.8's keys would match (this one exports none,
+      // and v0.13's keys differ), so this proves the import path, not a hit: the daemon finds
+      // the manifest and its cache config in the directory and reads them through ktl.
+      const src = craftedCache(join(dir, `crafted-${mode.replace(/\W+/g, '-')}`));
+      const before = readFileSync(join(src, 'index.json'), 'utf8');
+      const r = ktl(
+        ['build', hello, '--progress', 'plain', '--cache-from', `type=local,src=${src}`],
+        {
+          env: { DOCKER_HOST: compat.dockerHost, BUILDKIT_HOST: '', ...modeEnv },
+        },
+      );
+      expect(r.code).toBe(0);
+      const v = /^#(\d+) importing cache manifest from local:\S+$/m.exec(r.stderr)?.[1];
+      expect(v).toBeDefined();
+      expect(r.stderr).toMatch(new RegExp(`^#${v} DONE`, 'm'));
+      expect(r.stderr).not.toMatch(new RegExp(`^#${v} ERROR`, 'm'));
+      expect(readFileSync(join(src, 'index.json'), 'utf8')).toBe(before);
+    },
+    120_000,
+  );
+});

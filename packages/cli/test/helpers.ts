@@ -23,9 +23,8 @@ export function ktl(
     encoding: 'utf8',
     input: opts.input ?? '',
     timeout: 60_000,
-    // `ktl builder du --json` on the shared rig lists thousands of records (MBs): spawnSync's
-    // 1 MiB default would kill ktl mid-output (status null).
-    maxBuffer: 256 * 1024 * 1024,
+    // Node's default (1 MiB) kills the child past it: `builder du --json` on a busy rig is more.
+    maxBuffer: 64 * 1024 * 1024,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }

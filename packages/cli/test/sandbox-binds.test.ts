@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { parseBuildOptions, type RawBuildFlags } from '../src/build/options';
 import { BindPlanError, planBuildBinds } from '../src/sandbox/binds';
-import { unboundOutputs } from '../src/sandbox/inner-spec';
+import { outputPaths, unboundOutputs } from '../src/sandbox/inner-spec';
 
 const dir = mkdtempSync(join(tmpdir(), 'ktl-binds-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -63,14 +63,9 @@ describe('planBuildBinds', () => {
       ['$D/out', false, 'output local'],
       ['$D/art', false, 'output tar'],
       ['$D/bare-out', false, 'output local'],
-      ['$D/meta', false, 'iidfile'],
     ]);
-    expect(ensureDirs).toEqual([
-      join(dir, 'out'),
-      join(dir, 'art'),
-      join(dir, 'bare-out'),
-      join(dir, 'meta'),
-    ]);
+    // --iidfile is written by the outer ktl: nothing of meta/ enters the jail.
+    expect(ensureDirs).toEqual([join(dir, 'out'), join(dir, 'art'), join(dir, 'bare-out')]);
   });
 
   test('the default Dockerfile comes with the context; -f - binds nothing more', () => {
@@ -134,6 +129,7 @@ describe('symlinks out of the working tree are refused, explicit outside paths a
     [{ context: '.', output: ['out-link/new/dir'] }, 'REPO/out-link/new/dir is inside'],
     [{ context: '.', output: ['type=tar,dest=out-link/x.tar'] }, 'output tar: REPO/out-link'],
     [{ context: '.', iidfile: 'out-link/iid' }, 'iidfile: REPO/out-link is inside'],
+    [{ context: '.', metadataFile: 'out-link/m.json' }, 'metadata-file: REPO/out-link is inside'],
     [{ context: '.', buildContext: ['p=parent'] }, 'named context p: REPO/parent is inside'],
   ])('refuses %j, naming the link and the way out', (raw, message) => {
     let err: unknown;
@@ -167,6 +163,71 @@ describe('symlinks out of the working tree are refused, explicit outside paths a
       [host, host],
       [join(repo, 'real-assets'), join(repo, 'real-assets')],
     ]);
+  });
+});
+
+describe('local caches: the export directory read-write, the import directory read-only', () => {
+  mkdirSync(join(dir, 'cache-in'));
+
+  test('dest is bound rw (and created first), an existing src ro', () => {
+    const { binds, ensureDirs } = plan({
+      context: 'ctx',
+      cacheFrom: ['type=local,src=cache-in'],
+      cacheTo: ['type=local,dest=cache-out,mode=max'],
+    });
+    expect(binds.slice(1).map((b) => [b.dst.replace(dir, '$D'), b.readonly, b.why])).toEqual([
+      ['$D/cache-out', false, 'cache export (local)'],
+      ['$D/cache-in', true, 'cache import (local)'],
+    ]);
+    expect(ensureDirs).toEqual([join(dir, 'cache-out')]);
+  });
+
+  test('a src that does not exist yet is no cache and is not bound; one that is also dest comes rw once', () => {
+    expect(plan({ context: 'ctx', cacheFrom: ['type=local,src=not-yet'] }).binds).toHaveLength(1);
+    const { binds } = plan({
+      context: 'ctx',
+      cacheFrom: ['type=local,src=cache-in'],
+      cacheTo: ['type=local,dest=cache-in'],
+    });
+    expect(binds.slice(1).map((b) => [b.dst, b.readonly])).toEqual([
+      [join(dir, 'cache-in'), false],
+    ]);
+  });
+
+  test('a cache directory typed inside the tree that links out of it is refused', () => {
+    const host = mkdtempSync(join(tmpdir(), 'ktl-host-cache-'));
+    const repo = join(dir, 'cache-repo');
+    mkdirSync(repo);
+    writeFileSync(join(repo, 'Dockerfile'), 'FROM scratch\n');
+    symlinkSync(host, join(repo, 'cache'));
+    try {
+      for (const [raw, why] of [
+        [{ context: '.', cacheFrom: ['type=local,src=cache'] }, 'cache import (local)'],
+        [{ context: '.', cacheTo: ['type=local,dest=cache'] }, 'cache export (local)'],
+      ] as const) {
+        let err: unknown;
+        try {
+          plan(raw, repo);
+        } catch (e) {
+          err = e;
+        }
+        expect(err).toBeInstanceOf(BindPlanError);
+        expect((err as BindPlanError).message).toContain(
+          `${why}: ${join(repo, 'cache')} is inside the current directory but resolves to ${host}`,
+        );
+      }
+    } finally {
+      rmSync(host, { recursive: true, force: true });
+    }
+  });
+
+  test('the jailed ktl counts a local cache export among what it writes', () => {
+    const o = parseBuildOptions(
+      { context: 'ctx', cacheTo: ['type=local,dest=cache-out'] },
+      { cwd: dir, env: {} },
+    );
+    expect(outputPaths(o)).toEqual([join(dir, 'cache-out')]);
+    expect(unboundOutputs(outputPaths(o), [])).toEqual([join(dir, 'cache-out')]);
   });
 });
 

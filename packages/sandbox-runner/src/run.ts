@@ -150,9 +150,8 @@ function launch(plan: InternalPlan): SandboxProcess {
     durationMs: 0,
   };
   let exited = false;
-  /** A kill asked for before bwrap said which process is the jail (see killJail). */
+  /** A kill asked for before bwrap reported the jail's pid (see killJail). */
   let killPending = false;
-  let statusEnded = false;
   const timers: NodeJS.Timeout[] = [];
   const waits: Promise<void>[] = [];
   const ignore = () => {};
@@ -191,6 +190,8 @@ function launch(plan: InternalPlan): SandboxProcess {
     } else {
       const onPid = (pid: number) => {
         if (killPending) {
+          // Stopped while bwrap was still setting the jail up: now it has a pid to kill.
+          killPending = false;
           killJail();
           return;
         }
@@ -206,12 +207,7 @@ function launch(plan: InternalPlan): SandboxProcess {
         }
       };
       ctl.on('data', (b: Buffer) => obs.bwrap.write(b, onPid));
-      ctl.on('end', () => {
-        obs.bwrap.end(onPid);
-        statusEnded = true;
-        // bwrap ended without naming a child (it failed before cloning): only bwrap is left.
-        if (killPending) child.kill('SIGKILL');
-      });
+      ctl.on('end', () => obs.bwrap.end(onPid));
     }
   }
   plan.fds.forEach(({ fd, purpose }, i) => {
@@ -223,19 +219,21 @@ function launch(plan: InternalPlan): SandboxProcess {
   /** SIGKILL for the whole jail: its pid 1 first (race-free while bwrap has not reaped it). */
   function killJail(): void {
     const pid = obs.bwrap.childPid;
-    if (plan.runtime === 'bwrap' && pid === undefined && !statusEnded && ctl !== undefined) {
-      // bwrap has not named the jail's pid 1 yet, but may have cloned it already: that child
-      // sets its parent-death signal only later and first waits for bwrap (uid maps), so
-      // killing bwrap now would leave it behind for good, blocked, holding our pipes. Kill
-      // it as soon as bwrap names it (or bwrap ends without one); bwrap itself if it never
-      // says anything.
+    if (plan.runtime === 'bwrap' && pid === undefined && ctl && !exited) {
+      // bwrap may already have cloned the jail's first process without having said which pid
+      // it is (its status line is on the way). Killing bwrap now would strand that child:
+      // --die-with-parent only takes effect later in its set-up, so it would run on, jailed
+      // but unsupervised. Kill it as soon as bwrap names it; bwrap itself if it never does.
       if (!killPending) {
         killPending = true;
-        timers.push(setTimeout(() => child.kill('SIGKILL'), 2000));
+        timers.push(
+          setTimeout(() => {
+            if (killPending && !exited) child.kill('SIGKILL');
+          }, 2000),
+        );
       }
       return;
     }
-    killPending = false;
     if (plan.runtime === 'bwrap' && pid !== undefined) {
       if (!eff(plan.policy, 'clone_newpid')) {
         // No pid namespace to tear down: take the command's session (--new-session makes it

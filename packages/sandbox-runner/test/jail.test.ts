@@ -240,34 +240,39 @@ describe.each(['bwrap', 'nsjail'] as Runtime[])('%s', (rt) => {
     expect(markerProcesses(marker)).toEqual([]);
   });
 
-  t(
-    named('cancel right after the start (before the jail is set up) leaves nothing behind'),
-    async () => {
-      // bwrap's clone waits for bwrap (uid maps) before it sets its parent-death signal: a
-      // cancel that SIGKILLs bwrap in that window orphans it for good, blocked, holding the
-      // caller's pipes. Aborts at a few points of the start-up, each must leave no process.
-      for (const delayMs of [0, 1, 2, 5, 10, 20, 40]) {
-        const marker = `ktl-early-${rt}-${delayMs}-${process.pid}-${Date.now()}`;
-        const ac = new AbortController();
-        const p = run(
-          '/fixtures/grandchild.sh',
-          [marker],
-          opts(rt, { cancelSignal: ac.signal, reject: false }),
-        );
-        setTimeout(() => ac.abort(), delayMs);
-        const t0 = Date.now();
-        const r = await p;
-        expect({ delayMs, code: (r as SandboxError).code }).toEqual({
-          delayMs,
-          code: 'E_CANCELED',
-        });
-        expect(Date.now() - t0).toBeLessThan(5000);
-        await new Promise((res) => setTimeout(res, 100));
-        expect({ delayMs, left: markerProcesses(marker) }).toEqual({ delayMs, left: [] });
-      }
-    },
-    60_000,
-  );
+  t(named('a cancel while the jail is still being set up leaves no process behind'), async () => {
+    // Early cancels race the runtime's own start-up (bwrap has cloned its child but not yet
+    // said which pid it is); killing only the runtime there stranded the half-made child.
+    const markers: string[] = [];
+    for (const delay of [0, 1, 2, 3, 5, 8, 12, 20, 30, 50]) {
+      const marker = `ktl-early-${rt}-${delay}-${process.pid}-${Date.now()}`;
+      markers.push(marker);
+      const ac = new AbortController();
+      const p = run(
+        '/fixtures/grandchild.sh',
+        [marker],
+        opts(rt, {
+          // As ktl build's policies: the caller's ids mapped, files made from policy text.
+          policy: {
+            uidmap: [{ inside_id: '', outside_id: '', count: 1, use_newidmap: false }],
+            gidmap: [{ inside_id: '', outside_id: '', count: 1, use_newidmap: false }],
+            mount: [
+              ...TEST_POLICY.mount!,
+              { dst: '/etc/passwd', src_content: Buffer.from('root:x:0:0::/tmp:/bin/sh\n') },
+            ],
+          },
+          cancelSignal: ac.signal,
+          reject: false,
+        }),
+      );
+      setTimeout(() => ac.abort(), delay);
+      expect(await p).toMatchObject({ isCanceled: true });
+    }
+    const deadline = Date.now() + 3000;
+    while (markers.some((m) => markerProcesses(m).length > 0) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    expect(markers.flatMap((m) => markerProcesses(m))).toEqual([]);
+  });
 
   t(named('kill(): SIGTERM and SIGKILL take the whole jail down'), async () => {
     for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
@@ -364,17 +369,22 @@ describe.each(['bwrap', 'nsjail'] as Runtime[])('%s', (rt) => {
     expect((noCmd as SandboxError).message).toMatch(/nonexistent-cmd.*No such file/);
   });
 
-  t(named('50 concurrent runs do not interfere; no temp files left'), async () => {
-    const before = readdirSync(tmpdir()).filter((f) => f.startsWith('ktl-nsjail-cfg-')).length;
-    const rs = await Promise.all(
-      Array.from({ length: 50 }, (_, i) =>
-        sh(`echo ${i}; hostname`, { policy: { hostname: `h${i}` } }),
-      ),
-    );
-    expect(rs.map((r) => r.stdout)).toEqual(rs.map((_, i) => `${i}\nh${i}\n`));
-    const after = readdirSync(tmpdir()).filter((f) => f.startsWith('ktl-nsjail-cfg-')).length;
-    expect(after).toBe(before);
-  });
+  t(
+    named('50 concurrent runs do not interfere; no temp files left'),
+    async () => {
+      const before = readdirSync(tmpdir()).filter((f) => f.startsWith('ktl-nsjail-cfg-')).length;
+      const rs = await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          sh(`echo ${i}; hostname`, { policy: { hostname: `h${i}` } }),
+        ),
+      );
+      expect(rs.map((r) => r.stdout)).toEqual(rs.map((_, i) => `${i}\nh${i}\n`));
+      const after = readdirSync(tmpdir()).filter((f) => f.startsWith('ktl-nsjail-cfg-')).length;
+      expect(after).toBe(before);
+      // Not a speed test: 50 jails on 2 busy vCPUs may take longer than jest's 5 s default.
+    },
+    60_000,
+  );
 
   t(named('logs: stream hands out [sandbox] lines'), async () => {
     const lines: string[] = [];

@@ -30,7 +30,7 @@ import {
   utimesSync,
   writeSync,
 } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Stat } from '../gen/fsutil/types/stat';
 import { type Packet, Packet as PacketMsg, Packet_PacketType as T } from '../gen/fsutil/types/wire';
 import { BytesMessage } from '../gen/moby/filesync/v1/filesync';
@@ -272,6 +272,27 @@ async function receiveFile(call: GrpcCall, path: string): Promise<void> {
   }
 }
 
+/**
+ * One `local` transfer at a time per destination. A multi-platform build exports each platform
+ * in a transfer of its own, all at once, into the same destination (each into its
+ * `linux_<arch>/` subdirectory, or all into the top with platform-split=false). Each transfer
+ * only writes below directories it created itself, but two at once in one tree could race:
+ * one replaces a directory with a symlink just after the other checked it, and the other's
+ * next file would be written through the link, outside the destination. In turn they cannot.
+ */
+const localQueues = new Map<string, Promise<void>>();
+
+function oneAtATime(dest: string, work: () => Promise<void>): Promise<void> {
+  const before = localQueues.get(dest) ?? Promise.resolve();
+  const mine = before.then(work, work);
+  const tail = mine.catch(() => {});
+  localQueues.set(dest, tail);
+  void tail.then(() => {
+    if (localQueues.get(dest) === tail) localQueues.delete(dest);
+  });
+  return mine;
+}
+
 /** FileSend.DiffCopy, dispatching on the exporter index to the matching target. */
 export function fileSendReceiver(targets: readonly (ExportTarget | undefined)[]): Handler {
   return async (call) => {
@@ -279,7 +300,9 @@ export function fileSendReceiver(targets: readonly (ExportTarget | undefined)[])
     const index = raw === undefined ? 0 : Number.parseInt(raw, 10);
     const target = targets[Number.isNaN(index) ? 0 : index];
     if (!target) throw new GrpcStatusError(GRPC_NOT_FOUND, `exporter ${raw ?? 0} not found`);
-    if (target.kind === 'dir') await receiveLocal(call, target.dest);
-    else await receiveFile(call, target.path);
+    if (target.kind === 'dir') {
+      const dest = resolve(target.dest);
+      await oneAtATime(dest, () => receiveLocal(call, dest));
+    } else await receiveFile(call, target.path);
   };
 }

@@ -14,6 +14,7 @@ import {
 import { GetSecretRequest, GetSecretResponse } from '../gen/moby/buildkit/secrets/v1/secrets';
 import { CredentialsRequest, CredentialsResponse } from '../gen/moby/filesync/v1/auth';
 import type { BuildkitConnection } from '../transport/connect';
+import { type ContentStoreSpec, contentHandlers, isExpectedContentAnswer } from './content-service';
 import { type ExportTarget, fileSendReceiver } from './filesend';
 import { diffCopySender, type SyncProgress } from './filesync';
 import {
@@ -45,6 +46,11 @@ export interface SessionOptions {
   readonly ssh?: Readonly<Record<string, string>> | undefined;
   /** Registry credentials served as the Auth service (e.g. `loadDockerConfig()`). */
   readonly auth?: CredentialStore | undefined;
+  /**
+   * OCI layout directories served as containerd's content service, by store id (`local:<dir>`
+   * for `local` caches): writable for cache exports, read-only for imports.
+   */
+  readonly contentStores?: Readonly<Record<string, ContentStoreSpec>> | undefined;
   readonly onSync?: ((p: SyncProgress) => void) | undefined;
   /** Handler failures: they also go back to the daemon, which fails the build with them. */
   readonly onError?: ((method: string, err: unknown) => void) | undefined;
@@ -94,6 +100,10 @@ export function buildHandlers(opts: SessionOptions): Map<string, Handler> {
     for (const [m, h] of sshForwardHandlers(new Map(Object.entries(opts.ssh)))) handlers.set(m, h);
   }
   if (opts.auth) addAuth(handlers, opts.auth);
+  if (opts.contentStores && Object.keys(opts.contentStores).length > 0) {
+    const stores = new Map(Object.entries(opts.contentStores));
+    for (const [m, h] of contentHandlers(stores)) handlers.set(m, h);
+  }
   return handlers;
 }
 
@@ -158,6 +168,9 @@ export class BuildSession {
         // Asked for an agent we do not have: the daemon says so itself (with our message), and
         // `RUN --mount=type=ssh,required=false` carries on without it.
         if (method === SSH_CHECK_AGENT && err instanceof GrpcStatusError) return;
+        // "Already there" and "not there" are how the cache exporter and importer probe a
+        // content store; the daemon acts on them itself.
+        if (isExpectedContentAnswer(method, err)) return;
         opts.onError?.(method, err);
       },
     });

@@ -34,7 +34,7 @@ export async function checkEngineSupport(
       `this engine (${await describeEngine(conn.address)}) keeps images in a graphdriver store, whose builder exports cache only inline: --cache-to type=${cache.type} is not available there`,
       {
         code: 'E_UNSUPPORTED',
-        hint: 'use --cache-to type=inline with --push (import it with --cache-from IMAGE), or an engine with the containerd image store (Docker 24+ with "containerd-snapshotter")',
+        hint: 'use --cache-to type=inline with --push (import it with --cache-from IMAGE), or an engine with the containerd image store (Docker 24+ with "containerd-snapshotter"); --cache-from type=local works on this engine',
       },
     );
   }

@@ -11,9 +11,14 @@ import {
   type CacheSpec,
   isRemoteContext,
   normalizeImageName,
+  type ProvenanceMetadataMode,
   parseAddress,
+  parseDigest,
 } from '@ktl/buildkit-client';
+import { canonicalAttest, parseAttests } from './attest';
+import { metadataProvenanceMode } from './metadata';
 import { type OutputSpec, parseFields, parseOutput } from './output-spec';
+import { checkPlatformOutputs, parsePlatforms } from './platforms';
 import { BuildUsageError } from './usage-error';
 
 /** The flags as oclif hands them over (repeatable ones as arrays). */
@@ -43,6 +48,11 @@ export interface RawBuildFlags {
   readonly builder?: string | undefined;
   readonly iidfile?: string | undefined;
   readonly metadataFile?: string | undefined;
+  readonly attest?: readonly string[] | undefined;
+  /** `--provenance VALUE`: shorthand for `--attest type=provenance,VALUE` (true/false toggle). */
+  readonly provenance?: string | undefined;
+  /** `--sbom VALUE`: buildx's shorthand for `--attest type=sbom,VALUE` (only `false` is accepted). */
+  readonly sbom?: string | undefined;
 }
 
 export type SecretSource = { readonly file: string } | { readonly env: string };
@@ -65,7 +75,13 @@ export interface BuildOptions {
   readonly tags: readonly string[];
   readonly buildArgs: Readonly<Record<string, string>>;
   readonly target: string | undefined;
+  /** Normalized (`linux/arm64`, not `linux/aarch64`), without duplicates. */
   readonly platforms: readonly string[];
+  /**
+   * Attestations to make, as the frontend attributes `attest:<type>` take them (the value as
+   * typed, `type=provenance,mode=max`). Empty: none (disabled ones are left out).
+   */
+  readonly attests: Readonly<Record<string, string>>;
   readonly labels: Readonly<Record<string, string>>;
   readonly noCache: boolean;
   readonly pull: boolean;
@@ -80,9 +96,12 @@ export interface BuildOptions {
   readonly addHosts: ReadonlyArray<{ readonly host: string; readonly ip: string }>;
   /** Empty: build only (the result stays in the build cache). */
   readonly outputs: readonly OutputSpec[];
-  /** `--cache-from`: registry caches (or images carrying inline cache) to reuse. */
+  /**
+   * `--cache-from`: registry caches (or images carrying inline cache) and local cache
+   * directories (`src` absolute) to reuse.
+   */
   readonly cacheFrom: readonly CacheSpec[];
-  /** `--cache-to`: where the build's cache goes (registry refs normalized). */
+  /** `--cache-to`: where the build's cache goes (registry refs normalized, local `dest` absolute). */
   readonly cacheTo: readonly CacheSpec[];
   /** `-o type=cacheonly`: no outputs on purpose (no warning about it). */
   readonly cacheOnly: boolean;
@@ -94,6 +113,8 @@ export interface BuildOptions {
   readonly builder: string | undefined;
   readonly iidfile: string | undefined;
   readonly metadataFile: string | undefined;
+  /** How much provenance the metadata file gets (BUILDX_METADATA_PROVENANCE; see metadata.ts). */
+  readonly metadataProvenance: ProvenanceMetadataMode;
 }
 
 export interface ParseContext {
@@ -133,7 +154,6 @@ function statKind(p: string): 'dir' | 'file' | 'other' | undefined {
   }
 }
 
-const PLATFORM = /^[a-z0-9_]+\/[a-z0-9_]+(\/[a-z0-9_.]+)?$/;
 const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/;
 const SECRET_KEYS = new Set(['id', 'type', 'src', 'source', 'env']);
 
@@ -305,16 +325,113 @@ const CACHE_TO_REGISTRY_KEYS = new Set([
   'ignore-error',
 ]);
 const BOOL_KEYS = ['image-manifest', 'oci-mediatypes', 'force-compression', 'ignore-error'];
-const LOCAL_CACHE_MISSING =
-  'type=local caches are not supported: the daemon reads and writes them through a content store the client serves over the BuildKit session (containerd content API), which ktl does not implement yet';
-const LOCAL_CACHE_HINT =
-  'use a registry cache instead, e.g. --cache-to type=registry,ref=REGISTRY/REPO:buildcache,mode=max and --cache-from type=registry,ref=REGISTRY/REPO:buildcache';
+const CACHE_TO_LOCAL_KEYS = new Set([
+  'dest',
+  'tag',
+  'mode',
+  'image-manifest',
+  'oci-mediatypes',
+  'compression',
+  'compression-level',
+  'force-compression',
+  'ignore-error',
+]);
+const CACHE_FROM_LOCAL_KEYS = new Set(['src', 'digest', 'tag']);
+/** BuildKit's layer compressions (util/compression). */
+const COMPRESSIONS = new Set(['uncompressed', 'gzip', 'estargz', 'zstd']);
+
+/**
+ * `type=local`: an OCI layout directory (buildx's syntax). `dest` is created by the build;
+ * a `src` that does not exist yet is a cache not made yet (the build warns and goes on, as
+ * buildx does), but one that exists must be a directory.
+ */
+function parseLocalCache(
+  flag: '--cache-from' | '--cache-to',
+  value: string,
+  attrs: Record<string, string>,
+  abs: (p: string) => string,
+): CacheSpec {
+  const key = flag === '--cache-from' ? 'src' : 'dest';
+  const keys = flag === '--cache-from' ? CACHE_FROM_LOCAL_KEYS : CACHE_TO_LOCAL_KEYS;
+  for (const k of Object.keys(attrs)) {
+    if (!keys.has(k)) {
+      throw new BuildUsageError(
+        flag,
+        value,
+        `unknown field "${k}" for type=local`,
+        `type=local takes ${[...keys].map((x) => `${x}=`).join(', ')} with ${flag}`,
+      );
+    }
+  }
+  const dir = attrs[key];
+  if (dir === undefined || dir === '') {
+    throw new BuildUsageError(
+      flag,
+      value,
+      `type=local needs ${key}=DIR`,
+      `e.g. ${flag} type=local,${key}=/tmp/buildcache`,
+    );
+  }
+  attrs[key] = abs(dir);
+  const kind = statKind(attrs[key]!);
+  if (kind !== undefined && kind !== 'dir') {
+    throw new BuildUsageError(
+      flag,
+      value,
+      `${attrs[key]} is not a directory`,
+      'a local cache is a directory in the OCI image layout (index.json, blobs/)',
+    );
+  }
+  if (attrs.mode !== undefined && attrs.mode !== 'min' && attrs.mode !== 'max') {
+    throw new BuildUsageError(flag, value, `mode=${attrs.mode}: expected min or max`);
+  }
+  for (const k of BOOL_KEYS) {
+    const v = attrs[k];
+    if (v !== undefined && v !== 'true' && v !== 'false')
+      throw new BuildUsageError(flag, value, `${k}=${v}: expected true or false`);
+  }
+  if (attrs.compression !== undefined && !COMPRESSIONS.has(attrs.compression)) {
+    throw new BuildUsageError(
+      flag,
+      value,
+      `compression=${attrs.compression}: expected one of ${[...COMPRESSIONS].join(', ')}`,
+    );
+  }
+  const level = attrs['compression-level'];
+  if (level !== undefined && !/^-?\d+$/.test(level)) {
+    throw new BuildUsageError(flag, value, `compression-level=${level}: expected an integer`);
+  }
+  if (attrs.tag === '') throw new BuildUsageError(flag, value, 'tag= is empty');
+  if (attrs.digest !== undefined) {
+    if (!parseDigest(attrs.digest)) {
+      throw new BuildUsageError(
+        flag,
+        value,
+        `digest=${attrs.digest} is not a digest`,
+        "e.g. digest=sha256:<64 hex digits>, as in the cache directory's index.json",
+      );
+    }
+    if (attrs.tag !== undefined) {
+      throw new BuildUsageError(
+        flag,
+        value,
+        'give digest= or tag=, not both',
+        'digest= names the cache manifest itself; tag= looks it up in index.json',
+      );
+    }
+  }
+  return { type: 'local', attrs };
+}
 
 /**
  * One `--cache-from` / `--cache-to` value in buildx's syntax: `type=T,key=value,...`, or refs
  * alone (`REF[,REF...]`, each a registry cache). Returns one spec per cache.
  */
-function parseCache(flag: '--cache-from' | '--cache-to', value: string): CacheSpec[] {
+function parseCache(
+  flag: '--cache-from' | '--cache-to',
+  value: string,
+  abs: (p: string) => string,
+): CacheSpec[] {
   if (value.trim() === '') {
     throw new BuildUsageError(flag, value, 'empty cache spec', 'e.g. type=registry,ref=REPO:TAG');
   }
@@ -382,13 +499,8 @@ function parseCache(flag: '--cache-from' | '--cache-to', value: string): CacheSp
       }
       onlyKeys(new Set(), 'type=inline takes no fields');
       return [{ type, attrs }];
-    case 'local': {
-      const key = flag === '--cache-from' ? 'src' : 'dest';
-      if (!attrs[key]) {
-        throw new BuildUsageError(flag, value, `type=local needs ${key}=DIR`);
-      }
-      throw new BuildUsageError(flag, value, LOCAL_CACHE_MISSING, LOCAL_CACHE_HINT);
-    }
+    case 'local':
+      return [parseLocalCache(flag, value, attrs, abs)];
     default:
       throw new BuildUsageError(
         flag,
@@ -470,19 +582,12 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
   if (raw.target !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(raw.target)) {
     throw new BuildUsageError('--target', raw.target, 'not a valid stage name');
   }
-  const platforms: string[] = [];
-  for (const p of (raw.platform ?? []).flatMap((s) => s.split(','))) {
-    const v = p.trim();
-    if (v !== 'local' && !PLATFORM.test(v)) {
-      throw new BuildUsageError(
-        '--platform',
-        p,
-        'expected OS/ARCH[/VARIANT]',
-        'e.g. --platform linux/amd64',
-      );
-    }
-    if (!platforms.includes(v)) platforms.push(v);
-  }
+  const platforms = parsePlatforms(raw.platform ?? []);
+  const attests = parseAttests([
+    ...(raw.attest ?? []),
+    ...(raw.provenance === undefined ? [] : [canonicalAttest('provenance', raw.provenance)]),
+    ...(raw.sbom === undefined ? [] : [canonicalAttest('sbom', raw.sbom)]),
+  ]);
   const buildContexts: Record<string, string> = {};
   for (const c of raw.buildContext ?? []) {
     const [name, src] = parseBuildContext(c, ctx);
@@ -546,8 +651,19 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
     );
   }
 
-  const cacheFrom = (raw.cacheFrom ?? []).flatMap((v) => parseCache('--cache-from', v));
-  const cacheTo = (raw.cacheTo ?? []).flatMap((v) => parseCache('--cache-to', v));
+  const cacheFrom = (raw.cacheFrom ?? []).flatMap((v) => parseCache('--cache-from', v, abs));
+  const cacheTo = (raw.cacheTo ?? []).flatMap((v) => parseCache('--cache-to', v, abs));
+  // The builder answers with one cache manifest per build; a local directory's index.json
+  // must name the one written into it.
+  const manifestCaches = cacheTo.filter((c) => c.type !== 'inline');
+  if (manifestCaches.some((c) => c.type === 'local') && manifestCaches.length > 1) {
+    throw new BuildUsageError(
+      '--cache-to',
+      `type=local,dest=${manifestCaches.find((c) => c.type === 'local')!.attrs!.dest}`,
+      'a local cache export cannot be combined with another registry or local cache export in one build',
+      'the builder reports one cache manifest per build; export the other cache in a second build (it will be cached)',
+    );
+  }
   if (cacheTo.some((c) => c.type === 'inline') && !withNames.some((o) => o.type === 'image')) {
     throw new BuildUsageError(
       '--cache-to',
@@ -577,6 +693,7 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
       );
     }
   }
+  checkPlatformOutputs({ platforms, attests, outputs: withNames });
   for (const [flag, p] of [
     ['--iidfile', raw.iidfile],
     ['--metadata-file', raw.metadataFile],
@@ -592,6 +709,7 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
     buildArgs,
     target: raw.target,
     platforms,
+    attests,
     labels,
     noCache: raw.noCache ?? false,
     pull: raw.pull ?? false,
@@ -620,5 +738,7 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
     builder: raw.builder,
     iidfile: raw.iidfile === undefined ? undefined : abs(raw.iidfile),
     metadataFile: raw.metadataFile === undefined ? undefined : abs(raw.metadataFile),
+    metadataProvenance:
+      raw.metadataFile === undefined ? 'disabled' : metadataProvenanceMode(ctx.env),
   };
 }

@@ -3,8 +3,11 @@
  * with commas is quoted: `"name=a,b"`), `type=` picks the exporter, and a bare path is
  * shorthand for `type=local,dest=PATH`.
  *
- *   type=local,dest=DIR      the result's files, into DIR (merged)
- *   type=tar,dest=FILE       the result's files as one tar
+ *   type=local,dest=DIR      the result's files, into DIR (merged with what is there); a
+ *                            multi-platform build writes DIR/linux_amd64/, DIR/linux_arm64/,
+ *                            ... unless platform-split=false (one tree; a path two platforms
+ *                            both have fails the export)
+ *   type=tar,dest=FILE       the result's files as one tar (a directory per platform)
  *   type=oci|docker,dest=FILE  an image archive
  *   type=image,name=N[,push=true]  stored in the builder, optionally pushed
  *   type=registry,name=N     = type=image,push=true
@@ -152,6 +155,11 @@ export function parseOutput(value: string, ctx: OutputContext, flag = '--output'
           'tar=false (a directory layout) is not supported',
           'drop tar=false',
         );
+      }
+      const split = fields.get('platform-split');
+      if (split !== undefined && !/^(1|t|T|TRUE|true|True|0|f|F|FALSE|false|False)$/.test(split)) {
+        // BuildKit reads it with Go's strconv.ParseBool and fails the export otherwise.
+        throw new BuildUsageError(flag, value, `platform-split=${split}: expected true or false`);
       }
       return { type, dest: abs(dest), attrs: rest() };
     }

@@ -21,6 +21,7 @@ import {
   loadDockerConfig,
   type ProgressRenderer,
   parseImageName,
+  provenanceMetadata,
   pushThroughEngine,
   type StatusResponse,
   sanitizeText,
@@ -30,10 +31,20 @@ import { managedCandidates, START_HINT } from '../builder/managed';
 import { mark } from '../timing';
 import { checkEngineSupport } from './engine-support';
 import { ExitCode, type ExitCodeValue } from './exit-codes';
+import { buildRef, formatMetadata, writeFileAtomic } from './metadata';
 import type { BuildOptions } from './options';
 import { splitEnginePushes, toCacheSpecs, toExportSpecs } from './outputs';
+import { checkPlatformSupport } from './platforms';
 import { readSecrets } from './secrets';
 import { BuildUsageError } from './usage-error';
+
+/**
+ * The abort reason for a build stopped because another part of ktl ended it (the sandboxed
+ * half exited, or its runtime failed) and reports why itself: no "build cancelled" line.
+ */
+export class EndedElsewhere extends Error {
+  override name = 'EndedElsewhere';
+}
 
 export interface BuildIO {
   /** Where the image id goes (`-q`). */
@@ -178,6 +189,7 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
     const { exports, pushes } = splitEnginePushes(await toExportSpecs(o, conn));
     await checkMultipleExporters(conn, exports.length);
     await checkEngineSupport(o, conn);
+    await checkPlatformSupport(o, conn);
     mark('build: solving');
     if (o.progress === 'plain') io.stderr(`#0 building with ${conn.address}\n\n`);
     if (exports.length === 0 && !o.cacheOnly) {
@@ -192,6 +204,7 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
       buildArgs: o.buildArgs,
       target: o.target,
       platforms: o.platforms,
+      attests: o.attests,
       labels: o.labels,
       noCache: o.noCache,
       pull: o.pull,
@@ -205,6 +218,7 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
       exports,
       cacheImports: toCacheSpecs(o.cacheFrom),
       cacheExports: toCacheSpecs(o.cacheTo),
+      onWarning: (m) => io.stderr(`WARNING: ${m}\n`),
       onStatus: (s) => renderer.update(s),
       signal: io.signal,
       ...(external ? { externalSession: external } : {}),
@@ -230,8 +244,12 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
     // store, the config digest with the moby exporter (which reports it as containerimage.digest).
     const imageId = r['containerimage.digest'] ?? r['containerimage.config.digest'];
     try {
-      if (o.iidfile && imageId) writeFileSync(o.iidfile, imageId);
-      if (o.metadataFile) writeFileSync(o.metadataFile, `${JSON.stringify(r, null, 2)}\n`);
+      if (o.iidfile && imageId) writeFileAtomic(o.iidfile, imageId);
+      if (o.metadataFile) {
+        const provenance = await recordedProvenance(conn, res.ref, o);
+        const meta = { ...r, 'buildx.build.ref': buildRef(conn.address, res.ref), ...provenance };
+        writeFileAtomic(o.metadataFile, formatMetadata(meta));
+      }
     } catch (e) {
       const message = `build succeeded but writing an output failed: ${(e as Error).message}`;
       io.stderr(`ERROR: ${message}\n`);
@@ -261,6 +279,26 @@ function loadPushCredentials(io: BuildIO): CredentialStore | undefined {
   }
 }
 
+/**
+ * The provenance the builder recorded for the build, for the metadata file. A builder without
+ * the history API (BuildKit before v0.11, Docker 20.10/23) has none to give: nothing is added,
+ * as buildx does.
+ */
+async function recordedProvenance(
+  conn: BuildkitConnection,
+  ref: string,
+  o: BuildOptions,
+): Promise<Record<string, string>> {
+  try {
+    return await provenanceMetadata(conn, ref, o.metadataProvenance);
+  } catch (e) {
+    if (BuildkitError.is(e) && e.grpcCode === 12 /* UNIMPLEMENTED */) return {};
+    throw new Error(
+      `reading the build's provenance from the builder's history: ${(e as Error).message}`,
+    );
+  }
+}
+
 function failed(
   e: unknown,
   renderer: ProgressRenderer,
@@ -276,7 +314,8 @@ function failed(
   }
   const err = BuildkitError.from(e);
   if (io.signal?.aborted) {
-    io.stderr('ERROR: build cancelled\n');
+    // Stopped because something else ended the build (it reports its own error), or by the user.
+    if (!(io.signal.reason instanceof EndedElsewhere)) io.stderr('ERROR: build cancelled\n');
     return outcome(ExitCode.INTERRUPTED, {
       error: { code: err.code, message: 'build cancelled', hint: undefined, failure: undefined },
     });

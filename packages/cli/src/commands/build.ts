@@ -13,7 +13,10 @@ import { SANDBOX_FAILED_EXIT } from '../sandbox/jail-paths';
 import { resolveSandboxSettings, SandboxSettingsError } from '../sandbox/settings';
 import { mark } from '../timing';
 
-const many = { multiple: true } as const;
+// Repeatable flags take one value per occurrence (`--platform a --platform b`, or a comma
+// list where the flag allows one), as docker's do: a later bare word is the CONTEXT argument,
+// not another value (`ktl build --platform linux/amd64 .`).
+const many = { multiple: true, multipleNonGreedy: true } as const;
 
 export default class Build extends Command {
   static override summary =
@@ -31,6 +34,7 @@ export default class Build extends Command {
     '<%= config.bin %> build . -t app:dev --load --build-arg VERSION=1',
     '<%= config.bin %> build . -f docker/Dockerfile --target prod -t 127.0.0.1:5000/app:1 --push',
     '<%= config.bin %> build . --secret id=npmrc,src=$HOME/.npmrc --build-context assets=../assets',
+    '<%= config.bin %> build . --platform linux/amd64,linux/arm64 -t 127.0.0.1:5000/app:1 --push --metadata-file meta.json',
     'KTL_SANDBOX_CONFIG=testdata/sandbox/linux-strict.cfg <%= config.bin %> build . --sandbox-logs',
   ];
   static override args = {
@@ -47,7 +51,22 @@ export default class Build extends Command {
       description: 'KEY=VALUE, or KEY to take it from the environment',
     }),
     target: Flags.string({ description: 'stage to build' }),
-    platform: Flags.string({ ...many, description: 'target platform(s), e.g. linux/amd64' }),
+    platform: Flags.string({
+      ...many,
+      description:
+        'target platform(s): --platform linux/amd64,linux/arm64 or the flag repeated; several make a multi-platform build (an image index, or a directory per platform for local/tar outputs)',
+    }),
+    attest: Flags.string({
+      ...many,
+      description:
+        'make an attestation: type=provenance[,mode=min|max][,builder-id=...][,disabled=true]',
+    }),
+    provenance: Flags.string({
+      description: 'shorthand for --attest type=provenance: true, false or mode=min|max',
+    }),
+    sbom: Flags.string({
+      description: 'SBOM attestations are not supported (only --sbom=false is accepted)',
+    }),
     label: Flags.string({ ...many, description: 'image label KEY=VALUE' }),
     'no-cache': Flags.boolean({ description: 'do not use the build cache' }),
     pull: Flags.boolean({ description: 'always fetch base images from their registry' }),
@@ -69,17 +88,17 @@ export default class Build extends Command {
       char: 'o',
       ...many,
       description:
-        'type=local,dest=DIR | type=tar,dest=FILE | type=oci|docker,dest=FILE | type=image,name=N[,push=true] | type=registry | type=cacheonly',
+        'type=local,dest=DIR[,platform-split=true|false] | type=tar,dest=FILE | type=oci|docker,dest=FILE | type=image,name=N[,push=true] | type=registry | type=cacheonly',
     }),
     'cache-from': Flags.string({
       ...many,
       description:
-        'reuse build cache from type=registry,ref=REF (a cache pushed with --cache-to, or an image with inline cache); REF alone means the same',
+        'reuse build cache from type=registry,ref=REF (a cache pushed with --cache-to, or an image with inline cache; REF alone means the same) | type=local,src=DIR[,tag=T|digest=D] (a directory written by --cache-to type=local)',
     }),
     'cache-to': Flags.string({
       ...many,
       description:
-        'export the build cache: type=registry,ref=REF[,mode=min|max][,image-manifest=true|false][,oci-mediatypes=true|false] | type=inline (into the pushed image); type=local is not supported yet',
+        'export the build cache: type=registry,ref=REF[,mode=min|max][,image-manifest=true|false][,oci-mediatypes=true|false] | type=local,dest=DIR[,mode=min|max][,tag=T][,compression=gzip|zstd|...][,oci-mediatypes=...] (an OCI layout directory) | type=inline (into the pushed image)',
     }),
     load: Flags.boolean({ description: 'store the image in the engine (docker image ls)' }),
     push: Flags.boolean({ description: 'push the -t images to their registry' }),
@@ -91,7 +110,10 @@ export default class Build extends Command {
     quiet: Flags.boolean({ char: 'q', description: 'no progress; print the image id' }),
     builder: Flags.string({ description: 'builder address (docker://..., unix://..., tcp://...)' }),
     iidfile: Flags.string({ description: 'write the image id to this file' }),
-    'metadata-file': Flags.string({ description: "write the exporters' response (JSON) here" }),
+    'metadata-file': Flags.string({
+      description:
+        "write the build result here, in buildx's format (containerimage.digest, image.name, buildx.build.ref, buildx.build.provenance, ...)",
+    }),
     sandbox: Flags.boolean({
       description: 'require the sandbox (fail when no runtime is available)',
     }),
@@ -155,6 +177,9 @@ export default class Build extends Command {
           builder: flags.builder,
           iidfile: flags.iidfile,
           metadataFile: flags['metadata-file'],
+          attest: flags.attest,
+          provenance: flags.provenance,
+          sbom: flags.sbom,
         },
         { cwd: process.cwd(), env: process.env, stderrIsTTY: process.stderr.isTTY === true },
       );

@@ -64,7 +64,7 @@ export type BindInputs = Pick<
   BuildOptions,
   'contextDir' | 'dockerfile' | 'buildContexts' | 'secrets' | 'outputs' | 'iidfile' | 'metadataFile'
 > &
-  Partial<Pick<BuildOptions, 'ssh'>>;
+  Partial<Pick<BuildOptions, 'ssh' | 'cacheFrom' | 'cacheTo'>>;
 
 /**
  * Plans binds for a parsed `ktl build` command line (paths are absolute, as typed, not yet
@@ -110,13 +110,31 @@ export function planBuildBinds(
     ensureDirs.push(dir);
     add(dir, false, `output ${spec.type}`);
   }
+  // Local caches are served by the jailed ktl (the daemon reads and writes them through the
+  // session): an export's directory read-write, an import's read-only. An import that is also
+  // an export's directory comes with the read-write bind; one that does not exist yet is no
+  // cache at all (the build goes on without it, with a warning) and is not bound.
+  const cacheDests = new Set<string>();
+  for (const c of o.cacheTo ?? []) {
+    const dest = c.type === 'local' ? c.attrs?.dest : undefined;
+    if (dest === undefined || cacheDests.has(dest)) continue;
+    cacheDests.add(dest);
+    ensureDirs.push(dest);
+    add(dest, false, 'cache export (local)');
+  }
+  for (const c of o.cacheFrom ?? []) {
+    const src = c.type === 'local' ? c.attrs?.src : undefined;
+    if (src === undefined || cacheDests.has(src) || !existsSync(src)) continue;
+    add(src, true, 'cache import (local)');
+  }
+  // --iidfile and --metadata-file are written by the outer ktl (it receives the Solve's
+  // response), never by the jail: nothing is bound for them. A link out of the working tree is
+  // refused all the same, as for every path typed on the command line.
   for (const [file, why] of [
     [o.iidfile, 'iidfile'],
     [o.metadataFile, 'metadata-file'],
   ] as const) {
-    if (file === undefined) continue;
-    ensureDirs.push(dirname(file));
-    add(dirname(file), false, why);
+    if (file !== undefined) refuseEscape(dirname(file), real(dirname(file), cwd), cwd, why, false);
   }
   for (const value of sandboxBinds) {
     const [src, dst, mode, ...extra] = value.split(':');

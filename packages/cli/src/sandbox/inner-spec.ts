@@ -29,12 +29,15 @@ export interface InnerSpec {
 
 export const INNER_SPEC_VERSION = 3;
 
-/** Every host path a build writes: -o destinations, --iidfile, --metadata-file. */
+/**
+ * Every host path the jailed ktl writes: the -o destinations (FileSend) and local cache
+ * exports (the content service). --iidfile and --metadata-file are the outer ktl's (it has
+ * the Solve's response).
+ */
 export function outputPaths(o: BuildOptions): string[] {
   return [
     ...o.outputs.flatMap((x) => ('dest' in x ? [x.dest] : [])),
-    ...(o.iidfile ? [o.iidfile] : []),
-    ...(o.metadataFile ? [o.metadataFile] : []),
+    ...o.cacheTo.flatMap((c) => (c.type === 'local' && c.attrs?.dest ? [c.attrs.dest] : [])),
   ];
 }
 

@@ -20,6 +20,7 @@ import { type BuildkitAddress, newSessionId, startGateway } from '@ktl/buildkit-
 import type { Bind, MountPt } from '@ktl/nsjail-config';
 import { resolveRuntime, run, SandboxError } from '@ktl/sandbox-runner';
 import type { BuildOptions } from '../build/options';
+import { EndedElsewhere } from '../build/run';
 import { mark } from '../timing';
 import { type PlannedBind, planBuildBinds } from './binds';
 import { INNER_SPEC_FILE, INNER_SPEC_VERSION, type InnerSpec } from './inner-spec';
@@ -200,9 +201,10 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
         if (err.code === 'E_CANCELED') return;
         if (err.code === 'E_EXIT' || err.code === 'E_SIGNAL') jailExit = err.exitCode ?? 1;
         else jailFailure = err;
-        // The session is gone (or never came): the build cannot go on.
+        // The session is gone (or never came): the build cannot go on. What ended it is
+        // reported below, not as a cancellation.
         if (building) jailEndedBuild = true;
-        buildStop.abort();
+        buildStop.abort(new EndedElsewhere('the sandboxed half of ktl build ended'));
       },
     );
     let code = 1;

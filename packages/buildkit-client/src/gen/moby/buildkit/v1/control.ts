@@ -23,6 +23,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../../google/protobuf/timestamp";
+import { Status } from "../../../google/rpc/status";
 import { Definition, ProgressGroup, Range, SourceInfo } from "../../../pb/ops";
 import { BuildkitVersion, WorkerRecord } from "./types/worker";
 
@@ -34,6 +35,45 @@ export const protobufFileName = "moby/buildkit/v1/control.proto";
  * The daemon's Control service: start builds, watch their progress, inspect and prune cache,
  * and (when not using the engine's /session endpoint) carry the client session.
  */
+
+export enum BuildHistoryEventType {
+  STARTED = 0,
+  COMPLETE = 1,
+  DELETED = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function buildHistoryEventTypeFromJSON(object: any): BuildHistoryEventType {
+  switch (object) {
+    case 0:
+    case "STARTED":
+      return BuildHistoryEventType.STARTED;
+    case 1:
+    case "COMPLETE":
+      return BuildHistoryEventType.COMPLETE;
+    case 2:
+    case "DELETED":
+      return BuildHistoryEventType.DELETED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return BuildHistoryEventType.UNRECOGNIZED;
+  }
+}
+
+export function buildHistoryEventTypeToJSON(object: BuildHistoryEventType): string {
+  switch (object) {
+    case BuildHistoryEventType.STARTED:
+      return "STARTED";
+    case BuildHistoryEventType.COMPLETE:
+      return "COMPLETE";
+    case BuildHistoryEventType.DELETED:
+      return "DELETED";
+    case BuildHistoryEventType.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
 
 export interface BytesMessage {
   data: Uint8Array;
@@ -225,6 +265,81 @@ export interface VertexWarning {
   url: string;
   info: SourceInfo | undefined;
   ranges: Range[];
+}
+
+/**
+ * Ref names one build; EarlyExit ends the stream once the stored records are sent (without it
+ * the stream stays open and reports builds as they start and finish).
+ */
+export interface BuildHistoryRequest {
+  ActiveOnly: boolean;
+  Ref: string;
+  EarlyExit: boolean;
+}
+
+export interface BuildHistoryEvent {
+  type: BuildHistoryEventType;
+  record: BuildHistoryRecord | undefined;
+}
+
+/** Only the fields ktl reads; the rest (logs, trace, step counts, ...) are skipped. */
+export interface BuildHistoryRecord {
+  Ref: string;
+  Frontend: string;
+  FrontendAttrs: { [key: string]: string };
+  Exporters: Exporter[];
+  error: Status | undefined;
+  CreatedAt: Date | undefined;
+  CompletedAt: Date | undefined;
+  ExporterResponse: { [key: string]: string };
+  /** A single-platform result, or one per platform (keyed `linux/amd64`, ...). */
+  Result: BuildResultInfo | undefined;
+  Results: { [key: string]: BuildResultInfo };
+}
+
+export interface BuildHistoryRecord_FrontendAttrsEntry {
+  key: string;
+  value: string;
+}
+
+export interface BuildHistoryRecord_ExporterResponseEntry {
+  key: string;
+  value: string;
+}
+
+export interface BuildHistoryRecord_ResultsEntry {
+  key: string;
+  value: BuildResultInfo | undefined;
+}
+
+/** A blob in the daemon's content store (read it with containerd's Content.Read). */
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: bigint;
+  annotations: { [key: string]: string };
+}
+
+export interface Descriptor_AnnotationsEntry {
+  key: string;
+  value: string;
+}
+
+export interface BuildResultInfo {
+  ResultDeprecated:
+    | Descriptor
+    | undefined;
+  /**
+   * in-toto statements the build made for this result (provenance, sbom), with their
+   * predicate type in the `in-toto.io/predicate-type` annotation.
+   */
+  Attestations: Descriptor[];
+  Results: Map<bigint, Descriptor>;
+}
+
+export interface BuildResultInfo_ResultsEntry {
+  key: bigint;
+  value: Descriptor | undefined;
 }
 
 function createBaseBytesMessage(): BytesMessage {
@@ -3470,6 +3585,1227 @@ export const VertexWarning: MessageFns<VertexWarning> = {
   },
 };
 
+function createBaseBuildHistoryRequest(): BuildHistoryRequest {
+  return { ActiveOnly: false, Ref: "", EarlyExit: false };
+}
+
+export const BuildHistoryRequest: MessageFns<BuildHistoryRequest> = {
+  encode(message: BuildHistoryRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ActiveOnly !== false) {
+      writer.uint32(8).bool(message.ActiveOnly);
+    }
+    if (message.Ref !== "") {
+      writer.uint32(18).string(message.Ref);
+    }
+    if (message.EarlyExit !== false) {
+      writer.uint32(24).bool(message.EarlyExit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BuildHistoryRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBuildHistoryRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.ActiveOnly = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Ref = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.EarlyExit = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BuildHistoryRequest {
+    return {
+      ActiveOnly: isSet(object.ActiveOnly) ? globalThis.Boolean(object.ActiveOnly) : false,
+      Ref: isSet(object.Ref) ? globalThis.String(object.Ref) : "",
+      EarlyExit: isSet(object.EarlyExit) ? globalThis.Boolean(object.EarlyExit) : false,
+    };
+  },
+
+  toJSON(message: BuildHistoryRequest): unknown {
+    const obj: any = {};
+    if (message.ActiveOnly !== false) {
+      obj.ActiveOnly = message.ActiveOnly;
+    }
+    if (message.Ref !== "") {
+      obj.Ref = message.Ref;
+    }
+    if (message.EarlyExit !== false) {
+      obj.EarlyExit = message.EarlyExit;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BuildHistoryRequest>): BuildHistoryRequest {
+    return BuildHistoryRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BuildHistoryRequest>): BuildHistoryRequest {
+    const message = createBaseBuildHistoryRequest();
+    message.ActiveOnly = object.ActiveOnly ?? false;
+    message.Ref = object.Ref ?? "";
+    message.EarlyExit = object.EarlyExit ?? false;
+    return message;
+  },
+};
+
+function createBaseBuildHistoryEvent(): BuildHistoryEvent {
+  return { type: 0, record: undefined };
+}
+
+export const BuildHistoryEvent: MessageFns<BuildHistoryEvent> = {
+  encode(message: BuildHistoryEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.type !== 0) {
+      writer.uint32(8).int32(message.type);
+    }
+    if (message.record !== undefined) {
+      BuildHistoryRecord.encode(message.record, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BuildHistoryEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBuildHistoryEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.type = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.record = BuildHistoryRecord.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BuildHistoryEvent {
+    return {
+      type: isSet(object.type) ? buildHistoryEventTypeFromJSON(object.type) : 0,
+      record: isSet(object.record) ? BuildHistoryRecord.fromJSON(object.record) : undefined,
+    };
+  },
+
+  toJSON(message: BuildHistoryEvent): unknown {
+    const obj: any = {};
+    if (message.type !== 0) {
+      obj.type = buildHistoryEventTypeToJSON(message.type);
+    }
+    if (message.record !== undefined) {
+      obj.record = BuildHistoryRecord.toJSON(message.record);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BuildHistoryEvent>): BuildHistoryEvent {
+    return BuildHistoryEvent.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BuildHistoryEvent>): BuildHistoryEvent {
+    const message = createBaseBuildHistoryEvent();
+    message.type = object.type ?? 0;
+    message.record = (object.record !== undefined && object.record !== null)
+      ? BuildHistoryRecord.fromPartial(object.record)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseBuildHistoryRecord(): BuildHistoryRecord {
+  return {
+    Ref: "",
+    Frontend: "",
+    FrontendAttrs: {},
+    Exporters: [],
+    error: undefined,
+    CreatedAt: undefined,
+    CompletedAt: undefined,
+    ExporterResponse: {},
+    Result: undefined,
+    Results: {},
+  };
+}
+
+export const BuildHistoryRecord: MessageFns<BuildHistoryRecord> = {
+  encode(message: BuildHistoryRecord, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Ref !== "") {
+      writer.uint32(10).string(message.Ref);
+    }
+    if (message.Frontend !== "") {
+      writer.uint32(18).string(message.Frontend);
+    }
+    globalThis.Object.entries(message.FrontendAttrs).forEach(([key, value]: [string, string]) => {
+      BuildHistoryRecord_FrontendAttrsEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
+    });
+    for (const v of message.Exporters) {
+      Exporter.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.error !== undefined) {
+      Status.encode(message.error, writer.uint32(42).fork()).join();
+    }
+    if (message.CreatedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.CreatedAt), writer.uint32(50).fork()).join();
+    }
+    if (message.CompletedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.CompletedAt), writer.uint32(58).fork()).join();
+    }
+    globalThis.Object.entries(message.ExporterResponse).forEach(([key, value]: [string, string]) => {
+      BuildHistoryRecord_ExporterResponseEntry.encode({ key: key as any, value }, writer.uint32(74).fork()).join();
+    });
+    if (message.Result !== undefined) {
+      BuildResultInfo.encode(message.Result, writer.uint32(82).fork()).join();
+    }
+    globalThis.Object.entries(message.Results).forEach(([key, value]: [string, BuildResultInfo]) => {
+      BuildHistoryRecord_ResultsEntry.encode({ key: key as any, value }, writer.uint32(90).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BuildHistoryRecord {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBuildHistoryRecord();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Ref = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Frontend = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            const entry3 = BuildHistoryRecord_FrontendAttrsEntry.decode(reader, reader.uint32());
+            if (entry3.value !== undefined) {
+              message.FrontendAttrs[entry3.key] = entry3.value;
+            }
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.Exporters.push(Exporter.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.error = Status.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.CreatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.CompletedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            const entry9 = BuildHistoryRecord_ExporterResponseEntry.decode(reader, reader.uint32());
+            if (entry9.value !== undefined) {
+              message.ExporterResponse[entry9.key] = entry9.value;
+            }
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.Result = BuildResultInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            const entry11 = BuildHistoryRecord_ResultsEntry.decode(reader, reader.uint32());
+            if (entry11.value !== undefined) {
+              message.Results[entry11.key] = entry11.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BuildHistoryRecord {
+    return {
+      Ref: isSet(object.Ref) ? globalThis.String(object.Ref) : "",
+      Frontend: isSet(object.Frontend) ? globalThis.String(object.Frontend) : "",
+      FrontendAttrs: isObject(object.FrontendAttrs)
+        ? (globalThis.Object.entries(object.FrontendAttrs) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      Exporters: globalThis.Array.isArray(object?.Exporters)
+        ? object.Exporters.map((e: any) => Exporter.fromJSON(e))
+        : [],
+      error: isSet(object.error) ? Status.fromJSON(object.error) : undefined,
+      CreatedAt: isSet(object.CreatedAt) ? fromJsonTimestamp(object.CreatedAt) : undefined,
+      CompletedAt: isSet(object.CompletedAt) ? fromJsonTimestamp(object.CompletedAt) : undefined,
+      ExporterResponse: isObject(object.ExporterResponse)
+        ? (globalThis.Object.entries(object.ExporterResponse) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      Result: isSet(object.Result) ? BuildResultInfo.fromJSON(object.Result) : undefined,
+      Results: isObject(object.Results)
+        ? (globalThis.Object.entries(object.Results) as [string, any][]).reduce(
+          (acc: { [key: string]: BuildResultInfo }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: BuildResultInfo.fromJSON(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: BuildHistoryRecord): unknown {
+    const obj: any = {};
+    if (message.Ref !== "") {
+      obj.Ref = message.Ref;
+    }
+    if (message.Frontend !== "") {
+      obj.Frontend = message.Frontend;
+    }
+    if (message.FrontendAttrs) {
+      const entries = globalThis.Object.entries(message.FrontendAttrs) as [string, string][];
+      if (entries.length > 0) {
+        obj.FrontendAttrs = {};
+        entries.forEach(([k, v]) => {
+          obj.FrontendAttrs[k] = v;
+        });
+      }
+    }
+    if (message.Exporters?.length) {
+      obj.Exporters = message.Exporters.map((e) => Exporter.toJSON(e));
+    }
+    if (message.error !== undefined) {
+      obj.error = Status.toJSON(message.error);
+    }
+    if (message.CreatedAt !== undefined) {
+      obj.CreatedAt = message.CreatedAt.toISOString();
+    }
+    if (message.CompletedAt !== undefined) {
+      obj.CompletedAt = message.CompletedAt.toISOString();
+    }
+    if (message.ExporterResponse) {
+      const entries = globalThis.Object.entries(message.ExporterResponse) as [string, string][];
+      if (entries.length > 0) {
+        obj.ExporterResponse = {};
+        entries.forEach(([k, v]) => {
+          obj.ExporterResponse[k] = v;
+        });
+      }
+    }
+    if (message.Result !== undefined) {
+      obj.Result = BuildResultInfo.toJSON(message.Result);
+    }
+    if (message.Results) {
+      const entries = globalThis.Object.entries(message.Results) as [string, BuildResultInfo][];
+      if (entries.length > 0) {
+        obj.Results = {};
+        entries.forEach(([k, v]) => {
+          obj.Results[k] = BuildResultInfo.toJSON(v);
+        });
+      }
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BuildHistoryRecord>): BuildHistoryRecord {
+    return BuildHistoryRecord.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BuildHistoryRecord>): BuildHistoryRecord {
+    const message = createBaseBuildHistoryRecord();
+    message.Ref = object.Ref ?? "";
+    message.Frontend = object.Frontend ?? "";
+    message.FrontendAttrs = (globalThis.Object.entries(object.FrontendAttrs ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.Exporters = object.Exporters?.map((e) => Exporter.fromPartial(e)) || [];
+    message.error = (object.error !== undefined && object.error !== null)
+      ? Status.fromPartial(object.error)
+      : undefined;
+    message.CreatedAt = object.CreatedAt ?? undefined;
+    message.CompletedAt = object.CompletedAt ?? undefined;
+    message.ExporterResponse = (globalThis.Object.entries(object.ExporterResponse ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.Result = (object.Result !== undefined && object.Result !== null)
+      ? BuildResultInfo.fromPartial(object.Result)
+      : undefined;
+    message.Results = (globalThis.Object.entries(object.Results ?? {}) as [string, BuildResultInfo][]).reduce(
+      (acc: { [key: string]: BuildResultInfo }, [key, value]: [string, BuildResultInfo]) => {
+        if (value !== undefined) {
+          acc[key] = BuildResultInfo.fromPartial(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseBuildHistoryRecord_FrontendAttrsEntry(): BuildHistoryRecord_FrontendAttrsEntry {
+  return { key: "", value: "" };
+}
+
+export const BuildHistoryRecord_FrontendAttrsEntry: MessageFns<BuildHistoryRecord_FrontendAttrsEntry> = {
+  encode(message: BuildHistoryRecord_FrontendAttrsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BuildHistoryRecord_FrontendAttrsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBuildHistoryRecord_FrontendAttrsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BuildHistoryRecord_FrontendAttrsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: BuildHistoryRecord_FrontendAttrsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BuildHistoryRecord_FrontendAttrsEntry>): BuildHistoryRecord_FrontendAttrsEntry {
+    return BuildHistoryRecord_FrontendAttrsEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BuildHistoryRecord_FrontendAttrsEntry>): BuildHistoryRecord_FrontendAttrsEntry {
+    const message = createBaseBuildHistoryRecord_FrontendAttrsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseBuildHistoryRecord_ExporterResponseEntry(): BuildHistoryRecord_ExporterResponseEntry {
+  return { key: "", value: "" };
+}
+
+export const BuildHistoryRecord_ExporterResponseEntry: MessageFns<BuildHistoryRecord_ExporterResponseEntry> = {
+  encode(message: BuildHistoryRecord_ExporterResponseEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BuildHistoryRecord_ExporterResponseEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBuildHistoryRecord_ExporterResponseEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BuildHistoryRecord_ExporterResponseEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: BuildHistoryRecord_ExporterResponseEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BuildHistoryRecord_ExporterResponseEntry>): BuildHistoryRecord_ExporterResponseEntry {
+    return BuildHistoryRecord_ExporterResponseEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BuildHistoryRecord_ExporterResponseEntry>): BuildHistoryRecord_ExporterResponseEntry {
+    const message = createBaseBuildHistoryRecord_ExporterResponseEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseBuildHistoryRecord_ResultsEntry(): BuildHistoryRecord_ResultsEntry {
+  return { key: "", value: undefined };
+}
+
+export const BuildHistoryRecord_ResultsEntry: MessageFns<BuildHistoryRecord_ResultsEntry> = {
+  encode(message: BuildHistoryRecord_ResultsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== undefined) {
+      BuildResultInfo.encode(message.value, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BuildHistoryRecord_ResultsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBuildHistoryRecord_ResultsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = BuildResultInfo.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BuildHistoryRecord_ResultsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? BuildResultInfo.fromJSON(object.value) : undefined,
+    };
+  },
+
+  toJSON(message: BuildHistoryRecord_ResultsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== undefined) {
+      obj.value = BuildResultInfo.toJSON(message.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BuildHistoryRecord_ResultsEntry>): BuildHistoryRecord_ResultsEntry {
+    return BuildHistoryRecord_ResultsEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BuildHistoryRecord_ResultsEntry>): BuildHistoryRecord_ResultsEntry {
+    const message = createBaseBuildHistoryRecord_ResultsEntry();
+    message.key = object.key ?? "";
+    message.value = (object.value !== undefined && object.value !== null)
+      ? BuildResultInfo.fromPartial(object.value)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDescriptor(): Descriptor {
+  return { mediaType: "", digest: "", size: 0n, annotations: {} };
+}
+
+export const Descriptor: MessageFns<Descriptor> = {
+  encode(message: Descriptor, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.mediaType !== "") {
+      writer.uint32(10).string(message.mediaType);
+    }
+    if (message.digest !== "") {
+      writer.uint32(18).string(message.digest);
+    }
+    if (message.size !== 0n) {
+      if (BigInt.asIntN(64, message.size) !== message.size) {
+        throw new globalThis.Error("value provided for field message.size of type int64 too large");
+      }
+      writer.uint32(24).int64(message.size);
+    }
+    globalThis.Object.entries(message.annotations).forEach(([key, value]: [string, string]) => {
+      Descriptor_AnnotationsEntry.encode({ key: key as any, value }, writer.uint32(42).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Descriptor {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescriptor();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.mediaType = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.digest = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.size = reader.int64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            const entry5 = Descriptor_AnnotationsEntry.decode(reader, reader.uint32());
+            if (entry5.value !== undefined) {
+              message.annotations[entry5.key] = entry5.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Descriptor {
+    return {
+      mediaType: isSet(object.mediaType)
+        ? globalThis.String(object.mediaType)
+        : isSet(object.media_type)
+        ? globalThis.String(object.media_type)
+        : "",
+      digest: isSet(object.digest) ? globalThis.String(object.digest) : "",
+      size: isSet(object.size) ? BigInt(object.size) : 0n,
+      annotations: isObject(object.annotations)
+        ? (globalThis.Object.entries(object.annotations) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: Descriptor): unknown {
+    const obj: any = {};
+    if (message.mediaType !== "") {
+      obj.mediaType = message.mediaType;
+    }
+    if (message.digest !== "") {
+      obj.digest = message.digest;
+    }
+    if (message.size !== 0n) {
+      obj.size = message.size.toString();
+    }
+    if (message.annotations) {
+      const entries = globalThis.Object.entries(message.annotations) as [string, string][];
+      if (entries.length > 0) {
+        obj.annotations = {};
+        entries.forEach(([k, v]) => {
+          obj.annotations[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Descriptor>): Descriptor {
+    return Descriptor.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Descriptor>): Descriptor {
+    const message = createBaseDescriptor();
+    message.mediaType = object.mediaType ?? "";
+    message.digest = object.digest ?? "";
+    message.size = (object.size !== undefined && object.size !== null) ? BigInt(object.size) : 0n;
+    message.annotations = (globalThis.Object.entries(object.annotations ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseDescriptor_AnnotationsEntry(): Descriptor_AnnotationsEntry {
+  return { key: "", value: "" };
+}
+
+export const Descriptor_AnnotationsEntry: MessageFns<Descriptor_AnnotationsEntry> = {
+  encode(message: Descriptor_AnnotationsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Descriptor_AnnotationsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescriptor_AnnotationsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Descriptor_AnnotationsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: Descriptor_AnnotationsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Descriptor_AnnotationsEntry>): Descriptor_AnnotationsEntry {
+    return Descriptor_AnnotationsEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Descriptor_AnnotationsEntry>): Descriptor_AnnotationsEntry {
+    const message = createBaseDescriptor_AnnotationsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseBuildResultInfo(): BuildResultInfo {
+  return { ResultDeprecated: undefined, Attestations: [], Results: new Map() };
+}
+
+export const BuildResultInfo: MessageFns<BuildResultInfo> = {
+  encode(message: BuildResultInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ResultDeprecated !== undefined) {
+      Descriptor.encode(message.ResultDeprecated, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.Attestations) {
+      Descriptor.encode(v!, writer.uint32(18).fork()).join();
+    }
+    message.Results.forEach((value, key) => {
+      BuildResultInfo_ResultsEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BuildResultInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBuildResultInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ResultDeprecated = Descriptor.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Attestations.push(Descriptor.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            const entry3 = BuildResultInfo_ResultsEntry.decode(reader, reader.uint32());
+            if (entry3.value !== undefined) {
+              message.Results.set(entry3.key, entry3.value);
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BuildResultInfo {
+    return {
+      ResultDeprecated: isSet(object.ResultDeprecated) ? Descriptor.fromJSON(object.ResultDeprecated) : undefined,
+      Attestations: globalThis.Array.isArray(object?.Attestations)
+        ? object.Attestations.map((e: any) => Descriptor.fromJSON(e))
+        : [],
+      Results: isObject(object.Results)
+        ? (globalThis.Object.entries(object.Results) as [string, any][]).reduce(
+          (acc: Map<bigint, Descriptor>, [key, value]: [string, any]) => {
+            acc.set(BigInt(key), Descriptor.fromJSON(value));
+            return acc;
+          },
+          new Map(),
+        )
+        : new Map(),
+    };
+  },
+
+  toJSON(message: BuildResultInfo): unknown {
+    const obj: any = {};
+    if (message.ResultDeprecated !== undefined) {
+      obj.ResultDeprecated = Descriptor.toJSON(message.ResultDeprecated);
+    }
+    if (message.Attestations?.length) {
+      obj.Attestations = message.Attestations.map((e) => Descriptor.toJSON(e));
+    }
+    if (message.Results?.size) {
+      obj.Results = {};
+      message.Results.forEach((v, k) => {
+        obj.Results[k.toString()] = Descriptor.toJSON(v);
+      });
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BuildResultInfo>): BuildResultInfo {
+    return BuildResultInfo.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BuildResultInfo>): BuildResultInfo {
+    const message = createBaseBuildResultInfo();
+    message.ResultDeprecated = (object.ResultDeprecated !== undefined && object.ResultDeprecated !== null)
+      ? Descriptor.fromPartial(object.ResultDeprecated)
+      : undefined;
+    message.Attestations = object.Attestations?.map((e) => Descriptor.fromPartial(e)) || [];
+    message.Results = (() => {
+      const m = new Map();
+      (object.Results as Map<bigint, Descriptor> ?? new Map()).forEach((value, key) => {
+        if (value !== undefined) {
+          m.set(key, Descriptor.fromPartial(value));
+        }
+      });
+      return m;
+    })();
+    return message;
+  },
+};
+
+function createBaseBuildResultInfo_ResultsEntry(): BuildResultInfo_ResultsEntry {
+  return { key: 0n, value: undefined };
+}
+
+export const BuildResultInfo_ResultsEntry: MessageFns<BuildResultInfo_ResultsEntry> = {
+  encode(message: BuildResultInfo_ResultsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== 0n) {
+      if (BigInt.asIntN(64, message.key) !== message.key) {
+        throw new globalThis.Error("value provided for field message.key of type int64 too large");
+      }
+      writer.uint32(8).int64(message.key);
+    }
+    if (message.value !== undefined) {
+      Descriptor.encode(message.value, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BuildResultInfo_ResultsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBuildResultInfo_ResultsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.key = reader.int64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = Descriptor.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BuildResultInfo_ResultsEntry {
+    return {
+      key: isSet(object.key) ? BigInt(object.key) : 0n,
+      value: isSet(object.value) ? Descriptor.fromJSON(object.value) : undefined,
+    };
+  },
+
+  toJSON(message: BuildResultInfo_ResultsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== 0n) {
+      obj.key = message.key.toString();
+    }
+    if (message.value !== undefined) {
+      obj.value = Descriptor.toJSON(message.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BuildResultInfo_ResultsEntry>): BuildResultInfo_ResultsEntry {
+    return BuildResultInfo_ResultsEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BuildResultInfo_ResultsEntry>): BuildResultInfo_ResultsEntry {
+    const message = createBaseBuildResultInfo_ResultsEntry();
+    message.key = (object.key !== undefined && object.key !== null) ? BigInt(object.key) : 0n;
+    message.value = (object.value !== undefined && object.value !== null)
+      ? Descriptor.fromPartial(object.value)
+      : undefined;
+    return message;
+  },
+};
+
 export type ControlService = typeof ControlService;
 export const ControlService = {
   diskUsage: {
@@ -3539,6 +4875,19 @@ export const ControlService = {
     responseSerialize: (value: InfoResponse): Buffer => Buffer.from(InfoResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): InfoResponse => InfoResponse.decode(value),
   },
+  /**
+   * The daemon's record of builds (kept after they finish): what was asked, what came out,
+   * and the attestations it made, as descriptors into its content store.
+   */
+  listenBuildHistory: {
+    path: "/moby.buildkit.v1.Control/ListenBuildHistory" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: BuildHistoryRequest): Buffer => Buffer.from(BuildHistoryRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): BuildHistoryRequest => BuildHistoryRequest.decode(value),
+    responseSerialize: (value: BuildHistoryEvent): Buffer => Buffer.from(BuildHistoryEvent.encode(value).finish()),
+    responseDeserialize: (value: Buffer): BuildHistoryEvent => BuildHistoryEvent.decode(value),
+  },
 } as const;
 
 export interface ControlServer extends UntypedServiceImplementation {
@@ -3553,6 +4902,11 @@ export interface ControlServer extends UntypedServiceImplementation {
   session: handleBidiStreamingCall<BytesMessage, BytesMessage>;
   listWorkers: handleUnaryCall<ListWorkersRequest, ListWorkersResponse>;
   info: handleUnaryCall<InfoRequest, InfoResponse>;
+  /**
+   * The daemon's record of builds (kept after they finish): what was asked, what came out,
+   * and the attestations it made, as descriptors into its content store.
+   */
+  listenBuildHistory: handleServerStreamingCall<BuildHistoryRequest, BuildHistoryEvent>;
 }
 
 export interface ControlClient extends Client {
@@ -3628,6 +4982,19 @@ export interface ControlClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: InfoResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * The daemon's record of builds (kept after they finish): what was asked, what came out,
+   * and the attestations it made, as descriptors into its content store.
+   */
+  listenBuildHistory(
+    request: BuildHistoryRequest,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<BuildHistoryEvent>;
+  listenBuildHistory(
+    request: BuildHistoryRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<BuildHistoryEvent>;
 }
 
 export const ControlClient = makeGenericClientConstructor(ControlService, "moby.buildkit.v1.Control") as unknown as {
