@@ -4,13 +4,15 @@
  * only the containerd kind; build.test.ts exercises that one end to end).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as http from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { type BuildkitConnection, BuildkitError, type WorkerInfo } from '@ktl/buildkit-client';
+import { checkEngineSupport } from '../src/build/engine-support';
 import { parseBuildOptions, type RawBuildFlags } from '../src/build/options';
-import { toExportSpecs } from '../src/build/outputs';
+import { splitEnginePushes, toExportSpecs } from '../src/build/outputs';
 import { checkPlatformSupport } from '../src/build/platforms';
 import { BuildUsageError } from '../src/build/usage-error';
 
@@ -92,6 +94,82 @@ describe('toExportSpecs', () => {
       { type: 'docker', dest: join(dir, 'i.tar'), attrs: { name: 'docker.io/library/app:1' } },
       { type: 'local', dest: join(dir, 'o'), attrs: { 'platform-split': 'true' } },
     ]);
+  });
+});
+
+describe('splitEnginePushes', () => {
+  test("a moby exporter's push=true becomes pushes through the engine; other exporters pass", async () => {
+    const moby = await specs(
+      { tag: ['127.0.0.1:5000/app:1', '127.0.0.1:5000/app:latest'], push: true },
+      graphdriverEngine,
+    );
+    expect(splitEnginePushes(moby)).toEqual({
+      exports: [
+        {
+          type: 'moby',
+          attrs: {
+            name: '127.0.0.1:5000/app:1,127.0.0.1:5000/app:latest',
+            'oci-mediatypes': 'true',
+          },
+        },
+      ],
+      pushes: ['127.0.0.1:5000/app:1', '127.0.0.1:5000/app:latest'],
+    });
+    const loaded = await specs({ tag: ['app:1'], load: true }, graphdriverEngine);
+    expect(splitEnginePushes(loaded)).toEqual({ exports: loaded, pushes: [] });
+    const image = await specs({ tag: ['127.0.0.1:5000/app:1'], push: true }, containerdEngine);
+    expect(splitEnginePushes(image)).toEqual({ exports: image, pushes: [] });
+  });
+});
+
+describe('checkEngineSupport', () => {
+  /** A fake engine whose /_ping names it; workers as the given builder reports them. */
+  async function engineAt(
+    server: string,
+    api: string,
+    labels: Record<string, string>,
+  ): Promise<{ conn: BuildkitConnection; close: () => void }> {
+    const sock = join(dir, `engine-${server}-${Object.values(labels).join('')}.sock`);
+    const s = http.createServer((_req, res) => {
+      res.writeHead(200, { 'Api-Version': api, Server: `Docker/${server} (linux)` });
+      res.end('OK');
+    });
+    await new Promise<void>((r) => s.listen(sock, r));
+    return { conn: builder(`docker://unix://${sock}`, labels), close: () => s.close() };
+  }
+  const opts = (raw: Omit<RawBuildFlags, 'context'>) =>
+    parseBuildOptions({ context: dir, ...raw }, { cwd: dir, env: {} });
+
+  test('Docker 20.10 on a graphdriver: registry cache export and named contexts refused, naming it', async () => {
+    const old = await engineAt('20.10.24', '1.41', { [EXECUTOR]: 'oci' });
+    try {
+      await expect(
+        checkEngineSupport(opts({ cacheTo: ['type=registry,ref=r.example/c:1'] }), old.conn),
+      ).rejects.toThrow(
+        'this engine (Docker 20.10.24, API 1.41) keeps images in a graphdriver store, whose builder exports cache only inline: --cache-to type=registry is not available there',
+      );
+      await expect(
+        checkEngineSupport(opts({ buildContext: [`x=${dir}`] }), old.conn),
+      ).rejects.toMatchObject({ code: 'E_UNSUPPORTED' });
+      await checkEngineSupport(opts({ cacheTo: ['type=inline'], tag: ['a:1'] }), old.conn);
+      await checkEngineSupport(opts({ cacheFrom: ['type=registry,ref=r.example/c:1'] }), old.conn);
+    } finally {
+      old.close();
+    }
+  });
+
+  test('Docker 26 on the containerd store, or buildkitd: nothing refused', async () => {
+    const cur = await engineAt('26.1.5', '1.45', { [EXECUTOR]: 'containerd' });
+    try {
+      const o = opts({
+        cacheTo: ['type=registry,ref=r.example/c:1'],
+        buildContext: [`x=${dir}`],
+      });
+      await checkEngineSupport(o, cur.conn);
+      await checkEngineSupport(o, buildkitd);
+    } finally {
+      cur.close();
+    }
   });
 });
 

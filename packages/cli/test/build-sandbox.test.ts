@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
+import { gate, testEngines } from '../../buildkit-client/test/engines';
 import { ktl, readEnvFile, repoRoot } from './helpers';
 
 // End to end on the real engine (the rig) and real bubblewrap: `ktl build` re-executes itself
@@ -29,23 +30,31 @@ const env = { DOCKER_HOST: dockerHost ?? '', KTL_SANDBOX_DISABLE: '', KTL_SANDBO
 const BANNER =
   /^Running ktl build inside the sandbox \(policy: embedded default, runtime: (bubblewrap|nsjail)\)\. Set KTL_SANDBOX_DISABLE=1 to opt out\.$/m;
 
-describe('ktl build in the sandbox', () => {
-  rigTest(
-    `builds the bundled example inside the sandbox, banner first${why}`,
-    () => {
-      const out = join(dir, 'out1');
-      const r = ktl(['build', hello, '-o', `type=local,dest=${out}`], { env });
-      expect(r.code).toBe(0);
-      expect(r.stderr).toMatch(BANNER);
-      expect(r.stderr.indexOf('Running ktl build inside the sandbox')).toBe(0);
-      expect(r.stderr).toMatch(/#\d+ \[3\/3\] RUN cat \/greeting.txt/);
-      expect(readFileSync(join(out, 'built.txt'), 'utf8')).toContain(
-        'hello from the ktl sandbox demo',
-      );
-    },
-    120_000,
-  );
+describe.each((await testEngines()).map((e) => [e.label, e] as const))(
+  'ktl build in the sandbox on %s',
+  (_l, engine) => {
+    const g = gate(engine);
+    g.test(
+      `builds the bundled example inside the sandbox, banner first${g.why}`,
+      () => {
+        const out = join(dir, `out1-${engine.id}`);
+        const r = ktl(['build', hello, '-o', `type=local,dest=${out}`], {
+          env: { ...env, DOCKER_HOST: engine.dockerHost },
+        });
+        expect(r.code).toBe(0);
+        expect(r.stderr).toMatch(BANNER);
+        expect(r.stderr.indexOf('Running ktl build inside the sandbox')).toBe(0);
+        expect(r.stderr).toMatch(/#\d+ \[3\/3\] RUN cat \/greeting.txt/);
+        expect(readFileSync(join(out, 'built.txt'), 'utf8')).toContain(
+          'hello from the ktl sandbox demo',
+        );
+      },
+      120_000,
+    );
+  },
+);
 
+describe('ktl build in the sandbox', () => {
   rigTest(
     `--iidfile and --metadata-file are written outside the jail: nothing of their directory is bound${why}`,
     () => {

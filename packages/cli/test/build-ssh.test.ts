@@ -1,32 +1,22 @@
 /**
  * `ktl build --ssh` end to end: a real ssh-agent holding a fresh ed25519 key, forwarded to
- * `RUN --mount=type=ssh` steps on the rig's engine, on the host and in the sandbox. The base
+ * `RUN --mount=type=ssh` steps on each engine (buildkit-client/test/engines.ts), on the host
+ * and in the sandbox (on the compatibility engine in the sandbox only). The base
  * image (busybox) has no ssh client, so the host's own ssh-add goes into the context with the
  * shared libraries it links (run through their loader): it speaks the agent protocol over the
  * socket BuildKit mounts, and what it lists proves the agent's answers came through.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
-import { ktl, readEnvFile } from './helpers';
+import { gate, testEngines } from '../../buildkit-client/test/engines';
+import { ktl } from './helpers';
 
-const rigEnv = process.env.KTL_RIG_ENV_FILE ?? '/var/lib/ktl-rig/env';
-const rig = readEnvFile(rigEnv);
-const dockerHost = rig.KTL_RIG_DOCKER_HOST;
-const base = rig.KTL_RIG_BASE_IMAGE;
-const rigUp =
-  dockerHost !== undefined && existsSync(dockerHost.replace('unix://', '')) && base !== undefined;
+const engines = await testEngines();
+const base = engines[0]!.baseImage;
 
 const dir = mkdtempSync(join(tmpdir(), 'ktl-ssh-'));
 const sh = (cmd: string, args: string[], env: Record<string, string> = {}) =>
@@ -68,33 +58,44 @@ if (tools.length === 0 && setupFailure === '') {
   }
   if (!loader) setupFailure = `no dynamic loader in ldd ${sshAdd}`;
 }
-const why = !rigUp
-  ? ` [skipped: the BuildKit rig is not up (${rigEnv}); run scripts/rig.sh up]`
-  : tools.length > 0
+const why =
+  tools.length > 0
     ? ` [skipped: ${tools.join(', ')} not installed]`
     : setupFailure
       ? ` [skipped: ${setupFailure}]`
       : '';
-const ready = why === '';
-const rigTest = ready ? test : test.skip;
 const bwrap = have('bwrap');
 
 const env = {
-  DOCKER_HOST: dockerHost ?? '',
   BUILDKIT_HOST: '',
   DOCKER_CONFIG: join(dir, 'docker-config'),
   SSH_AUTH_SOCK: sock,
 };
 mkdirSync(env.DOCKER_CONFIG, { recursive: true });
-const modes: [string, Record<string, string>, typeof test | typeof test.skip, string][] = [
-  ['on the host', { KTL_SANDBOX_DISABLE: '1' }, rigTest, why],
+const modes: Array<[string, Record<string, string>, string]> = [
+  ['on the host', { KTL_SANDBOX_DISABLE: '1' }, ''],
   [
     'in the sandbox',
     { KTL_SANDBOX_DISABLE: '', KTL_SANDBOX_CONFIG: '' },
-    bwrap ? rigTest : test.skip,
-    why || (bwrap ? '' : ' [skipped: bwrap is not installed]'),
+    bwrap ? '' : ' [skipped: bwrap is not installed]',
   ],
 ];
+const cases = engines.flatMap((e) =>
+  modes
+    .filter(([m]) => e.id === 'rig' || m === 'in the sandbox')
+    .map(([m, modeEnv, noMode]) => {
+      // The engine first, then the tools, then the sandbox runtime.
+      const g = gate(e);
+      const skip = g.why || why || noMode;
+      return [
+        e.label,
+        m,
+        { ...modeEnv, DOCKER_HOST: e.dockerHost },
+        skip === '' ? test : test.skip,
+        skip,
+      ] as const;
+    }),
+);
 
 const sshAdd = (args: string) => `/sshbin/${loader} --library-path /sshbin /sshbin/ssh-add ${args}`;
 const dockerfile = (name: string, body: string) => {
@@ -103,13 +104,14 @@ const dockerfile = (name: string, body: string) => {
   return p;
 };
 
-describe.each(modes)('ktl build --ssh %s', (mode, modeEnv, modeTest, modeWhy) => {
-  const out = join(dir, `out-${mode.replace(/ /g, '-')}`);
+describe.each(cases)('ktl build --ssh on %s %s', (label, mode, modeEnv, modeTest, modeWhy) => {
+  const slug = `${label}-${mode}`.replace(/\W+/g, '-');
+  const out = join(dir, `out-${slug}`);
   modeTest(
     `RUN --mount=type=ssh reaches the agent (default and a named id); the build cannot change it${modeWhy}`,
     () => {
       const df = dockerfile(
-        `ok-${mode.replace(/ /g, '-')}`,
+        `ok-${slug}`,
         [
           `FROM ${base}`,
           'COPY bin /sshbin',
@@ -159,7 +161,7 @@ describe.each(modes)('ktl build --ssh %s', (mode, modeEnv, modeTest, modeWhy) =>
     `an id the Dockerfile needs but --ssh does not give: exit 4, which id, what to pass${modeWhy}`,
     () => {
       const df = dockerfile(
-        `missing-${mode.replace(/ /g, '-')}`,
+        `missing-${slug}`,
         `FROM ${base}\nRUN --mount=type=ssh,id=deploy,required=true true\n`,
       );
       const given = ktl(
@@ -192,7 +194,7 @@ describe('ktl build --ssh refusals (exit 2), no builder needed', () => {
     writeFileSync(key, '-----BEGIN OPENSSH PRIVATE KEY-----\n');
     writeFileSync(join(keyDir, 'Dockerfile'), 'FROM scratch\n');
     const r = ktl(['build', keyDir, '--ssh', `k=${key}`], {
-      env: { ...env, KTL_SANDBOX_DISABLE: '1' },
+      env: { ...env, DOCKER_HOST: engines[0]!.dockerHost, KTL_SANDBOX_DISABLE: '1' },
     });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(
@@ -200,7 +202,12 @@ describe('ktl build --ssh refusals (exit 2), no builder needed', () => {
     );
     expect(r.stderr).toContain('ssh-add KEYFILE');
     const n = ktl(['build', keyDir, '--ssh', 'default'], {
-      env: { ...env, KTL_SANDBOX_DISABLE: '1', SSH_AUTH_SOCK: '' },
+      env: {
+        ...env,
+        DOCKER_HOST: engines[0]!.dockerHost,
+        KTL_SANDBOX_DISABLE: '1',
+        SSH_AUTH_SOCK: '',
+      },
     });
     expect(n.code).toBe(2);
     expect(n.stderr).toContain('--ssh "default": SSH_AUTH_SOCK is not set');

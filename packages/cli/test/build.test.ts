@@ -423,6 +423,46 @@ describe.each(engines.map((e) => [e.label, e] as const))('ktl build on %s', (_l,
     120_000,
   );
 
+  const arch = gate(engine, 'image-archives', 'several-outputs');
+  arch.test(
+    `tar, oci and docker archives of one build${arch.why}`,
+    () => {
+      const ctx = context(`arch-${uniq()}`, {
+        Dockerfile: 'FROM scratch\nCOPY a /a\n',
+        a: 'archived',
+      });
+      const r = run([
+        ctx,
+        '-t',
+        'arch:1',
+        '-o',
+        `type=tar,dest=${join(dir, 'a.tar')}`,
+        '-o',
+        `type=oci,dest=${join(dir, 'a.oci.tar')}`,
+        '-o',
+        `type=docker,dest=${join(dir, 'a.docker.tar')}`,
+      ]);
+      expect(r.code).toBe(0);
+      expect(readFileSync(join(dir, 'a.tar')).includes(Buffer.from('archived'))).toBe(true);
+      const oci = spawnSync('tar', ['-tf', join(dir, 'a.oci.tar')], { encoding: 'utf8' }).stdout;
+      expect(oci).toContain('oci-layout');
+      const dk = spawnSync('tar', ['-xOf', join(dir, 'a.docker.tar'), 'manifest.json'], {
+        encoding: 'utf8',
+      }).stdout;
+      expect(dk).toContain('"RepoTags":["arch:1"]');
+    },
+    120_000,
+  );
+});
+
+// Paths of ktl's own that do not depend on the engine (the Dockerfile from stdin, the tar
+// export's writer, no output): once, on the rig.
+describe('ktl build on the rig, engine-independent paths', () => {
+  const engine = engines[0]!;
+  const run = runOn(engine);
+  const base = engine.baseImage;
+  const any = gate(engine);
+
   any.test(
     `-f - reads the Dockerfile from stdin; a Dockerfile error is exit 4 with the frontend's words${any.why}`,
     () => {
@@ -457,37 +497,6 @@ describe.each(engines.map((e) => [e.label, e] as const))('ktl build on %s', (_l,
       const n = run([ctx]);
       expect(n.code).toBe(0);
       expect(n.stderr).toContain('WARNING: no output given');
-    },
-    120_000,
-  );
-
-  const arch = gate(engine, 'image-archives', 'several-outputs');
-  arch.test(
-    `tar, oci and docker archives of one build${arch.why}`,
-    () => {
-      const ctx = context(`arch-${uniq()}`, {
-        Dockerfile: 'FROM scratch\nCOPY a /a\n',
-        a: 'archived',
-      });
-      const r = run([
-        ctx,
-        '-t',
-        'arch:1',
-        '-o',
-        `type=tar,dest=${join(dir, 'a.tar')}`,
-        '-o',
-        `type=oci,dest=${join(dir, 'a.oci.tar')}`,
-        '-o',
-        `type=docker,dest=${join(dir, 'a.docker.tar')}`,
-      ]);
-      expect(r.code).toBe(0);
-      expect(readFileSync(join(dir, 'a.tar')).includes(Buffer.from('archived'))).toBe(true);
-      const oci = spawnSync('tar', ['-tf', join(dir, 'a.oci.tar')], { encoding: 'utf8' }).stdout;
-      expect(oci).toContain('oci-layout');
-      const dk = spawnSync('tar', ['-xOf', join(dir, 'a.docker.tar'), 'manifest.json'], {
-        encoding: 'utf8',
-      }).stdout;
-      expect(dk).toContain('"RepoTags":["arch:1"]');
     },
     120_000,
   );
