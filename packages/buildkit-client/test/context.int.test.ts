@@ -1,7 +1,8 @@
 /**
  * Context upload and local export, judged against the reference client: the same build run by
  * ktl (solveDockerfile) and by `docker buildx build` on the same engine must export the same
- * tree, file by file (content, mode, links, times), on each engine (engines.ts). Plus, on the
+ * tree, file by file (content, mode, links, times), on each engine (engines.ts), also for a
+ * multi-platform build (a directory per platform, or merged). Plus, on the
  * rig only (they take the longest and exercise no other code path), a 10k-file context and a
  * 1 GiB file.
  */
@@ -27,7 +28,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { type BuildkitConnection, connect, solveDockerfile } from '../src/index';
 import { gate, type TestEngine, testEngines } from './engines';
-import { linkGroups, snapshot } from './tree-snapshot';
+import { comparable, linkGroups, snapshot } from './tree-snapshot';
 
 const engines = await testEngines();
 const noBuildx = engines[0]!.buildx === undefined ? ' [skipped: KTL_RIG_BUILDX missing]' : '';
@@ -137,16 +138,8 @@ describe.each(engines.map((e) => [e.label, e] as const))(
         const a = snapshot(ours);
         const b = snapshot(theirs);
         expect([...a.keys()]).toEqual([...b.keys()]);
-        for (const [p, e] of a) {
-          const { ino: _i, ...mine } = e;
-          const { ino: _j, ...ref } = b.get(p)!;
-          // Directory times depend on when the receiver finished writing into them.
-          if (e.type === 'dir') {
-            mine.mtimeMs = 0;
-            ref.mtimeMs = 0;
-          }
-          expect({ p, ...mine }).toEqual({ p, ...ref });
-        }
+        // Directory times depend on when the receiver finished writing into them.
+        expect(comparable(a)).toEqual(comparable(b));
         expect(linkGroups(a)).toEqual(linkGroups(b));
         // And the build saw what we meant it to see.
         expect(readFileSync(join(ours, 'out', 'flavor'), 'utf8')).toBe('spicy\n');
@@ -163,6 +156,67 @@ describe.each(engines.map((e) => [e.label, e] as const))(
         expect(bind).toContain('./exec.sh 755 regular file 18');
         expect(bind).toContain('./link-rel 777 symbolic link');
         expect(bind).toContain('./nested/empty 755 directory');
+      },
+      120_000,
+    );
+
+    const mp = gate(engine, 'buildx-multi-platform');
+    (noBuildx ? test.skip : mp.test)(
+      `a multi-platform build: a directory per platform, or merged with platform-split=false, the same trees as docker buildx build${mp.why || noBuildx}`,
+      async () => {
+        // No RUN step runs a foreign binary: each stage runs on the build platform and only
+        // writes what the target platform is (no emulation on this machine).
+        const ctx = join(work, `multi-${engine.id}`);
+        mkdirSync(ctx);
+        writeFileSync(
+          join(ctx, 'Dockerfile'),
+          [
+            `FROM --platform=$BUILDPLATFORM ${engine.baseImage} AS b`,
+            'ARG TARGETPLATFORM TARGETARCH',
+            'RUN mkdir -p /out/d && echo $TARGETPLATFORM > /out/d/$TARGETARCH && ln -s d/$TARGETARCH /out/link-$TARGETARCH && chmod 0640 /out/d/$TARGETARCH',
+            'FROM scratch',
+            'COPY --from=b /out/ /',
+            '',
+          ].join('\n'),
+        );
+        const platforms = ['linux/amd64', 'linux/arm64'];
+        for (const split of [undefined, 'false']) {
+          const attrs: Record<string, string> = split ? { 'platform-split': split } : {};
+          const ours = join(work, `multi-ktl-${engine.id}-${split ?? 'default'}`);
+          const theirs = join(work, `multi-buildx-${engine.id}-${split ?? 'default'}`);
+          await solveDockerfile(conn!, {
+            contextDir: ctx,
+            platforms,
+            exports: [{ type: 'local', dest: ours, attrs }],
+          });
+          buildx(engine, [
+            '--platform',
+            platforms.join(','),
+            '-o',
+            `type=local,dest=${theirs}${split ? `,platform-split=${split}` : ''}`,
+            ctx,
+          ]);
+          const a = snapshot(ours);
+          expect(comparable(a)).toEqual(comparable(snapshot(theirs)));
+          const paths = [...a.keys()];
+          if (split) {
+            expect(paths).toEqual(['d', 'd/amd64', 'd/arm64', 'link-amd64', 'link-arm64']);
+          } else {
+            expect(paths).toEqual([
+              'linux_amd64',
+              'linux_amd64/d',
+              'linux_amd64/d/amd64',
+              'linux_amd64/link-amd64',
+              'linux_arm64',
+              'linux_arm64/d',
+              'linux_arm64/d/arm64',
+              'linux_arm64/link-arm64',
+            ]);
+            expect(readFileSync(join(ours, 'linux_arm64/d/arm64'), 'utf8')).toBe('linux/arm64\n');
+            // The per-platform directories are the exporter's own, dated like buildx's (epoch 0).
+            expect(a.get('linux_amd64')).toMatchObject({ type: 'dir', mode: 0o755, mtimeMs: 0 });
+          }
+        }
       },
       120_000,
     );

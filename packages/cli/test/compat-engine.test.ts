@@ -171,6 +171,47 @@ describe.each(modes)('on Docker 20.10 (compat) %s, what it can do', (mode, modeE
     },
     120_000,
   );
+  (compat.buildx ? t : test.skip)(
+    `--push through the engine: the metadata file reads as buildx's for the same push (the registry's manifest digest; the image id as config digest), byte for byte but the build ref${why || (compat.buildx ? '' : ' [skipped: KTL_RIG_BUILDX missing]')}`,
+    () => {
+      const tag = `push-meta-${mode.replace(/\W+/g, '-')}`;
+      const ctx = join(dir, tag);
+      mkdirSync(ctx, { recursive: true });
+      writeFileSync(join(ctx, 'Dockerfile'), `FROM ${compat.baseImage}\nRUN echo ${tag} > /x\n`);
+      const repo = `${registry}/ktltest/compat-meta`;
+      const meta = join(ctx, 'meta.json');
+      const r = ktl(['build', '-t', `${repo}:${tag}`, '--push', '--metadata-file', meta, ctx], {
+        env: { DOCKER_HOST: compat.dockerHost, BUILDKIT_HOST: '', ...modeEnv },
+      });
+      expect(r.code).toBe(0);
+      const bxMeta = join(ctx, 'meta-buildx.json');
+      const bx = spawnSync(
+        compat.buildx!,
+        ['build', '-t', `${repo}:${tag}-buildx`, '--push', '--metadata-file', bxMeta, ctx],
+        {
+          env: {
+            ...process.env,
+            DOCKER_HOST: compat.dockerHost,
+            DOCKER_CONFIG: compat.dockerConfig ?? '',
+          },
+          encoding: 'utf8',
+          timeout: 120_000,
+        },
+      );
+      expect(bx.status).toBe(0);
+      const refLine = /"buildx\.build\.ref": "[^"]*"/;
+      const ours = readFileSync(meta, 'utf8');
+      expect(ours.replace(refLine, '')).toBe(readFileSync(bxMeta, 'utf8').replace(refLine, ''));
+      const m = JSON.parse(ours) as Record<string, string>;
+      expect(Object.keys(m)).toEqual([
+        'buildx.build.ref',
+        'containerimage.config.digest',
+        'containerimage.digest',
+      ]);
+      expect(m['containerimage.digest']).not.toBe(m['containerimage.config.digest']);
+    },
+    120_000,
+  );
   t(
     `--cache-from type=local: BuildKit v0.8 reads the cache manifest through the session's content store${why}`,
     () => {

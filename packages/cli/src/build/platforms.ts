@@ -22,6 +22,7 @@ import {
   apiAtLeast,
   type BuildkitConnection,
   BuildkitError,
+  describeEngine,
   engineVersions,
   imageStoreKind,
 } from '@ktl/buildkit-client';
@@ -108,16 +109,6 @@ export function checkPlatformOutputs(
   }
 }
 
-type Engine = { readonly label: string; readonly api: string | undefined };
-
-async function describeEngine(address: string): Promise<Engine> {
-  const v = await engineVersions(address);
-  return {
-    label: `Docker ${v?.server ?? '(version unknown)'}, API ${v?.api ?? '?'}`,
-    api: v?.api,
-  };
-}
-
 /** A local output merging the platforms (`platform-split=false`). */
 const mergesPlatforms = (o: BuildOptions) =>
   o.outputs.some(
@@ -144,7 +135,7 @@ export async function checkPlatformSupport(
     if (multi && images.length > 0) {
       const what = images.some((x) => x.push) ? 'push' : 'store';
       throw new BuildkitError(
-        `this engine (${engine.label}) keeps images in a graphdriver store, whose moby exporter cannot ${what} a multi-platform image (--platform ${o.platforms.join(',')})`,
+        `this engine (${engine}) keeps images in a graphdriver store, whose moby exporter cannot ${what} a multi-platform image (--platform ${o.platforms.join(',')})`,
         {
           code: 'E_UNSUPPORTED',
           hint: 'build one platform per run, or export the files with -o type=local|tar (a directory per platform); multi-platform images need an engine with the containerd image store (Docker 24+ with "containerd-snapshotter") or buildkitd',
@@ -153,7 +144,7 @@ export async function checkPlatformSupport(
     }
     if (attests) {
       throw new BuildkitError(
-        `this engine (${engine.label}) keeps images in a graphdriver store and cannot make attestations (--attest / --provenance)`,
+        `this engine (${engine}) keeps images in a graphdriver store and cannot make attestations (--attest / --provenance)`,
         {
           code: 'E_UNSUPPORTED',
           hint: 'drop --attest/--provenance, or use an engine with the containerd image store (Docker 24+ with "containerd-snapshotter") or buildkitd v0.11+',
@@ -164,10 +155,10 @@ export async function checkPlatformSupport(
   if (multi && mergesPlatforms(o)) {
     // platform-split arrived in BuildKit v0.12 (Docker 25, API 1.44); before, it is ignored.
     if (docker) {
-      const engine = await describeEngine(conn.address);
-      if (engine.api !== undefined && !apiAtLeast(engine.api, [1, 44])) {
+      const api = (await engineVersions(conn.address))?.api;
+      if (api !== undefined && !apiAtLeast(api, [1, 44])) {
         throw new BuildkitError(
-          `this engine (${engine.label}) ignores platform-split=false and would write a directory per platform`,
+          `this engine (${await describeEngine(conn.address)}) ignores platform-split=false and would write a directory per platform`,
           {
             code: 'E_UNSUPPORTED',
             hint: 'drop platform-split=false (the files land in linux_amd64/, linux_arm64/, ...), or use Docker 25+ (BuildKit v0.12)',

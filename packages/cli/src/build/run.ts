@@ -224,17 +224,19 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
       ...(external ? { externalSession: external } : {}),
     });
     mark('build: solved');
+    let pushedDigest: string | undefined;
     if (pushes.length > 0) {
       // Credentials are read out here, on the host, also for a sandboxed build (the jailed
       // half has only what the registries of the build itself need).
       const creds = auth ?? loadPushCredentials(io);
       for (const name of pushes) {
         const host = parseImageName(name).domain;
-        await pushThroughEngine(conn.address, name, {
+        const pushed = await pushThroughEngine(conn.address, name, {
           credentials: await creds?.get(host),
           onStatus: (s) => renderer.update(s),
           signal: io.signal,
         });
+        pushedDigest ??= pushed.digest;
       }
       mark('build: pushed');
     }
@@ -247,7 +249,21 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
       if (o.iidfile && imageId) writeFileAtomic(o.iidfile, imageId);
       if (o.metadataFile) {
         const provenance = await recordedProvenance(conn, res.ref, o);
-        const meta = { ...r, 'buildx.build.ref': buildRef(conn.address, res.ref), ...provenance };
+        const meta = {
+          ...r,
+          // Pushed through the engine (a graphdriver engine's moby exporter, which reports the
+          // image id as containerimage.digest): the digest is the registry's manifest digest,
+          // and the image id is the config digest, as buildx writes them for the docker driver.
+          ...(pushedDigest
+            ? {
+                'containerimage.config.digest':
+                  r['containerimage.config.digest'] ?? r['containerimage.digest'] ?? '',
+                'containerimage.digest': pushedDigest,
+              }
+            : {}),
+          'buildx.build.ref': buildRef(conn.address, res.ref),
+          ...provenance,
+        };
         writeFileAtomic(o.metadataFile, formatMetadata(meta));
       }
     } catch (e) {
