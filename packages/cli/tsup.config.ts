@@ -48,6 +48,25 @@ export default defineConfig([
   },
   {
     ...bundle,
+    // The sandbox's early start (src/early.ts): run before the CLI bundle loads, so it holds
+    // only what plans and starts the jail.
+    entry: { early: 'src/early.ts' },
+    noExternal: [/.*/],
+    loader: { '.cfg': 'text' },
+    // The workspace packages from their sources (their dist files are single modules whose
+    // top level loads grpc-js and the generated clients): with `sideEffects: false`, only the
+    // modules the early start uses end up in it.
+    esbuildOptions(o) {
+      bundle.esbuildOptions(o);
+      o.alias = {
+        '@ktl/buildkit-client': '../buildkit-client/src/index.ts',
+        '@ktl/nsjail-config': '../nsjail-config/src/index.ts',
+        '@ktl/sandbox-runner': '../sandbox-runner/src/index.ts',
+      };
+    },
+  },
+  {
+    ...bundle,
     // The loader: no dependencies, runs first.
     entry: { boot: 'src/boot.ts' },
   },

@@ -23,7 +23,7 @@ import Module from 'node:module';
 import { dirname, join } from 'node:path';
 import vm from 'node:vm';
 
-export type BundleName = 'ktl' | 'inner';
+export type BundleName = 'ktl' | 'inner' | 'early';
 
 export interface LoadedBundle {
   exports: Record<string, unknown>;
@@ -103,7 +103,7 @@ export function load(name: BundleName): LoadedBundle {
  * that is otherwise compiled lazily) and save what V8 compiled.
  */
 async function writeCodeCache(): Promise<void> {
-  for (const name of ['ktl', 'inner'] as const) {
+  for (const name of ['early', 'ktl', 'inner'] as const) {
     const file = bundlePath(name);
     const { script, exports } = load(name);
     if (!script) throw new Error(`${file} was loaded before the cache step`);

@@ -10,6 +10,10 @@ import SandboxPolicyExplain from './commands/sandbox/policy/explain';
 import SandboxPolicyFmt from './commands/sandbox/policy/fmt';
 import SandboxPolicyValidate from './commands/sandbox/policy/validate';
 import SandboxRun from './commands/sandbox/run';
+import { connect } from '@ktl/buildkit-client';
+import { managedCandidates } from './builder/managed';
+import { takeEarlyJail, waitingEarlyJail } from './sandbox/early-handoff';
+import { mark } from './timing';
 
 // oclif "explicit" command discovery: one import per command keeps start-up free of
 // directory scans (ktl --version must stay close to a bare `node -e 0`).
@@ -30,61 +34,29 @@ export const commands = {
 
 /** Runs the CLI (bin/run.js loads this bundle through dist/boot.cjs's code cache). */
 export async function main(dir: string): Promise<void> {
+  mark('outer: bundle loaded');
+  // A jail started early (src/early.ts) for `ktl build`: its builder is looked for while oclif
+  // loads and parses; the build takes both if oclif reads the command line the same way.
+  const early = waitingEarlyJail();
+  if (early && !early.found) {
+    early.found = connect(early.builder, { preferred: managedCandidates(process.env) });
+    early.found.catch(() => {}); // reported by the build that takes it
+  }
   const { execute } = await import('@oclif/core');
-  await execute({ dir });
-}
-
-/**
- * Build step only (dist/boot.cjs --write-code-cache): runs what a sandboxed `ktl build` runs
- * before its jail starts (options, the embedded policies, the bind plan, the runtime's argv)
- * once, without side effects, so that the code cache holds those functions compiled too.
- * Best effort: a machine without bubblewrap still gets a cache, only a colder one.
- */
-export async function warmUp(): Promise<void> {
-  const [{ parseBuildOptions }, { loadSandboxPolicy }, { planBuildBinds }, runner] =
-    await Promise.all([
-      import('./build/options'),
-      import('./sandbox/policy'),
-      import('./sandbox/binds'),
-      import('@ktl/sandbox-runner'),
-    ]);
-  await Promise.all([import('./sandbox/reexec'), import('./sandbox/handover')]);
-  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const cwd = mkdtempSync(join(tmpdir(), 'ktl-warm-'));
   try {
-    writeFileSync(join(cwd, 'Dockerfile'), 'FROM scratch\n');
-    await warmSandboxStart(cwd, parseBuildOptions, loadSandboxPolicy, planBuildBinds, runner);
+    await execute({ dir });
   } finally {
-    rmSync(cwd, { recursive: true, force: true });
+    // Not taken (the command ended before it could): stopped, nothing left behind.
+    await takeEarlyJail(undefined).discarded;
   }
 }
 
-async function warmSandboxStart(
-  cwd: string,
-  parseBuildOptions: typeof import('./build/options').parseBuildOptions,
-  loadSandboxPolicy: typeof import('./sandbox/policy').loadSandboxPolicy,
-  planBuildBinds: typeof import('./sandbox/binds').planBuildBinds,
-  runner: typeof import('@ktl/sandbox-runner'),
-): Promise<void> {
-  const options = parseBuildOptions(
-    { context: '.', tag: ['warm:up'], output: ['type=local,dest=out'], progress: 'plain' },
-    { cwd, env: {}, stderrIsTTY: false },
-  );
-  const { binds } = planBuildBinds(options, [], cwd);
-  for (const hermetic of [false, true]) {
-    const { policy } = await loadSandboxPolicy(undefined, hermetic);
-    try {
-      runner.plan(process.execPath, ['-e', '0'], {
-        policy,
-        runtime: 'bwrap',
-        binds: binds.map((b) => ({ src: b.src, dst: b.dst, readonly: b.readonly })),
-        env: { HOME: '/tmp' },
-        cwd,
-      });
-    } catch {
-      // no bubblewrap here: the plan's code stays uncompiled in the cache
-    }
-  }
+/** Build step only (dist/boot.cjs --write-code-cache): see sandbox/warm.ts. */
+export async function warmUp(): Promise<void> {
+  const [{ warmSandboxStart }] = await Promise.all([
+    import('./sandbox/warm'),
+    import('./sandbox/reexec'),
+    import('./sandbox/handover'),
+  ]);
+  await warmSandboxStart();
 }

@@ -1,16 +1,22 @@
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { BuildkitError, connect, formatAddress, parseAddress } from '@ktl/buildkit-client';
 import { Args, Command, Flags } from '@oclif/core';
 import { EXIT_CODE_HELP, ExitCode } from '../build/exit-codes';
-import { type BuildOptions, parseBuildOptions } from '../build/options';
+import { commandLineKey } from '../build/argv';
+import {
+  ktlCacheDir,
+  optionsFromFlags,
+  sandboxSettingsFromFlags,
+} from '../build/from-flags';
+import type { BuildOptions } from '../build/options';
 import { runBuild } from '../build/run';
 import { BuildUsageError } from '../build/usage-error';
 import { managedCandidates, START_HINT } from '../builder/managed';
 import { reportParseError } from '../parse-errors';
 import { BindPlanError } from '../sandbox/binds';
 import { SANDBOX_FAILED_EXIT } from '../sandbox/jail-paths';
-import { resolveSandboxSettings, SandboxSettingsError } from '../sandbox/settings';
+import { takeEarlyJail } from '../sandbox/early-handoff';
+import { forwardedEnv } from '../sandbox/forward-env';
+import { SandboxSettingsError } from '../sandbox/settings';
 import { mark } from '../timing';
 
 // Repeatable flags take one value per occurrence (`--platform a --platform b`, or a comma
@@ -149,47 +155,13 @@ export default class Build extends Command {
     // Validated here, before any sandbox or builder, so a typo fails fast with exit 2.
     let options: BuildOptions;
     try {
-      options = parseBuildOptions(
-        {
-          context: args.context,
-          file: flags.file,
-          tag: flags.tag,
-          buildArg: flags['build-arg'],
-          target: flags.target,
-          platform: flags.platform,
-          label: flags.label,
-          noCache: flags['no-cache'],
-          pull: flags.pull,
-          buildContext: flags['build-context'],
-          secret: flags.secret,
-          ssh: flags.ssh,
-          // --hermetic: RUN steps get no network either (the gateway insists on it).
-          network: flags.hermetic ? 'none' : flags.network,
-          addHost: flags['add-host'],
-          allow: flags.allow,
-          output: flags.output,
-          cacheFrom: flags['cache-from'],
-          cacheTo: flags['cache-to'],
-          load: flags.load,
-          push: flags.push,
-          progress: flags.progress,
-          quiet: flags.quiet,
-          builder: flags.builder,
-          iidfile: flags.iidfile,
-          metadataFile: flags['metadata-file'],
-          attest: flags.attest,
-          provenance: flags.provenance,
-          sbom: flags.sbom,
-        },
-        { cwd: process.cwd(), env: process.env, stderrIsTTY: process.stderr.isTTY === true },
-      );
-      if (flags.hermetic && (flags.network === 'host' || options.allow.includes('network.host'))) {
-        throw new SandboxSettingsError(
-          '--hermetic and --network host contradict each other',
-          'drop one of them',
-        );
-      }
+      options = optionsFromFlags(args.context, flags, {
+        cwd: process.cwd(),
+        env: process.env,
+        stderrIsTTY: process.stderr.isTTY === true,
+      });
     } catch (e) {
+      await takeEarlyJail(undefined).discarded;
       if (e instanceof BuildUsageError || e instanceof SandboxSettingsError) return usage(e);
       throw e;
     }
@@ -202,6 +174,10 @@ export default class Build extends Command {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // The jail src/early.ts started for this very command line, if any (same tick as the
+    // handlers above: a Ctrl-C from here on is this command's).
+    const early = takeEarlyJail(commandLineKey(args, flags));
+    let jailHandedOver = false;
     const onHost = async () => {
       mark('host: build start');
       const out = await runBuild(options, {
@@ -217,17 +193,14 @@ export default class Build extends Command {
     };
     let closeFound: (() => Promise<void>) | undefined;
     try {
-      const settings = resolveSandboxSettings(
-        {
-          sandbox: flags.sandbox,
-          sandboxConfig: flags['sandbox-config'],
-          sandboxRuntime: flags['sandbox-runtime'],
-          sandboxLogs: flags['sandbox-logs'],
-          hermetic: flags.hermetic,
-          network: flags.network,
-        },
-        process.env,
-      );
+      await early.discarded;
+      let settings = sandboxSettingsFromFlags(flags, process.env);
+      // An early jail was started for these very settings, after the same runtime check.
+      if (settings.mode !== 'off' && !early.jail) {
+        const { pickRuntime } = await import('../sandbox/jail');
+        const picked = pickRuntime(settings, process.env);
+        if ('hostWarning' in picked) settings = { ...settings, mode: 'off', warning: picked.hostWarning };
+      }
       if (settings.mode === 'off') {
         if (settings.warning) stderr(`${settings.warning}\n`);
         process.exitCode = await onHost();
@@ -236,15 +209,18 @@ export default class Build extends Command {
       mark('outer: options parsed');
       // The builder is found while the sandbox starts (the jail's start-up is the longest
       // step); the connection made to find it sends the Solve.
-      const found = connect(flags.builder, { preferred: managedCandidates(process.env) });
+      const found =
+        early.found ?? connect(flags.builder, { preferred: managedCandidates(process.env) });
       found.catch(() => {}); // awaited by runBuildInSandbox; a failure surfaces there
       closeFound = () => found.then((c) => c.close()).catch(() => {});
       const upstream = found.then((conn) => parseAddress(conn.address));
-      const [{ runBuildInSandbox }, { forwardedEnv, writeJailDockerConfig }] = await Promise.all([
+      const [{ runBuildInSandbox }, { writeJailDockerConfig }] = await Promise.all([
         import('../sandbox/reexec'),
         import('../sandbox/handover'),
       ]);
+      jailHandedOver = true;
       process.exitCode = await runBuildInSandbox({
+        jail: early.jail,
         options,
         sandboxBinds: flags['sandbox-bind'] ?? [],
         cwd: process.cwd(),
@@ -268,9 +244,7 @@ export default class Build extends Command {
               },
             )
           ).exitCode,
-        cacheDir:
-          process.env.KTL_CACHE_DIR ??
-          join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ktl'),
+        cacheDir: ktlCacheDir(process.env),
         forwardEnv: forwardedEnv(options, flags['build-arg'] ?? [], process.env),
         writeDockerConfig: (dir) =>
           writeJailDockerConfig(dir, options, process.env, (l) => stderr(`${l}\n`)),
@@ -286,7 +260,13 @@ export default class Build extends Command {
         process.exitCode = e.code === 'E_BAD_ADDRESS' ? ExitCode.USAGE : ExitCode.NO_BUILDER;
         return;
       }
-      // Matched by name: the policy modules are loaded lazily, in the sandboxed path only.
+      // Matched by name, as below: the sandbox modules are loaded lazily.
+      if (e instanceof Error && e.name === 'SandboxError') {
+        const hint = (e as { hint?: string }).hint;
+        stderr(`ERROR: ${e.message}\n${hint ? `hint: ${hint}\n` : ''}`);
+        process.exitCode = SANDBOX_FAILED_EXIT;
+        return;
+      }
       if (e instanceof Error && (e.name === 'PolicyError' || e.name === 'PolicyLoadError')) {
         stderr(`ERROR: sandbox policy: ${e.message}\n`);
         process.exitCode = SANDBOX_FAILED_EXIT;
@@ -294,6 +274,10 @@ export default class Build extends Command {
       }
       throw e;
     } finally {
+      if (!jailHandedOver) {
+        await early.jail?.discard();
+        await early.found?.then((c) => c.close()).catch(() => {});
+      }
       // runBuild closes it after the Solve; this covers a sandbox that failed before that.
       await closeFound?.();
       process.off('SIGINT', onSignal);

@@ -1,7 +1,6 @@
 /**
  * What the outer ktl hands the jailed one besides binds: the environment variables the command
- * line names (`--secret id=X,env=VAR`, `--build-arg KEY` without a value) and the registry
- * credentials the build may need. Nothing else of the host environment crosses over.
+ * line names (forward-env.ts) and the registry credentials the build may need.
  *
  * Credentials are resolved out here, where the credential helpers live, and written into a
  * private config.json with inline entries only, so no helper ever runs inside the jail. The
@@ -13,22 +12,7 @@ import { join } from 'node:path';
 import { type CredentialStore, loadDockerConfig, parseImageName } from '@ktl/buildkit-client';
 import type { BuildOptions } from '../build/options';
 
-/** Environment variables the jailed ktl needs to rebuild the same options from its argv. */
-export function forwardedEnv(
-  o: BuildOptions,
-  rawBuildArgs: readonly string[],
-  env: Readonly<Record<string, string | undefined>>,
-): Record<string, string> {
-  const names = new Set<string>();
-  for (const s of o.secrets) if ('env' in s.source) names.add(s.source.env);
-  for (const a of rawBuildArgs) if (!a.includes('=')) names.add(a);
-  const out: Record<string, string> = {};
-  for (const n of names) {
-    const v = env[n];
-    if (v !== undefined) out[n] = v;
-  }
-  return out;
-}
+export { forwardedEnv } from './forward-env';
 
 /** Registry hosts the build may talk to that credentials could exist for. */
 export function registryHosts(o: BuildOptions, store: CredentialStore): string[] {

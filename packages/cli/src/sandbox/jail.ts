@@ -1,0 +1,224 @@
+/**
+ * The jail of a sandboxed `ktl build`: the policy, the binds planned from the command line,
+ * a private directory (bound read-only at JAIL_GATEWAY_DIR, where the gateway socket and the
+ * build spec appear later) and the runtime started on the jailed half of ktl, which waits for
+ * its spec. Nothing here talks to a builder: the jail can start before the builder is found,
+ * and even before the CLI is loaded (src/early.ts), and be discarded if it is not wanted.
+ *
+ * No dependency on @ktl/buildkit-client: the early start loads this without it.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Bind, MountPt } from '@ktl/nsjail-config';
+import { type RuntimeName, resolveRuntime, run, SandboxError } from '@ktl/sandbox-runner';
+import type { BuildOptions } from '../build/options';
+import { mark } from '../timing';
+import { type PlannedBind, planBuildBinds } from './binds';
+import { JAIL_GATEWAY_DIR } from './jail-paths';
+import { loadSandboxPolicy } from './policy';
+import type { SandboxSettings } from './settings';
+
+export interface JailInputs {
+  /** The command line, parsed and validated: binds are planned from it. */
+  options: BuildOptions;
+  /** --sandbox-bind values (HOST:GUEST[:ro|rw]). */
+  sandboxBinds: readonly string[];
+  cwd: string;
+  settings: SandboxSettings;
+  cacheDir: string;
+  /** Environment variables the command line names (secrets from env, --build-arg KEY). */
+  forwardEnv?: Readonly<Record<string, string>>;
+}
+
+/** How the jail ended, as plain data (the early start's classes are not the CLI bundle's). */
+export type JailEnd =
+  /** The jailed ktl ran and exited with this status (128+N: killed by signal N). */
+  | { kind: 'exited'; exitCode: number }
+  /** Stopped by stop()/discard(). */
+  | { kind: 'stopped' }
+  /** The runtime failed, or ran out of time, before or around the jailed ktl. */
+  | { kind: 'failed'; code: string; message: string; runtimeLog: readonly string[] };
+
+export interface Jail {
+  /** Private directory of this build, bound read-only at JAIL_GATEWAY_DIR. */
+  readonly dir: string;
+  /** The policy file, or `embedded default` / `embedded hermetic`, for the banner. */
+  readonly policyLabel: string;
+  /** The runtime run() picked: `nsjail` or `bwrap`. */
+  readonly runtime: string;
+  readonly planned: readonly PlannedBind[];
+  readonly ended: Promise<JailEnd>;
+  /** Where the runtime's streamed log lines (--sandbox-logs) go; held until this is called. */
+  logTo(write: (line: string) => void): void;
+  /** Stops the jail (its end is `stopped` unless it had already ended). */
+  stop(): void;
+  /** Removes what was made for this build: the private directory, and the output directories
+   * created for binds that are still empty (a build that failed wrote nothing there). */
+  cleanUp(opts: { keepOutputs: boolean }): void;
+  /** stop(), wait for the end, cleanUp() everything. */
+  discard(): Promise<void>;
+}
+
+/**
+ * The runtime a sandboxed build will use. With no choice made anywhere (runtime `auto`, no
+ * --sandbox or --hermetic, no KTL_NSJAIL_BIN/KTL_BWRAP_BIN) and neither runtime installed, the
+ * build runs on the host with a loud warning; every explicit ask for the sandbox fails instead
+ * (SandboxError E_NO_RUNTIME: what is missing and how to install it).
+ */
+export function pickRuntime(
+  settings: SandboxSettings,
+  env: NodeJS.ProcessEnv = process.env,
+): { runtime: RuntimeName } | { hostWarning: string } {
+  try {
+    return { runtime: resolveRuntime(settings.runtime, env).name };
+  } catch (e) {
+    const explicit =
+      settings.mode !== 'default' ||
+      settings.runtime !== 'auto' ||
+      Boolean(env.KTL_NSJAIL_BIN) ||
+      Boolean(env.KTL_BWRAP_BIN);
+    if (explicit || SandboxError.from(e).code !== 'E_NO_RUNTIME') throw e;
+    return {
+      hostWarning:
+        'WARNING: no sandbox runtime (neither nsjail nor bwrap is installed): the build client ' +
+        'runs on the host, unsandboxed, and a hostile Dockerfile or build context can read any ' +
+        'file your user can. Install bubblewrap (`apt-get install bubblewrap`), or pass ' +
+        '--sandbox to refuse to build without the sandbox.',
+    };
+  }
+}
+
+/** The directory tree ktl runs from (the workspace root in a checkout), bound read-only. */
+export function ktlInstallRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let d = dir; d !== dirname(d); d = dirname(d)) {
+    if (existsSync(join(d, 'pnpm-workspace.yaml'))) return d;
+    if (existsSync(join(d, 'package.json')) && existsSync(join(d, 'node_modules'))) dir = d;
+  }
+  return dir;
+}
+
+/** The jailed half's command: dist/boot.cjs loads dist/inner.cjs (through its code cache). */
+function innerCommand(): string[] {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const d of [here, join(here, '..', 'dist')])
+    if (existsSync(join(d, 'inner.cjs')) && existsSync(join(d, 'boot.cjs')))
+      return [join(d, 'boot.cjs'), 'inner'];
+  throw new Error(`ktl is not built: no boot.cjs and inner.cjs near ${here} (run pnpm build)`);
+}
+
+/** Empty directories from `leaf` up to `top` (made by mkdir -p), deepest first. */
+function removeEmptyChain(leaf: string, top: string): void {
+  for (let d = leaf; ; d = dirname(d)) {
+    try {
+      if (readdirSync(d).length > 0) return;
+      rmdirSync(d);
+    } catch {
+      return;
+    }
+    if (d === top || dirname(d) === d) return;
+  }
+}
+
+/**
+ * Plans and starts the jail. Throws PolicyLoadError, PolicyError or BindPlanError (nothing made
+ * yet) or a runtime error (everything made removed again).
+ */
+export async function startJail(b: JailInputs): Promise<Jail> {
+  const loaded = await loadSandboxPolicy(b.settings.policyFile, b.settings.hermetic);
+  const { binds: planned, ensureDirs } = planBuildBinds(b.options, b.sandboxBinds, b.cwd);
+  const made: { leaf: string; top: string }[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'ktl-sandbox-'));
+  const cleanUp = ({ keepOutputs }: { keepOutputs: boolean }) => {
+    rmSync(dir, { recursive: true, force: true });
+    if (!keepOutputs) for (const m of made.splice(0).reverse()) removeEmptyChain(m.leaf, m.top);
+  };
+  try {
+    for (const d of ensureDirs) {
+      const top = mkdirSync(d, { recursive: true });
+      if (top !== undefined) made.push({ leaf: d, top });
+    }
+    mkdirSync(b.cacheDir, { recursive: true });
+    mark('outer: policy loaded, binds planned');
+    const node = realpathSync(process.execPath);
+    const root = ktlInstallRoot();
+    const binds: Bind[] = [
+      { src: node, dst: node, readonly: true },
+      { src: root, dst: root, readonly: true },
+      ...planned.map((p) => ({ src: p.src, dst: p.dst, readonly: p.readonly })),
+      { src: dir, dst: JAIL_GATEWAY_DIR, readonly: true },
+      { src: b.cacheDir, dst: b.cacheDir, readonly: false },
+    ];
+    // The working directory must exist inside for relative paths to keep their meaning; when
+    // nothing bound covers it, an empty read-only tmpfs stands in for it (it reveals nothing).
+    const covered = binds.some((x) => b.cwd === x.dst || b.cwd.startsWith(`${x.dst}/`));
+    const cwdMount: MountPt[] = covered
+      ? []
+      : [{ dst: b.cwd, fstype: 'tmpfs', is_dir: true, options: 'size=4096' }];
+    const policy = { ...loaded.policy, mount: [...(loaded.policy.mount ?? []), ...cwdMount] };
+    const env = {
+      KTL_CACHE_DIR: b.cacheDir,
+      HOME: '/tmp',
+      // Resolved credentials only (no helpers run inside), written before the spec.
+      DOCKER_CONFIG: `${JAIL_GATEWAY_DIR}/docker`,
+      ...b.forwardEnv,
+      ...(process.env.TERM ? { TERM: process.env.TERM } : {}),
+      ...(process.env.KTL_TIMING ? { KTL_TIMING: process.env.KTL_TIMING } : {}),
+      ...(process.env.NO_COLOR ? { NO_COLOR: process.env.NO_COLOR } : {}),
+    };
+    const held: string[] = [];
+    let write: ((line: string) => void) | undefined;
+    const stopper = new AbortController();
+    const runtime = resolveRuntime(b.settings.runtime).name;
+    const started = run(node, innerCommand(), {
+      policy,
+      runtime: b.settings.runtime,
+      binds,
+      env,
+      cwd: b.cwd,
+      stdio: 'inherit',
+      logs: b.settings.logs ? 'stream' : 'on-failure',
+      onLog: (line: string) => (write ? write(line) : held.push(line)),
+      cancelSignal: stopper.signal,
+    });
+    mark('outer: runtime spawned');
+    const ended: Promise<JailEnd> = started.then(
+      (r) => ({ kind: 'exited', exitCode: r.exitCode ?? 0 }),
+      (e: unknown) => {
+        const err = SandboxError.from(e);
+        if (err.code === 'E_CANCELED') return { kind: 'stopped' };
+        if (err.code === 'E_EXIT' || err.code === 'E_SIGNAL')
+          return { kind: 'exited', exitCode: err.exitCode ?? 1 };
+        return {
+          kind: 'failed',
+          code: err.code,
+          message: err.message,
+          runtimeLog: [...err.runtimeLog],
+        };
+      },
+    );
+    return {
+      dir,
+      policyLabel: loaded.label,
+      runtime,
+      planned,
+      ended,
+      logTo(w) {
+        write = w;
+        for (const line of held.splice(0)) w(line);
+      },
+      stop: () => stopper.abort(),
+      cleanUp,
+      async discard() {
+        stopper.abort();
+        await ended;
+        cleanUp({ keepOutputs: false });
+      },
+    };
+  } catch (e) {
+    cleanUp({ keepOutputs: false });
+    throw e;
+  }
+}
