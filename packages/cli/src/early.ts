@@ -17,17 +17,21 @@ import {
   optionsFromFlags,
   sandboxSettingsFromFlags,
 } from './build/from-flags';
-import { leaveEarlyJail, takeEarlyJail } from './sandbox/early-handoff';
+import { type EarlyJail, leaveEarlyJail, takeEarlyJail } from './sandbox/early-handoff';
 import { forwardedEnv } from './sandbox/forward-env';
-import { pickRuntime, startJail } from './sandbox/jail';
+import { type Jail, pickRuntime, startJail } from './sandbox/jail';
 import { mark } from './timing';
 
 export { warmSandboxStart as warmUp } from './sandbox/warm';
+// The other side of the hand-over, from this bundle (its global slot is this realm's): for
+// tests that load the bundle in a realm of their own.
+export { commandLineKey, readBuildArgv, takeEarlyJail };
 
 export async function prestart(argv: readonly string[]): Promise<void> {
   if (process.platform !== 'linux' || process.env.KTL_SANDBOX_PRESTART === '0') return;
   const read = readBuildArgv(argv);
   if (!read) return;
+  let interrupted = false;
   try {
     const flags = read.flags as BuildFlags;
     const cwd = process.cwd();
@@ -40,38 +44,57 @@ export async function prestart(argv: readonly string[]): Promise<void> {
       stderrIsTTY: process.stderr.isTTY === true,
     });
     if ('hostWarning' in pickRuntime(settings, env)) return;
-    const jail = await startJail({
-      options,
-      sandboxBinds: flags['sandbox-bind'] ?? [],
-      cwd,
-      settings,
-      cacheDir: ktlCacheDir(env),
-      forwardEnv: forwardedEnv(options, flags['build-arg'] ?? [], env),
-    });
-    // Until `ktl build` takes the jail: Ctrl-C stops it and leaves nothing behind, and so does
-    // a CLI that ends without taking it.
+    // One handler from before the runtime is spawned until `ktl build` takes the jail (never
+    // none in between: a signal that arrives as the last listener goes is lost). Ending the
+    // process at a Ctrl-C while bwrap sets the jail up would strand the jail's first process
+    // (bwrap's own limit), and the CLI is still loading: the Ctrl-C is remembered, and the
+    // build, once loaded, stops the jail and ends with 130 instead of building.
+    let entry: EarlyJail | undefined;
     const onSignal = () => {
-      takeEarlyJail(undefined).discarded?.finally(() => process.exit(130));
+      interrupted = true;
+      if (entry) entry.interrupted = true;
     };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    const release = () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    };
+    let jail: Jail;
+    try {
+      jail = await startJail({
+        options,
+        sandboxBinds: flags['sandbox-bind'] ?? [],
+        cwd,
+        settings,
+        cacheDir: ktlCacheDir(env),
+        forwardEnv: forwardedEnv(options, flags['build-arg'] ?? [], env),
+      });
+    } catch (e) {
+      release();
+      throw e;
+    }
+    // A CLI that ends without taking the jail discards it (src/index.ts); this is the last resort.
     const onExit = () => {
       jail.stop();
       jail.cleanUp({ keepOutputs: false });
     };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
     process.once('exit', onExit);
-    leaveEarlyJail({
+    entry = {
       key: commandLineKey(read.args, read.flags),
       jail,
       builder: flags.builder,
+      interrupted,
       release: () => {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
+        release();
         process.off('exit', onExit);
       },
-    });
+    };
+    leaveEarlyJail(entry);
     mark('outer: jail started early');
   } catch {
-    // The usual path reads the command line again and reports what is wrong with it.
+    // The usual path reads the command line again and reports what is wrong with it (a
+    // Ctrl-C meanwhile ends ktl, as it would have without the early start).
+    if (interrupted) process.exit(130);
   }
 }

@@ -1,3 +1,5 @@
+import { connect } from '@ktl/buildkit-client';
+import { managedCandidates } from './builder/managed';
 import Build from './commands/build';
 import BuilderDu from './commands/builder/du';
 import BuilderLs from './commands/builder/ls';
@@ -10,8 +12,6 @@ import SandboxPolicyExplain from './commands/sandbox/policy/explain';
 import SandboxPolicyFmt from './commands/sandbox/policy/fmt';
 import SandboxPolicyValidate from './commands/sandbox/policy/validate';
 import SandboxRun from './commands/sandbox/run';
-import { connect } from '@ktl/buildkit-client';
-import { managedCandidates } from './builder/managed';
 import { takeEarlyJail, waitingEarlyJail } from './sandbox/early-handoff';
 import { mark } from './timing';
 
@@ -47,7 +47,9 @@ export async function main(dir: string): Promise<void> {
     await execute({ dir });
   } finally {
     // Not taken (the command ended before it could): stopped, nothing left behind.
-    await takeEarlyJail(undefined).discarded;
+    const left = takeEarlyJail(undefined);
+    await left.discarded;
+    if (left.interrupted) process.exitCode = 130;
   }
 }
 

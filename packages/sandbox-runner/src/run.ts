@@ -6,7 +6,7 @@
  * and has PR_SET_PDEATHSIG on its runtime.
  */
 import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -96,7 +96,34 @@ export function run(
   return launch(plan);
 }
 
-function stdioFor(plan: InternalPlan): StdioOptions {
+/**
+ * bwrap reads each data descriptor (/etc/passwd, /etc/group, the seccomp program) to its end
+ * before it starts the command. Through a pipe, that end comes when this process's event loop
+ * next runs, so a caller busy right after run() (loading modules, say) would hold the jail's
+ * start-up. Each blob goes into a file instead (in a 0700 directory, unlinked at once) whose
+ * read-only descriptor the runtime inherits: it can read to the end at its own pace.
+ */
+function dataDescriptors(plan: InternalPlan): number[] {
+  if (plan.data.length === 0) return [];
+  const dir = mkdtempSync(join(tmpdir(), 'ktl-bwrap-data-'));
+  const fds: number[] = [];
+  try {
+    plan.data.forEach((bytes, i) => {
+      const file = join(dir, String(i));
+      writeFileSync(file, bytes, { mode: 0o400, flag: 'wx' });
+      fds.push(openSync(file, 'r'));
+      unlinkSync(file);
+    });
+    return fds;
+  } catch (e) {
+    for (const fd of fds) closeSync(fd);
+    throw e;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function stdioFor(plan: InternalPlan, data: readonly number[]): StdioOptions {
   const [si, so, se] = plan.options.stdio;
   const p = plan.policy;
   const map = (m: string) => (m === 'stream' ? 'pipe' : m) as 'pipe' | 'inherit' | 'ignore';
@@ -108,7 +135,8 @@ function stdioFor(plan: InternalPlan): StdioOptions {
     if (silent) out[0] = out[1] = 'ignore';
     if (silent || eff(p, 'stderr_to_null') || se === 'ignore') out[2] = 'pipe';
   }
-  const extra = plan.fds.map(() => 'pipe' as const);
+  let d = 0;
+  const extra = plan.fds.map((f) => (f.purpose === 'data' ? data[d++]! : ('pipe' as const)));
   return [...out, ...extra];
 }
 
@@ -128,7 +156,12 @@ function launch(plan: InternalPlan): SandboxProcess {
       argv = argv.map((a) => (a === CONFIG_PLACEHOLDER ? cfg : a));
     }
     if (plan.cgroups) prepareCgroups(plan.cgroups);
-    child = spawn(argv[0]!, argv.slice(1), { stdio: stdioFor(plan), env: process.env });
+    const data = dataDescriptors(plan);
+    try {
+      child = spawn(argv[0]!, argv.slice(1), { stdio: stdioFor(plan, data), env: process.env });
+    } finally {
+      for (const fd of data) closeSync(fd);
+    }
   } catch (e) {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
     return failed(e);
@@ -210,11 +243,9 @@ function launch(plan: InternalPlan): SandboxProcess {
       ctl.on('end', () => obs.bwrap.end(onPid));
     }
   }
-  plan.fds.forEach(({ fd, purpose }, i) => {
-    const s = child.stdio[fd] as Writable | undefined;
-    s?.on('error', ignore);
-    if (purpose === 'data') s?.end(Buffer.from(plan.data[i - (plan.cgroups ? 2 : 1)]!));
-  });
+  for (const { fd, purpose } of plan.fds) {
+    if (purpose !== 'data') (child.stdio[fd] as Writable | null | undefined)?.on('error', ignore);
+  }
 
   /** SIGKILL for the whole jail: its pid 1 first (race-free while bwrap has not reaped it). */
   function killJail(): void {

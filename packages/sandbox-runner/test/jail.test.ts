@@ -274,6 +274,49 @@ describe.each(['bwrap', 'nsjail'] as Runtime[])('%s', (rt) => {
     expect(markers.flatMap((m) => markerProcesses(m))).toEqual([]);
   });
 
+  t(
+    named(
+      "the jail starts while the caller is busy: files made from policy text don't wait for its event loop",
+    ),
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'ktl-busy-'));
+      const before = readdirSync(tmpdir()).filter((n) => n.startsWith('ktl-bwrap-data-'));
+      try {
+        const p = run(
+          '/bin/sh',
+          ['-c', 'cat /etc/ktl-busy > /out/seen'],
+          opts(rt, {
+            binds: [{ src: dir, dst: '/out', readonly: false }],
+            policy: {
+              mount: [
+                ...TEST_POLICY.mount!,
+                { dst: '/etc/ktl-busy', src_content: Buffer.from('made from policy text\n') },
+              ],
+            },
+          }),
+        );
+        // Synchronously busy, as a caller loading modules right after run() is: the command
+        // must get through the jail's set-up and run meanwhile (10 s at most, then give up).
+        const seen = join(dir, 'seen');
+        const deadline = Date.now() + 10_000;
+        while (!existsSync(seen) && Date.now() < deadline) {
+          // spin: no event loop turn
+        }
+        const ranWhileBusy = existsSync(seen);
+        await p;
+        expect(ranWhileBusy).toBe(true);
+        expect(readFileSync(seen, 'utf8')).toBe('made from policy text\n');
+        // The data files are gone (unlinked as soon as opened).
+        expect(readdirSync(tmpdir()).filter((n) => n.startsWith('ktl-bwrap-data-'))).toEqual(
+          before,
+        );
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    30_000,
+  );
+
   t(named('kill(): SIGTERM and SIGKILL take the whole jail down'), async () => {
     for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
       const marker = `ktl-kill-${rt}-${sig}-${process.pid}-${Date.now()}`;

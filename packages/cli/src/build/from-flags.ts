@@ -5,8 +5,12 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import {
+  resolveSandboxSettings,
+  type SandboxSettings,
+  SandboxSettingsError,
+} from '../sandbox/settings';
 import { type BuildOptions, parseBuildOptions } from './options';
-import { resolveSandboxSettings, type SandboxSettings, SandboxSettingsError } from '../sandbox/settings';
 
 /** `ktl build`'s flags as oclif hands them over (`Build.flags`). */
 export interface BuildFlags {

@@ -1,21 +1,17 @@
 import { BuildkitError, connect, formatAddress, parseAddress } from '@ktl/buildkit-client';
 import { Args, Command, Flags } from '@oclif/core';
-import { EXIT_CODE_HELP, ExitCode } from '../build/exit-codes';
 import { commandLineKey } from '../build/argv';
-import {
-  ktlCacheDir,
-  optionsFromFlags,
-  sandboxSettingsFromFlags,
-} from '../build/from-flags';
+import { EXIT_CODE_HELP, ExitCode } from '../build/exit-codes';
+import { ktlCacheDir, optionsFromFlags, sandboxSettingsFromFlags } from '../build/from-flags';
 import type { BuildOptions } from '../build/options';
 import { runBuild } from '../build/run';
 import { BuildUsageError } from '../build/usage-error';
 import { managedCandidates, START_HINT } from '../builder/managed';
 import { reportParseError } from '../parse-errors';
 import { BindPlanError } from '../sandbox/binds';
-import { SANDBOX_FAILED_EXIT } from '../sandbox/jail-paths';
 import { takeEarlyJail } from '../sandbox/early-handoff';
 import { forwardedEnv } from '../sandbox/forward-env';
+import { SANDBOX_FAILED_EXIT } from '../sandbox/jail-paths';
 import { SandboxSettingsError } from '../sandbox/settings';
 import { mark } from '../timing';
 
@@ -161,7 +157,12 @@ export default class Build extends Command {
         stderrIsTTY: process.stderr.isTTY === true,
       });
     } catch (e) {
-      await takeEarlyJail(undefined).discarded;
+      const left = takeEarlyJail(undefined);
+      await left.discarded;
+      if (left.interrupted) {
+        process.exitCode = ExitCode.INTERRUPTED;
+        return;
+      }
       if (e instanceof BuildUsageError || e instanceof SandboxSettingsError) return usage(e);
       throw e;
     }
@@ -177,6 +178,14 @@ export default class Build extends Command {
     // The jail src/early.ts started for this very command line, if any (same tick as the
     // handlers above: a Ctrl-C from here on is this command's).
     const early = takeEarlyJail(commandLineKey(args, flags));
+    if (early.interrupted) {
+      // Ctrl-C while ktl was loading: the early jail is being stopped; nothing is built.
+      await early.discarded;
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      process.exitCode = ExitCode.INTERRUPTED;
+      return;
+    }
     let jailHandedOver = false;
     const onHost = async () => {
       mark('host: build start');
@@ -199,7 +208,8 @@ export default class Build extends Command {
       if (settings.mode !== 'off' && !early.jail) {
         const { pickRuntime } = await import('../sandbox/jail');
         const picked = pickRuntime(settings, process.env);
-        if ('hostWarning' in picked) settings = { ...settings, mode: 'off', warning: picked.hostWarning };
+        if ('hostWarning' in picked)
+          settings = { ...settings, mode: 'off', warning: picked.hostWarning };
       }
       if (settings.mode === 'off') {
         if (settings.warning) stderr(`${settings.warning}\n`);

@@ -14,8 +14,10 @@ export interface EarlyJail {
   readonly jail: Jail;
   /** --builder as read early: the CLI starts finding the builder as soon as it is loaded. */
   readonly builder: string | undefined;
-  /** That search, once started (startEarlyDiscovery). */
+  /** That search, once started (src/index.ts). */
   found?: Promise<BuildkitConnection>;
+  /** Ctrl-C (or SIGTERM) came before the build took the jail: the build ends at once, 130. */
+  interrupted: boolean;
   /** Hands the jail over: the early start's signal and exit handlers are removed. */
   release(): void;
 }
@@ -41,13 +43,18 @@ export function takeEarlyJail(key: string | undefined): {
   jail?: Jail;
   found?: Promise<BuildkitConnection> | undefined;
   discarded?: Promise<void>;
+  interrupted?: boolean;
 } {
   const slot = globalThis as Slot;
   const early = slot[SLOT];
   if (!early) return {};
   slot[SLOT] = undefined;
   early.release();
-  if (key !== undefined && early.key === key) return { jail: early.jail, found: early.found };
+  if (key !== undefined && early.key === key && !early.interrupted)
+    return { jail: early.jail, found: early.found };
   const closed = early.found?.then((c) => c.close()).catch(() => {});
-  return { discarded: Promise.all([early.jail.discard(), closed]).then(() => {}) };
+  return {
+    discarded: Promise.all([early.jail.discard(), closed]).then(() => {}),
+    interrupted: early.interrupted,
+  };
 }

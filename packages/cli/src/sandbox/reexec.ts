@@ -75,7 +75,9 @@ async function buildIn(
       for (const p of jail.planned)
         b.stderr(`[sandbox] bind ${p.src} -> ${p.dst} (${p.readonly ? 'ro' : 'rw'}, ${p.why})\n`);
     jail.logTo((line) => b.stderr(`${line}\n`));
-    const authHosts = b.writeDockerConfig ? await b.writeDockerConfig(join(jail.dir, 'docker')) : [];
+    const authHosts = b.writeDockerConfig
+      ? await b.writeDockerConfig(join(jail.dir, 'docker'))
+      : [];
     mark('outer: credentials written');
     if (b.settings.logs) {
       const names = Object.keys(b.forwardEnv ?? {});
