@@ -216,9 +216,9 @@ describe.each(modes)('multi-platform ktl build %s', (mode, modeEnv, modeTest, mo
       expect(c.stderr).toMatch(
         /cannot overwrite p from linux\/(amd|arm)64 with .* split option is disabled/,
       );
-      expect(
-        readdirSync(clash, { recursive: true }).filter((n) => /ktl-partial/.test(String(n))),
-      ).toEqual([]);
+      // Nothing partial; in the sandbox the directory ktl made for the bind goes too when empty.
+      const left = existsSync(clash) ? readdirSync(clash, { recursive: true }) : [];
+      expect(left.filter((n) => /ktl-partial/.test(String(n)))).toEqual([]);
     },
     180_000,
   );
