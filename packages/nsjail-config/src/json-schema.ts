@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { policySchema } from './schema/nsjail';
 
 export function policyJsonSchema(): Record<string, unknown> {
-  return z.toJSONSchema(policySchema, {
+  return z.toJSONSchema(policySchema(), {
     unrepresentable: 'any',
     override: (ctx) => {
       const def = (ctx.zodSchema as { _zod?: { def?: { type?: string } } })._zod?.def;

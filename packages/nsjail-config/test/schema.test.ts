@@ -1,10 +1,14 @@
 import { describe, expect, test } from '@jest/globals';
+import fc from 'fast-check';
 import {
+  assertPolicy,
   type MessageDescriptor,
+  type PolicyError,
   policyDescriptor,
   policyJsonSchema,
   policySchema,
 } from '../src/index';
+import { message } from './arbitrary';
 
 function messages(
   d: MessageDescriptor,
@@ -67,12 +71,12 @@ describe('schema', () => {
   });
 
   test('the zod schema refuses what the parser refuses', () => {
-    expect(policySchema.safeParse({ mount: [{ src: '/' }] }).success).toBe(false);
-    expect(policySchema.safeParse({ time_limit: -1 }).success).toBe(false);
-    expect(policySchema.safeParse({ rlimit_as: 2n ** 64n }).success).toBe(false);
-    expect(policySchema.safeParse({ hostnme: 'x' }).success).toBe(false);
+    expect(policySchema().safeParse({ mount: [{ src: '/' }] }).success).toBe(false);
+    expect(policySchema().safeParse({ time_limit: -1 }).success).toBe(false);
+    expect(policySchema().safeParse({ rlimit_as: 2n ** 64n }).success).toBe(false);
+    expect(policySchema().safeParse({ hostnme: 'x' }).success).toBe(false);
     expect(
-      policySchema.safeParse({ mode: 'ONCE', rlimit_as: 5n, mount: [{ dst: '/' }] }).success,
+      policySchema().safeParse({ mode: 'ONCE', rlimit_as: 5n, mount: [{ dst: '/' }] }).success,
     ).toBe(true);
   });
 
@@ -85,5 +89,94 @@ describe('schema', () => {
     expect(s.properties.rlimit_as).toMatchObject({ type: 'string' });
     expect(s.properties.hostname?.description).toContain('Default: "NSJAIL"');
     expect(s.additionalProperties).toBe(false);
+  });
+});
+
+describe('assertPolicy (descriptor checks) and the zod schema agree', () => {
+  const verdicts = (p: unknown) => {
+    let ours = true;
+    try {
+      assertPolicy(p);
+    } catch (e) {
+      expect((e as PolicyError).code).toBe('E_INVALID');
+      ours = false;
+    }
+    return { ours, zod: policySchema().safeParse(p).success };
+  };
+
+  test('on valid policies (generated from the descriptors)', () => {
+    fc.assert(
+      fc.property(message(policyDescriptor), (p) => {
+        expect(verdicts(p)).toEqual({ ours: true, zod: true });
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  // A valid policy with one value replaced by something of another kind, or one key added.
+  const wrongValues = fc.constantFrom<unknown>(
+    'x',
+    '',
+    7,
+    -1,
+    1.5,
+    Number.NaN,
+    2 ** 40,
+    5n,
+    -5n,
+    2n ** 64n,
+    true,
+    null,
+    [],
+    ['x'],
+    [7],
+    {},
+    { dst: '/' },
+    new Uint8Array([1]),
+    'ONCE',
+    'NOPE',
+  );
+  test('on policies with one field broken', () => {
+    fc.assert(
+      fc.property(
+        message(policyDescriptor),
+        fc.constantFrom(...policyDescriptor.fields.map((f) => f.name), 'hostnme', '__proto__x'),
+        wrongValues,
+        (p, key, value) => {
+          const broken = { ...p, [key]: value };
+          const v = verdicts(broken);
+          expect([key, value, v.ours]).toEqual([key, value, v.zod]);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  test('inside nested messages and lists', () => {
+    for (const p of [
+      { mount: [{ src: '/' }] },
+      { mount: [{ dst: '/', is_bind: 'yes' }] },
+      { mount: [{ dst: '/' }, 'x'] },
+      { exec_bin: { path: '/bin/sh', arg: ['a', 3] } },
+      { exec_bin: {} },
+      { uidmap: [{ inside_id: '0', count: -1 }] },
+      { user_net: { nstun_rule: [{ action: 'DROP?' }] } },
+      { rlimit_as: 2n ** 64n },
+      { time_limit: -1 },
+      { mount: [{ dst: '/', extra: 1 }] },
+      { mount: [{ dst: '/', src_content: new Uint8Array([1]) }] },
+      [],
+      null,
+      'policy',
+    ]) {
+      const v = verdicts(p);
+      expect([p, v.ours]).toEqual([p, v.zod]);
+    }
+    expect(() => assertPolicy({ mount: [{ dst: '/' }, { src: '/x' }] })).toThrow(
+      'invalid policy at mount[1].dst: required field missing',
+    );
+    expect(() => assertPolicy({ hostnme: 'x' })).toThrow(
+      'invalid policy at (root): unknown field "hostnme"',
+    );
   });
 });

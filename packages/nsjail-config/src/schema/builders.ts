@@ -2,6 +2,11 @@
  * Builders that define the policy schema once: each call yields the zod schema for a field
  * *and* the protobuf facts (number, wire type, label, default) the parser, emitter, docs and
  * JSON Schema need. Nothing else in the package restates a field.
+ *
+ * The zod schemas are built on first use, not when the module loads: the parser, validator,
+ * emitter and `assertPolicy` work from the descriptors alone, and building several hundred
+ * zod schemas costs a process tens of milliseconds it may never need (a sandboxed `ktl build`
+ * starts its jail before anything asks for one).
  */
 import { z } from 'zod';
 
@@ -56,7 +61,17 @@ export const messageRegistry = new WeakMap<z.ZodType, MessageDescriptor>();
 type FieldSpecBase = Omit<FieldDescriptor, 'name' | 'jsonName' | 'schema'>;
 export interface FieldSpec<S extends z.ZodType> {
   readonly spec: FieldSpecBase;
-  readonly schema: S;
+  /** Builds the field's zod schema (once). */
+  readonly schema: () => S;
+}
+
+/** `make()` on the first call, the same value on every later one. */
+function once<T>(make: () => T): () => T {
+  let made: { value: T } | undefined;
+  return () => {
+    made ??= { value: make() };
+    return made.value;
+  };
 }
 
 const INT32_MIN = -(2 ** 31);
@@ -129,9 +144,12 @@ function optionalScalar<T extends ScalarType>(type: T) {
       description,
       ...(opts.default !== undefined ? { default: opts.default } : {}),
     },
-    schema: scalarSchema(type)
-      .describe(describeDefault(description, opts.default))
-      .optional() as z.ZodOptional<ScalarTs[T]>,
+    schema: once(
+      () =>
+        scalarSchema(type)
+          .describe(describeDefault(description, opts.default))
+          .optional() as z.ZodOptional<ScalarTs[T]>,
+    ),
   });
 }
 
@@ -141,14 +159,14 @@ function repeatedScalar<T extends ScalarType>(type: T) {
     description: string,
   ): FieldSpec<z.ZodOptional<z.ZodArray<ScalarTs[T]>>> => ({
     spec: { number, label: 'repeated', type, description },
-    schema: z.array(scalarSchema(type)).describe(description).optional(),
+    schema: once(() => z.array(scalarSchema(type)).describe(description).optional()),
   });
 }
 
 function requiredScalar<T extends ScalarType>(type: T) {
   return (number: number, description: string): FieldSpec<ScalarTs[T]> => ({
     spec: { number, label: 'required', type, description },
-    schema: scalarSchema(type).describe(`${description} Required.`) as ScalarTs[T],
+    schema: once(() => scalarSchema(type).describe(`${description} Required.`) as ScalarTs[T]),
   });
 }
 
@@ -179,7 +197,7 @@ export const field = {
         enum: en.descriptor,
         ...(opts.default !== undefined ? { default: opts.default } : {}),
       },
-      schema: en.schema.describe(describeDefault(description, opts.default)).optional(),
+      schema: once(() => en.schema.describe(describeDefault(description, opts.default)).optional()),
     };
   },
   message<S extends z.ZodType>(
@@ -189,7 +207,7 @@ export const field = {
   ): FieldSpec<z.ZodOptional<S>> {
     return {
       spec: { number, label: 'optional', type: 'message', description, message: msg.descriptor },
-      schema: msg.schema.describe(description).optional() as z.ZodOptional<S>,
+      schema: once(() => msg.schema.describe(description).optional() as z.ZodOptional<S>),
     };
   },
   repeatedMessage<S extends z.ZodType>(
@@ -199,7 +217,7 @@ export const field = {
   ): FieldSpec<z.ZodOptional<z.ZodArray<S>>> {
     return {
       spec: { number, label: 'repeated', type: 'message', description, message: msg.descriptor },
-      schema: z.array(msg.schema).describe(description).optional(),
+      schema: once(() => z.array(msg.schema).describe(description).optional()),
     };
   },
 };
@@ -228,7 +246,13 @@ export function defineEnum<const V extends readonly [string, ...string[]]>(
     byName: new Map(vals.map((v) => [v.name, v])),
     byNumber: new Map(vals.map((v) => [v.number, v])),
   };
-  return { descriptor, schema: z.enum(names).describe(description) as EnumDef<V>['schema'] };
+  const schema = once(() => z.enum(names).describe(description) as EnumDef<V>['schema']);
+  return {
+    descriptor,
+    get schema() {
+      return schema();
+    },
+  };
 }
 
 export interface MessageDef<S extends z.ZodType> {
@@ -240,9 +264,13 @@ function lowerCamel(name: string): string {
   return name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
-type ShapeOf<F extends Record<string, { schema: z.ZodType }>> = { [K in keyof F]: F[K]['schema'] };
+type ShapeOf<F extends Record<string, { schema: () => z.ZodType }>> = {
+  [K in keyof F]: ReturnType<F[K]['schema']>;
+};
 
-export function defineMessage<F extends Record<string, { spec: FieldSpecBase; schema: z.ZodType }>>(
+export function defineMessage<
+  F extends Record<string, { spec: FieldSpecBase; schema: () => z.ZodType }>,
+>(
   fullName: string,
   description: string,
   fields: F,
@@ -250,17 +278,22 @@ export function defineMessage<F extends Record<string, { spec: FieldSpecBase; sc
 export function defineMessage(
   fullName: string,
   description: string,
-  fields: Record<string, { spec: FieldSpecBase; schema: z.ZodType }>,
+  fields: Record<string, { spec: FieldSpecBase; schema: () => z.ZodType }>,
 ): { descriptor: MessageDescriptor; schema: z.ZodType } {
-  const shape: Record<string, z.ZodType> = {};
-  for (const [k, f] of Object.entries(fields)) shape[k] = f.schema;
-  const schema: z.ZodType = z.strictObject(shape).describe(description);
-  const list: FieldDescriptor[] = Object.entries(fields).map(([name, f]) => ({
-    ...f.spec,
-    name,
-    jsonName: lowerCamel(name),
-    schema: f.schema,
-  }));
+  const list: FieldDescriptor[] = Object.entries(fields).map(
+    ([name, f]) =>
+      Object.defineProperty({ ...f.spec, name, jsonName: lowerCamel(name) }, 'schema', {
+        get: f.schema,
+        enumerable: true,
+      }) as FieldDescriptor,
+  );
+  const schema = once(() => {
+    const shape: Record<string, z.ZodType> = {};
+    for (const [k, f] of Object.entries(fields)) shape[k] = f.schema();
+    const built: z.ZodType = z.strictObject(shape).describe(description);
+    messageRegistry.set(built, descriptor);
+    return built;
+  });
   const descriptor: MessageDescriptor = {
     name: fullName.split('.').pop() ?? fullName,
     fullName,
@@ -268,8 +301,14 @@ export function defineMessage(
     fields: list,
     byName: new Map(list.map((f) => [f.name, f])),
     byJsonName: new Map(list.map((f) => [f.jsonName, f])),
-    schema,
+    get schema() {
+      return schema();
+    },
   };
-  messageRegistry.set(schema, descriptor);
-  return { descriptor, schema };
+  return {
+    descriptor,
+    get schema() {
+      return schema();
+    },
+  };
 }

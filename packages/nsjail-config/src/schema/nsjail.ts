@@ -506,6 +506,7 @@ export type NstunRule = z.infer<typeof NstunRule.schema>;
 export type TrafficRule = z.infer<typeof TrafficRule.schema>;
 export type RLimitType = z.infer<typeof RLimitType.schema>;
 
-/** The policy schema (zod): use `.parse()` to check a policy built in code. */
-export const policySchema = NsJailConfig.schema;
+/** The policy schema (zod), built on first call (see builders.ts): `.parse()` checks a policy
+ * built in code the way `assertPolicy` does. */
+export const policySchema = (): typeof NsJailConfig.schema => NsJailConfig.schema;
 export const policyDescriptor = NsJailConfig.descriptor;
