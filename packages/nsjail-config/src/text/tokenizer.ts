@@ -245,9 +245,37 @@ export interface DecodedString {
   offsets: number[];
 }
 
+const SIMPLE_ESCAPES: Record<string, number> = {
+  a: 7,
+  b: 8,
+  f: 12,
+  n: 10,
+  r: 13,
+  t: 9,
+  v: 11,
+  '\\': 92,
+  '?': 63,
+  "'": 39,
+  '"': 34,
+};
+
+/** UTF-8 of one code point (a lone surrogate as U+FFFD, as TextEncoder writes it). */
 function pushUtf8(out: DecodedString, cp: number, offset: number): void {
-  const enc = new TextEncoder().encode(String.fromCodePoint(cp));
-  for (const b of enc) {
+  if (cp >= 0xd800 && cp <= 0xdfff) cp = 0xfffd;
+  const bytes =
+    cp < 0x80
+      ? [cp]
+      : cp < 0x800
+        ? [0xc0 | (cp >> 6), 0x80 | (cp & 0x3f)]
+        : cp < 0x10000
+          ? [0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f)]
+          : [
+              0xf0 | (cp >> 18),
+              0x80 | ((cp >> 12) & 0x3f),
+              0x80 | ((cp >> 6) & 0x3f),
+              0x80 | (cp & 0x3f),
+            ];
+  for (const b of bytes) {
     out.bytes.push(b);
     out.offsets.push(offset);
   }
@@ -279,21 +307,8 @@ export function decodeString(token: Token, latin1: boolean, out: DecodedString):
       continue;
     }
     const e = s[i + 1]!;
-    const simple: Record<string, number> = {
-      a: 7,
-      b: 8,
-      f: 12,
-      n: 10,
-      r: 13,
-      t: 9,
-      v: 11,
-      '\\': 92,
-      '?': 63,
-      "'": 39,
-      '"': 34,
-    };
-    if (e in simple) {
-      out.bytes.push(simple[e]!);
+    if (Object.hasOwn(SIMPLE_ESCAPES, e)) {
+      out.bytes.push(SIMPLE_ESCAPES[e]!);
       out.offsets.push(off);
       i += 2;
     } else if (e >= '0' && e <= '7') {
