@@ -44,11 +44,11 @@ export {
   type NsJailConfig,
   type NstunRule,
   policyDescriptor,
-  policySchema,
   type RLimitType,
   type TrafficRule,
   type UserNet,
 } from './schema/nsjail';
+export { policySchema } from './schema/zod';
 export { type SeccompText, seccompText } from './seccomp';
 export type { FieldSpan, PolicySource } from './source';
 export { CAPABILITIES, type ValidateOptions, validatePolicy } from './validate';

@@ -1,6 +1,6 @@
 /** JSON Schema of the policy (its ProtoJSON-ish object form), for editors. */
 import { z } from 'zod';
-import { policySchema } from './schema/nsjail';
+import { policySchema } from './schema/zod';
 
 export function policyJsonSchema(): Record<string, unknown> {
   return z.toJSONSchema(policySchema(), {

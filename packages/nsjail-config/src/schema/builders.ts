@@ -1,14 +1,15 @@
 /**
- * Builders that define the policy schema once: each call yields the zod schema for a field
- * *and* the protobuf facts (number, wire type, label, default) the parser, emitter, docs and
- * JSON Schema need. Nothing else in the package restates a field.
+ * Builders that define the policy schema once: each call yields the protobuf facts of a field
+ * (number, wire type, label, default, description) that the parser, emitter, validator, docs
+ * and the zod schema (schema/zod.ts, built from these descriptors) need, and, as a type only,
+ * the field's zod type, from which the policy's TypeScript types are inferred. Nothing else in
+ * the package restates a field.
  *
- * The zod schemas are built on first use, not when the module loads: the parser, validator,
- * emitter and `assertPolicy` work from the descriptors alone, and building several hundred
- * zod schemas costs a process tens of milliseconds it may never need (a sandboxed `ktl build`
- * starts its jail before anything asks for one).
+ * No zod at run time here: loading zod and building several hundred schemas costs a process
+ * tens of milliseconds it may never need (a sandboxed `ktl build` plans its jail with these
+ * descriptors before anything else loads). policySchema() builds the zod schema on demand.
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 
 export type ScalarType = 'string' | 'bytes' | 'bool' | 'int32' | 'uint32' | 'int64' | 'uint64';
 export type FieldLabel = 'optional' | 'required' | 'repeated';
@@ -41,7 +42,6 @@ export interface FieldDescriptor {
   readonly default?: DefaultValue;
   readonly enum?: EnumDescriptor;
   readonly message?: MessageDescriptor;
-  readonly schema: z.ZodType;
 }
 
 export interface MessageDescriptor {
@@ -52,26 +52,13 @@ export interface MessageDescriptor {
   readonly fields: readonly FieldDescriptor[];
   readonly byName: ReadonlyMap<string, FieldDescriptor>;
   readonly byJsonName: ReadonlyMap<string, FieldDescriptor>;
-  readonly schema: z.ZodType;
 }
 
-/** Maps a zod schema built here back to the message it describes. */
-export const messageRegistry = new WeakMap<z.ZodType, MessageDescriptor>();
-
-type FieldSpecBase = Omit<FieldDescriptor, 'name' | 'jsonName' | 'schema'>;
+type FieldSpecBase = Omit<FieldDescriptor, 'name' | 'jsonName'>;
 export interface FieldSpec<S extends z.ZodType> {
   readonly spec: FieldSpecBase;
-  /** Builds the field's zod schema (once). */
-  readonly schema: () => S;
-}
-
-/** `make()` on the first call, the same value on every later one. */
-function once<T>(make: () => T): () => T {
-  let made: { value: T } | undefined;
-  return () => {
-    made ??= { value: make() };
-    return made.value;
-  };
+  /** Type only (never set): the field's zod type, for z.infer. */
+  readonly schema?: S;
 }
 
 const INT32_MIN = -(2 ** 31);
@@ -88,29 +75,6 @@ export const SCALAR_RANGES = {
   uint64: [0n, UINT64_MAX],
 } as const;
 
-function scalarSchema<T extends ScalarType>(type: T): ScalarTs[T] {
-  return anyScalar(type) as unknown as ScalarTs[T];
-}
-
-function anyScalar(type: ScalarType): z.ZodType {
-  switch (type) {
-    case 'string':
-      return z.string();
-    case 'bytes':
-      return z.instanceof(Uint8Array);
-    case 'bool':
-      return z.boolean();
-    case 'int32':
-      return z.number().int().min(INT32_MIN).max(INT32_MAX);
-    case 'uint32':
-      return z.number().int().min(0).max(UINT32_MAX);
-    case 'int64':
-      return z.bigint().min(INT64_MIN).max(INT64_MAX);
-    case 'uint64':
-      return z.bigint().min(0n).max(UINT64_MAX);
-  }
-}
-
 type ScalarTs = {
   string: z.ZodString;
   bytes: z.ZodCustom<Uint8Array, Uint8Array>;
@@ -125,7 +89,8 @@ interface ScalarOpts<D> {
   default?: D;
 }
 
-function describeDefault(description: string, def: DefaultValue | undefined): string {
+/** A field's description with its default, as the zod schema and the JSON Schema show it. */
+export function describeDefault(description: string, def: DefaultValue | undefined): string {
   if (def === undefined) return description;
   const shown = typeof def === 'string' && def !== '' ? JSON.stringify(def) : String(def);
   return `${description} Default: ${def === '' ? '""' : shown}.`;
@@ -144,12 +109,6 @@ function optionalScalar<T extends ScalarType>(type: T) {
       description,
       ...(opts.default !== undefined ? { default: opts.default } : {}),
     },
-    schema: once(
-      () =>
-        scalarSchema(type)
-          .describe(describeDefault(description, opts.default))
-          .optional() as z.ZodOptional<ScalarTs[T]>,
-    ),
   });
 }
 
@@ -159,14 +118,12 @@ function repeatedScalar<T extends ScalarType>(type: T) {
     description: string,
   ): FieldSpec<z.ZodOptional<z.ZodArray<ScalarTs[T]>>> => ({
     spec: { number, label: 'repeated', type, description },
-    schema: once(() => z.array(scalarSchema(type)).describe(description).optional()),
   });
 }
 
 function requiredScalar<T extends ScalarType>(type: T) {
   return (number: number, description: string): FieldSpec<ScalarTs[T]> => ({
     spec: { number, label: 'required', type, description },
-    schema: once(() => scalarSchema(type).describe(`${description} Required.`) as ScalarTs[T]),
   });
 }
 
@@ -197,7 +154,6 @@ export const field = {
         enum: en.descriptor,
         ...(opts.default !== undefined ? { default: opts.default } : {}),
       },
-      schema: once(() => en.schema.describe(describeDefault(description, opts.default)).optional()),
     };
   },
   message<S extends z.ZodType>(
@@ -207,7 +163,6 @@ export const field = {
   ): FieldSpec<z.ZodOptional<S>> {
     return {
       spec: { number, label: 'optional', type: 'message', description, message: msg.descriptor },
-      schema: once(() => msg.schema.describe(description).optional() as z.ZodOptional<S>),
     };
   },
   repeatedMessage<S extends z.ZodType>(
@@ -217,14 +172,14 @@ export const field = {
   ): FieldSpec<z.ZodOptional<z.ZodArray<S>>> {
     return {
       spec: { number, label: 'repeated', type: 'message', description, message: msg.descriptor },
-      schema: once(() => z.array(msg.schema).describe(description).optional()),
     };
   },
 };
 
 export interface EnumDef<V extends readonly [string, ...string[]]> {
   readonly descriptor: EnumDescriptor;
-  readonly schema: z.ZodEnum<{ [K in V[number]]: K }>;
+  /** Type only (never set): the enum's zod type, for z.infer. */
+  readonly schema?: z.ZodEnum<{ [K in V[number]]: K }>;
 }
 
 /** An enum whose values are `[name, number, description]` in declaration order. */
@@ -246,30 +201,25 @@ export function defineEnum<const V extends readonly [string, ...string[]]>(
     byName: new Map(vals.map((v) => [v.name, v])),
     byNumber: new Map(vals.map((v) => [v.number, v])),
   };
-  const schema = once(() => z.enum(names).describe(description) as EnumDef<V>['schema']);
-  return {
-    descriptor,
-    get schema() {
-      return schema();
-    },
-  };
+  return { descriptor };
 }
 
 export interface MessageDef<S extends z.ZodType> {
   readonly descriptor: MessageDescriptor;
-  readonly schema: S;
+  /** Type only (never set): the message's zod type, for z.infer. */
+  readonly schema?: S;
 }
 
 function lowerCamel(name: string): string {
   return name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
-type ShapeOf<F extends Record<string, { schema: () => z.ZodType }>> = {
-  [K in keyof F]: ReturnType<F[K]['schema']>;
+type ShapeOf<F extends Record<string, { schema?: z.ZodType }>> = {
+  [K in keyof F]: NonNullable<F[K]['schema']>;
 };
 
 export function defineMessage<
-  F extends Record<string, { spec: FieldSpecBase; schema: () => z.ZodType }>,
+  F extends Record<string, { spec: FieldSpecBase; schema?: z.ZodType }>,
 >(
   fullName: string,
   description: string,
@@ -278,22 +228,13 @@ export function defineMessage<
 export function defineMessage(
   fullName: string,
   description: string,
-  fields: Record<string, { spec: FieldSpecBase; schema: () => z.ZodType }>,
-): { descriptor: MessageDescriptor; schema: z.ZodType } {
-  const list: FieldDescriptor[] = Object.entries(fields).map(
-    ([name, f]) =>
-      Object.defineProperty({ ...f.spec, name, jsonName: lowerCamel(name) }, 'schema', {
-        get: f.schema,
-        enumerable: true,
-      }) as FieldDescriptor,
-  );
-  const schema = once(() => {
-    const shape: Record<string, z.ZodType> = {};
-    for (const [k, f] of Object.entries(fields)) shape[k] = f.schema();
-    const built: z.ZodType = z.strictObject(shape).describe(description);
-    messageRegistry.set(built, descriptor);
-    return built;
-  });
+  fields: Record<string, { spec: FieldSpecBase }>,
+): { descriptor: MessageDescriptor } {
+  const list: FieldDescriptor[] = Object.entries(fields).map(([name, f]) => ({
+    ...f.spec,
+    name,
+    jsonName: lowerCamel(name),
+  }));
   const descriptor: MessageDescriptor = {
     name: fullName.split('.').pop() ?? fullName,
     fullName,
@@ -301,14 +242,6 @@ export function defineMessage(
     fields: list,
     byName: new Map(list.map((f) => [f.name, f])),
     byJsonName: new Map(list.map((f) => [f.jsonName, f])),
-    get schema() {
-      return schema();
-    },
   };
-  return {
-    descriptor,
-    get schema() {
-      return schema();
-    },
-  };
+  return { descriptor };
 }

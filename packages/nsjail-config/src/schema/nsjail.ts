@@ -497,16 +497,13 @@ export const NsJailConfig = defineMessage('nsjail.NsJailConfig', 'An nsjail sand
   exec_bin: field.message(98, Exe, 'The program to run when none follows `--`.'),
 });
 
-export type NsJailConfig = z.infer<typeof NsJailConfig.schema>;
-export type MountPt = z.infer<typeof MountPt.schema>;
-export type IdMap = z.infer<typeof IdMap.schema>;
-export type Exe = z.infer<typeof Exe.schema>;
-export type UserNet = z.infer<typeof UserNet.schema>;
-export type NstunRule = z.infer<typeof NstunRule.schema>;
-export type TrafficRule = z.infer<typeof TrafficRule.schema>;
-export type RLimitType = z.infer<typeof RLimitType.schema>;
+export type NsJailConfig = z.infer<NonNullable<typeof NsJailConfig.schema>>;
+export type MountPt = z.infer<NonNullable<typeof MountPt.schema>>;
+export type IdMap = z.infer<NonNullable<typeof IdMap.schema>>;
+export type Exe = z.infer<NonNullable<typeof Exe.schema>>;
+export type UserNet = z.infer<NonNullable<typeof UserNet.schema>>;
+export type NstunRule = z.infer<NonNullable<typeof NstunRule.schema>>;
+export type TrafficRule = z.infer<NonNullable<typeof TrafficRule.schema>>;
+export type RLimitType = z.infer<NonNullable<typeof RLimitType.schema>>;
 
-/** The policy schema (zod), built on first call (see builders.ts): `.parse()` checks a policy
- * built in code the way `assertPolicy` does. */
-export const policySchema = (): typeof NsJailConfig.schema => NsJailConfig.schema;
 export const policyDescriptor = NsJailConfig.descriptor;
