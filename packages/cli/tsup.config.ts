@@ -1,4 +1,7 @@
-import { defineConfig } from 'tsup';
+import { createRequire } from 'node:module';
+import { defineConfig, type Options } from 'tsup';
+
+type Plugin = NonNullable<Options['esbuildPlugins']>[number];
 
 // Every ktl process pays its start-up, so the CLI ships as self-contained CommonJS bundles
 // (dependencies inlined: no module resolution over hundreds of files) that dist/boot.cjs
@@ -24,6 +27,27 @@ const bundle = {
   },
 };
 
+// The workspace packages from their sources (their dist files are single modules whose top
+// level loads grpc-js and the generated clients): with `sideEffects: false`, only the modules a
+// bundle uses end up in it.
+const SOURCES = {
+  '@ktl/buildkit-client': '../buildkit-client/src/index.ts',
+  '@ktl/nsjail-config': '../nsjail-config/src/index.ts',
+  '@ktl/sandbox-runner': '../sandbox-runner/src/index.ts',
+};
+
+// @grpc/grpc-js is CommonJS without a `sideEffects` field, so esbuild keeps every import of it
+// even when nothing imported is used; loading it has no effect anyone relies on.
+const grpcWithoutSideEffects: Plugin = {
+  name: 'grpc-without-side-effects',
+  setup(build) {
+    build.onResolve({ filter: /^@grpc\/grpc-js$/ }, (args) => ({
+      path: createRequire(args.importer).resolve(args.path),
+      sideEffects: false,
+    }));
+  },
+};
+
 export default defineConfig([
   {
     ...bundle,
@@ -42,9 +66,17 @@ export default defineConfig([
   },
   {
     ...bundle,
-    // The jailed half of a sandboxed build: it only serves the build session.
+    // The jailed half of a sandboxed build: it only serves the build session. From the
+    // workspace's sources, so that what it does not use stays out: no gRPC client is made in
+    // the jail (the session is the engine's /session upgrade), so @grpc/grpc-js, whose import
+    // alone costs the jail's start-up ~20 ms, is dropped once nothing uses it.
     entry: { inner: 'src/inner.ts' },
     noExternal: [/.*/],
+    esbuildOptions(o) {
+      bundle.esbuildOptions(o);
+      o.alias = SOURCES;
+    },
+    esbuildPlugins: [grpcWithoutSideEffects],
   },
   {
     ...bundle,
@@ -53,16 +85,9 @@ export default defineConfig([
     entry: { early: 'src/early.ts' },
     noExternal: [/.*/],
     loader: { '.cfg': 'text' },
-    // The workspace packages from their sources (their dist files are single modules whose
-    // top level loads grpc-js and the generated clients): with `sideEffects: false`, only the
-    // modules the early start uses end up in it.
     esbuildOptions(o) {
       bundle.esbuildOptions(o);
-      o.alias = {
-        '@ktl/buildkit-client': '../buildkit-client/src/index.ts',
-        '@ktl/nsjail-config': '../nsjail-config/src/index.ts',
-        '@ktl/sandbox-runner': '../sandbox-runner/src/index.ts',
-      };
+      o.alias = SOURCES;
     },
   },
   {

@@ -38,7 +38,7 @@ export async function main(dir: string): Promise<void> {
   // A jail started early (src/early.ts) for `ktl build`: its builder is looked for while oclif
   // loads and parses; the build takes both if oclif reads the command line the same way.
   const early = waitingEarlyJail();
-  if (early && !early.found) {
+  if (early && !early.found && process.env.XX_NO_EARLY_DISCOVERY !== '1') {
     early.found = connect(early.builder, { preferred: managedCandidates(process.env) });
     early.found.catch(() => {}); // reported by the build that takes it
   }

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   type CredentialStore,
-  connect,
+  connectForSession,
   loadDockerConfig,
   serveDockerfileSession,
 } from '@ktl/buildkit-client';
@@ -138,7 +138,8 @@ async function serve(): Promise<number> {
     } catch (e) {
       stderr(`WARNING: ${(e as Error).message}; registry requests go unauthenticated\n`);
     }
-    const conn = await connect(spec.gateway, { verify: false, engineGrpc: 'upgrade', env: {} });
+    // Sessions only (the Solve goes out from the outer ktl): through the gateway's /session.
+    const conn = await connectForSession(spec.gateway);
     const session = await serveDockerfileSession(
       conn,
       spec.sessionId,

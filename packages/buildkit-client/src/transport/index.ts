@@ -32,7 +32,8 @@ export {
   pushThroughEngine,
   registryAuthHeader,
 } from './engine-push';
-export type { SessionHandshake } from './session-stream';
+export type { SessionHandshake } from './session-headers';
+export { connectForSession, type SessionConnection } from './session-only';
 export type { TlsOptions } from './upgrade';
 
 /**

@@ -4997,7 +4997,7 @@ export interface ControlClient extends Client {
   ): ClientReadableStream<BuildHistoryEvent>;
 }
 
-export const ControlClient = makeGenericClientConstructor(ControlService, "moby.buildkit.v1.Control") as unknown as {
+export const ControlClient = /* @__PURE__ */ makeGenericClientConstructor(ControlService, "moby.buildkit.v1.Control") as unknown as {
   new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): ControlClient;
   service: typeof ControlService;
   serviceName: string;

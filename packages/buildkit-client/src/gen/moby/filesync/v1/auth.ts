@@ -896,7 +896,7 @@ export interface AuthClient extends Client {
   ): ClientUnaryCall;
 }
 
-export const AuthClient = makeGenericClientConstructor(AuthService, "moby.filesync.v1.Auth") as unknown as {
+export const AuthClient = /* @__PURE__ */ makeGenericClientConstructor(AuthService, "moby.filesync.v1.Auth") as unknown as {
   new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): AuthClient;
   service: typeof AuthService;
   serviceName: string;

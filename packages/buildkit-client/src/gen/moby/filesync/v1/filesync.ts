@@ -137,7 +137,7 @@ export interface FileSyncClient extends Client {
   tarStream(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<Packet, Packet>;
 }
 
-export const FileSyncClient = makeGenericClientConstructor(FileSyncService, "moby.filesync.v1.FileSync") as unknown as {
+export const FileSyncClient = /* @__PURE__ */ makeGenericClientConstructor(FileSyncService, "moby.filesync.v1.FileSync") as unknown as {
   new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): FileSyncClient;
   service: typeof FileSyncService;
   serviceName: string;
@@ -166,7 +166,7 @@ export interface FileSendClient extends Client {
   diffCopy(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<BytesMessage, BytesMessage>;
 }
 
-export const FileSendClient = makeGenericClientConstructor(FileSendService, "moby.filesync.v1.FileSend") as unknown as {
+export const FileSendClient = /* @__PURE__ */ makeGenericClientConstructor(FileSendService, "moby.filesync.v1.FileSend") as unknown as {
   new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): FileSendClient;
   service: typeof FileSendService;
   serviceName: string;

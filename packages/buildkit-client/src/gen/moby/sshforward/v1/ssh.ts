@@ -275,7 +275,7 @@ export interface SSHClient extends Client {
   forwardAgent(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<BytesMessage, BytesMessage>;
 }
 
-export const SSHClient = makeGenericClientConstructor(SSHService, "moby.sshforward.v1.SSH") as unknown as {
+export const SSHClient = /* @__PURE__ */ makeGenericClientConstructor(SSHService, "moby.sshforward.v1.SSH") as unknown as {
   new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): SSHClient;
   service: typeof SSHService;
   serviceName: string;

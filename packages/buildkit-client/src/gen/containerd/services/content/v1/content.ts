@@ -2297,7 +2297,7 @@ export interface ContentClient extends Client {
   ): ClientUnaryCall;
 }
 
-export const ContentClient = makeGenericClientConstructor(
+export const ContentClient = /* @__PURE__ */ makeGenericClientConstructor(
   ContentService,
   "containerd.services.content.v1.Content",
 ) as unknown as {

@@ -341,7 +341,7 @@ export interface SecretsClient extends Client {
   ): ClientUnaryCall;
 }
 
-export const SecretsClient = makeGenericClientConstructor(
+export const SecretsClient = /* @__PURE__ */ makeGenericClientConstructor(
   SecretsService,
   "moby.buildkit.secrets.v1.Secrets",
 ) as unknown as {
