@@ -27,14 +27,10 @@ const bundle = {
   },
 };
 
-// The workspace packages from their sources (their dist files are single modules whose top
-// level loads grpc-js and the generated clients): with `sideEffects: false`, only the modules a
-// bundle uses end up in it.
-const SOURCES = {
-  '@ktl/buildkit-client': '../buildkit-client/src/index.ts',
-  '@ktl/nsjail-config': '../nsjail-config/src/index.ts',
-  '@ktl/sandbox-runner': '../sandbox-runner/src/index.ts',
-};
+// The workspace packages from their sources, through the `ktl-source` condition of their
+// exports (their dist files are single modules whose top level loads grpc-js and the generated
+// clients): with `sideEffects: false`, only the modules a bundle uses end up in it.
+const FROM_SOURCES = ['ktl-source'];
 
 // @grpc/grpc-js is CommonJS without a `sideEffects` field, so esbuild keeps every import of it
 // even when nothing imported is used; loading it has no effect anyone relies on.
@@ -74,7 +70,7 @@ export default defineConfig([
     noExternal: [/.*/],
     esbuildOptions(o) {
       bundle.esbuildOptions(o);
-      o.alias = SOURCES;
+      o.conditions = FROM_SOURCES;
     },
     esbuildPlugins: [grpcWithoutSideEffects],
   },
@@ -87,7 +83,7 @@ export default defineConfig([
     loader: { '.cfg': 'text' },
     esbuildOptions(o) {
       bundle.esbuildOptions(o);
-      o.alias = SOURCES;
+      o.conditions = FROM_SOURCES;
     },
   },
   {

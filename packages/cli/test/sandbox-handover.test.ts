@@ -15,7 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
 import { parseBuildOptions } from '../src/build/options';
-import { forwardedEnv, registryHosts, writeJailDockerConfig } from '../src/sandbox/handover';
+import { forwardedEnv } from '../src/sandbox/forward-env';
+import { registryHosts, writeJailDockerConfig } from '../src/sandbox/handover';
 
 const dir = mkdtempSync(join(tmpdir(), 'ktl-handover-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -5,6 +5,8 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import type { Interfaces } from '@oclif/core';
+import type Build from '../commands/build';
 import {
   resolveSandboxSettings,
   type SandboxSettings,
@@ -12,42 +14,12 @@ import {
 } from '../sandbox/settings';
 import { type BuildOptions, parseBuildOptions } from './options';
 
-/** `ktl build`'s flags as oclif hands them over (`Build.flags`). */
-export interface BuildFlags {
-  readonly file?: string | undefined;
-  readonly tag?: string[] | undefined;
-  readonly 'build-arg'?: string[] | undefined;
-  readonly target?: string | undefined;
-  readonly platform?: string[] | undefined;
-  readonly attest?: string[] | undefined;
-  readonly provenance?: string | undefined;
-  readonly sbom?: string | undefined;
-  readonly label?: string[] | undefined;
-  readonly 'no-cache'?: boolean | undefined;
-  readonly pull?: boolean | undefined;
-  readonly 'build-context'?: string[] | undefined;
-  readonly secret?: string[] | undefined;
-  readonly ssh?: string[] | undefined;
-  readonly network?: string | undefined;
-  readonly allow?: string[] | undefined;
-  readonly 'add-host'?: string[] | undefined;
-  readonly output?: string[] | undefined;
-  readonly 'cache-from'?: string[] | undefined;
-  readonly 'cache-to'?: string[] | undefined;
-  readonly load?: boolean | undefined;
-  readonly push?: boolean | undefined;
-  readonly progress?: string | undefined;
-  readonly quiet?: boolean | undefined;
-  readonly builder?: string | undefined;
-  readonly iidfile?: string | undefined;
-  readonly 'metadata-file'?: string | undefined;
-  readonly sandbox?: boolean | undefined;
-  readonly 'sandbox-config'?: string | undefined;
-  readonly 'sandbox-runtime'?: string | undefined;
-  readonly 'sandbox-logs'?: boolean | undefined;
-  readonly 'sandbox-bind'?: string[] | undefined;
-  readonly hermetic?: boolean | undefined;
-}
+/**
+ * `ktl build`'s flags as oclif hands them over, from `Build.flags` itself (type only: nothing
+ * of oclif or the command is loaded here). Partial: the early reader (argv.ts) leaves out what
+ * the command line does not give, as oclif does for flags without a default.
+ */
+export type BuildFlags = Partial<Interfaces.InferredFlags<(typeof Build)['flags']>>;
 
 export interface BuildProcess {
   cwd: string;

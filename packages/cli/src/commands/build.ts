@@ -1,4 +1,10 @@
-import { BuildkitError, connect, formatAddress, parseAddress } from '@ktl/buildkit-client';
+import {
+  type BuildkitConnection,
+  BuildkitError,
+  connect,
+  formatAddress,
+  parseAddress,
+} from '@ktl/buildkit-client';
 import { Args, Command, Flags } from '@oclif/core';
 import { commandLineKey } from '../build/argv';
 import { EXIT_CODE_HELP, ExitCode } from '../build/exit-codes';
@@ -14,6 +20,10 @@ import { forwardedEnv } from '../sandbox/forward-env';
 import { SANDBOX_FAILED_EXIT } from '../sandbox/jail-paths';
 import { SandboxSettingsError } from '../sandbox/settings';
 import { mark } from '../timing';
+
+/** Closes a connection that may never have been made (its failure was reported elsewhere). */
+const closeConnection = (found: Promise<BuildkitConnection>) =>
+  found.then((c) => c.close()).catch(() => {});
 
 // Repeatable flags take one value per occurrence (`--platform a --platform b`, or a comma
 // list where the flag allows one), as docker's do: a later bare word is the CONTEXT argument,
@@ -187,6 +197,9 @@ export default class Build extends Command {
       return;
     }
     let jailHandedOver = false;
+    // The connection that finds the builder: opened by the early start or by the sandboxed
+    // path below, closed at the end either way.
+    let finding: Promise<BuildkitConnection> | undefined = early.found;
     const onHost = async () => {
       mark('host: build start');
       const out = await runBuild(options, {
@@ -200,7 +213,6 @@ export default class Build extends Command {
       mark('host: build done');
       return out.exitCode;
     };
-    let closeFound: (() => Promise<void>) | undefined;
     try {
       await early.discarded;
       let settings = sandboxSettingsFromFlags(flags, process.env);
@@ -219,10 +231,9 @@ export default class Build extends Command {
       mark('outer: options parsed');
       // The builder is found while the sandbox starts (the jail's start-up is the longest
       // step); the connection made to find it sends the Solve.
-      const found =
-        early.found ?? connect(flags.builder, { preferred: managedCandidates(process.env) });
+      finding ??= connect(flags.builder, { preferred: managedCandidates(process.env) });
+      const found = finding;
       found.catch(() => {}); // awaited by runBuildInSandbox; a failure surfaces there
-      closeFound = () => found.then((c) => c.close()).catch(() => {});
       const upstream = found.then((conn) => parseAddress(conn.address));
       const [{ runBuildInSandbox }, { writeJailDockerConfig }] = await Promise.all([
         import('../sandbox/reexec'),
@@ -284,12 +295,9 @@ export default class Build extends Command {
       }
       throw e;
     } finally {
-      if (!jailHandedOver) {
-        await early.jail?.discard();
-        await early.found?.then((c) => c.close()).catch(() => {});
-      }
+      if (!jailHandedOver) await early.jail?.discard();
       // runBuild closes it after the Solve; this covers a sandbox that failed before that.
-      await closeFound?.();
+      if (finding) await closeConnection(finding);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     }

@@ -12,8 +12,6 @@ import { join } from 'node:path';
 import { type CredentialStore, loadDockerConfig, parseImageName } from '@ktl/buildkit-client';
 import type { BuildOptions } from '../build/options';
 
-export { forwardedEnv } from './forward-env';
-
 /** Registry hosts the build may talk to that credentials could exist for. */
 export function registryHosts(o: BuildOptions, store: CredentialStore): string[] {
   const hosts = new Set(store.hosts ?? []);

@@ -40,22 +40,17 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
   mark('outer: sandbox start');
   // Loaded only when needed: the policy and runner modules are not small.
   const jail = b.jail ?? (await (await import('./jail')).startJail(b));
-  let keepOutputs = false;
+  let code: number | undefined;
   try {
-    return await buildIn(jail, b, (ok) => {
-      keepOutputs = ok;
-    });
+    code = await buildIn(jail, b);
+    return code;
   } finally {
     // A build that failed leaves no empty output directory made for its binds.
-    jail.cleanUp({ keepOutputs });
+    jail.cleanUp({ keepOutputs: code === 0 });
   }
 }
 
-async function buildIn(
-  jail: Jail,
-  b: SandboxedBuild,
-  setOutcome: (ok: boolean) => void,
-): Promise<number> {
+async function buildIn(jail: Jail, b: SandboxedBuild): Promise<number> {
   // The jail gets the build session and nothing else of the builder: the Solve is sent from
   // out here, built from the validated command line.
   const gateway = await startGateway({
@@ -173,7 +168,6 @@ async function buildIn(
     if (b.signal?.aborted) return 130;
     // The jailed ktl stopped first, with its own error (it said which): that is the status.
     if (jailEndedBuild && end.kind === 'exited' && end.exitCode !== 0) return end.exitCode;
-    setOutcome(code === 0);
     return code;
   } finally {
     await gateway.close();
