@@ -4,7 +4,7 @@
  * a build's log whether the step ran or was a cache hit.
  */
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from '@jest/globals';
 
@@ -66,3 +66,30 @@ export const cachedStep = (stderr: string, token: string) =>
     `^#(\\d+) \\[2/2\\] RUN echo ${token} [^\\n]*\\n(?:[^\\n]*\\n)*?#\\1 CACHED$`,
     'm',
   ).test(stderr);
+
+/**
+ * Builds `ctx` again with `--cache-from CACHE_FROM` into `out`: the step must come back from the
+ * cache (reported CACHED, its echo not run) with the first build's `stamp`.
+ */
+export function expectRebuiltFromCache(
+  build: (args: string[]) => { code: number | null; stderr: string },
+  ctx: string,
+  cacheFrom: string,
+  out: string,
+  token: string,
+  stamp: string,
+): void {
+  const r = build([
+    ctx,
+    '--progress',
+    'plain',
+    '--cache-from',
+    cacheFrom,
+    '-o',
+    `type=local,dest=${out}`,
+  ]);
+  expect(r.code).toBe(0);
+  expect(cachedStep(r.stderr, token)).toBe(true);
+  expect(ran(r.stderr, token)).toBe(false);
+  expect(readFileSync(join(out, 'stamp'), 'utf8')).toBe(stamp);
+}
