@@ -62,6 +62,19 @@ export default defineConfig([
   },
   {
     ...bundle,
+    // `ktl build`'s fast path (src/build-main.ts): the build command without oclif, from the
+    // workspace's sources like the bundles below.
+    entry: { build: 'src/build-main.ts' },
+    noExternal: [/.*/],
+    loader: { '.cfg': 'text' },
+    esbuildOptions(o) {
+      bundle.esbuildOptions(o);
+      o.conditions = FROM_SOURCES;
+    },
+    esbuildPlugins: [grpcWithoutSideEffects],
+  },
+  {
+    ...bundle,
     // The jailed half of a sandboxed build: it only serves the build session. From the
     // workspace's sources, so that what it does not use stays out: no gRPC client is made in
     // the jail (the session is the engine's /session upgrade), so @grpc/grpc-js, whose import

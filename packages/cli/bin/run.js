@@ -12,9 +12,11 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v' || argv[0]
   // dist/*.cjs through the build's V8 code cache (src/boot.ts).
   const { createRequire } = await import('node:module');
   const { load } = createRequire(import.meta.url)('../dist/boot.cjs');
-  // `ktl build`: the sandbox's jail starts before the CLI loads (src/early.ts); the build
-  // takes it only if the CLI reads the command line the same way.
-  if (argv[0] === 'build' && process.platform === 'linux')
-    await load('early').exports.prestart(argv.slice(1));
-  await load('ktl').exports.main(import.meta.url);
+  // `ktl build`: the command line is read without oclif (src/early.ts), the sandbox's jail
+  // starts at once, and the build runs from its own bundle (src/build-main.ts). A command line
+  // that reader is not sure of (--help, unusual flag forms, errors) goes to oclif.
+  const read =
+    argv[0] === 'build' ? await load('early').exports.prestart(argv.slice(1)) : undefined;
+  if (read) await load('build').exports.run(read);
+  else await load('ktl').exports.main(import.meta.url);
 }

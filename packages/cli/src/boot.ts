@@ -14,7 +14,8 @@
  * edited in place without a new cache would run the old code. So each cache file starts with
  * the SHA-256 of the source it was made for, and a cache for other bytes is not handed to V8.
  *
- * Usage: `node dist/boot.cjs inner` runs the jailed half; bin/run.js calls `load('ktl')`.
+ * Usage: `node dist/boot.cjs inner` runs the jailed half; bin/run.js loads `early` and
+ * `build` for `ktl build`, `ktl` for everything else.
  * No dependencies: this file must stay tiny, it runs before anything else.
  */
 import { createHash } from 'node:crypto';
@@ -23,7 +24,7 @@ import Module from 'node:module';
 import { dirname, join } from 'node:path';
 import vm from 'node:vm';
 
-export type BundleName = 'ktl' | 'inner' | 'early';
+export type BundleName = 'ktl' | 'build' | 'inner' | 'early';
 
 export interface LoadedBundle {
   exports: Record<string, unknown>;
@@ -103,7 +104,7 @@ export function load(name: BundleName): LoadedBundle {
  * that is otherwise compiled lazily) and save what V8 compiled.
  */
 async function writeCodeCache(): Promise<void> {
-  for (const name of ['early', 'ktl', 'inner'] as const) {
+  for (const name of ['early', 'build', 'ktl', 'inner'] as const) {
     const file = bundlePath(name);
     const { script, exports } = load(name);
     if (!script) throw new Error(`${file} was loaded before the cache step`);

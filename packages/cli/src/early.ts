@@ -1,16 +1,16 @@
 /**
  * The sandbox's early start. A sandboxed `ktl build` spends most of its extra time waiting for
  * the jailed half of ktl (a second Node process) to start up. bin/run.js calls prestart() for
- * `ktl build` before it loads the CLI bundle: this small bundle reads the command line
- * (build/argv.ts), validates it with the same code the CLI uses, plans the binds and starts the
- * jail, which waits for its build spec while the CLI loads and parses the command line again
- * with oclif. `ktl build` then takes the jail only if oclif's reading is exactly the same
- * (early-handoff.ts); otherwise the jail is discarded and one is started the usual way.
+ * `ktl build` before it loads the build's code: this small bundle reads the command line
+ * (build/argv.ts), validates it with the same code the build uses, plans the binds and starts
+ * the jail, which waits for its build spec while the rest of ktl loads (src/build-main.ts, the
+ * fast path that builds from this same reading). The build takes the jail only for the command
+ * line it was started for (early-handoff.ts); otherwise it is discarded.
  *
- * Whatever goes wrong here is left to the usual path to find and report: prestart() never
- * prints and never throws. KTL_SANDBOX_PRESTART=0 turns it off.
+ * Whatever goes wrong here is left to the build to find and report: prestart() never prints
+ * and never throws. KTL_SANDBOX_PRESTART=0 turns the early start off.
  */
-import { commandLineKey, readBuildArgv } from './build/argv';
+import { type BuildArgv, commandLineKey, readBuildArgv } from './build/argv';
 import {
   type BuildFlags,
   ktlCacheDir,
@@ -27,10 +27,20 @@ export { warmSandboxStart as warmUp } from './sandbox/warm';
 // tests that load the bundle in a realm of their own.
 export { commandLineKey, readBuildArgv, takeEarlyJail };
 
-export async function prestart(argv: readonly string[]): Promise<void> {
-  if (process.platform !== 'linux' || process.env.KTL_SANDBOX_PRESTART === '0') return;
+/**
+ * Reads `ktl build`'s argv (after `build`) and, on Linux, starts the jail for it. Returns the
+ * reading, for the fast path (src/build-main.ts) to build from; undefined leaves the command
+ * line to oclif.
+ */
+export async function prestart(argv: readonly string[]): Promise<BuildArgv | undefined> {
   const read = readBuildArgv(argv);
-  if (!read) return;
+  if (!read) return undefined;
+  if (process.platform === 'linux' && process.env.KTL_SANDBOX_PRESTART !== '0')
+    await startEarly(read);
+  return read;
+}
+
+async function startEarly(read: BuildArgv): Promise<void> {
   let interrupted = false;
   try {
     const flags = read.flags as BuildFlags;
@@ -74,7 +84,8 @@ export async function prestart(argv: readonly string[]): Promise<void> {
       release();
       throw e;
     }
-    // A CLI that ends without taking the jail discards it (src/index.ts); this is the last resort.
+    // A build that ends without taking the jail discards it (src/build-main.ts); this is the
+    // last resort.
     const onExit = () => {
       jail.stop();
       jail.cleanUp({ keepOutputs: false });

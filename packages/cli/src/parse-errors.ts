@@ -3,16 +3,21 @@
  * ktl's usage errors: `ERROR: ...`, a hint naming the command's --help, exit status 2.
  */
 export function reportParseError(
-  err: Error & { oclif?: { exit?: number } },
+  err: Error & { oclif?: { exit?: number }; parse?: unknown },
   command: string,
 ): boolean {
+  // oclif's parser errors (CLIParseError and its subclasses) carry the parse they failed in.
+  // Recognised by that, not by class name: the CLI bundle is minified, which renames classes.
   if (
     err.oclif === undefined ||
     err.oclif.exit === 0 ||
-    !/Flag|Arg|Parse|Option/i.test(err.constructor.name)
+    typeof err.parse !== 'object' ||
+    err.parse === null
   )
     return false;
-  process.stderr.write(`ERROR: ${err.message}\nhint: see ktl ${command} --help\n`);
+  // oclif appends its own pointer to --help; the hint below says it with the command's name.
+  const message = err.message.replace(/\nSee more help with --help$/, '');
+  process.stderr.write(`ERROR: ${message}\nhint: see ktl ${command} --help\n`);
   process.exitCode = 2;
   return true;
 }

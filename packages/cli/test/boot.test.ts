@@ -51,6 +51,7 @@ distTest(`a bundle loads without a cache, with it, and with a corrupt one${why}`
   writeFileSync(join(dir, 'ktl.cjs'), body(6));
   writeFileSync(join(dir, 'inner.cjs'), body(3));
   writeFileSync(join(dir, 'early.cjs'), body(2));
+  writeFileSync(join(dir, 'build.cjs'), body(5));
 
   expect(load(dir, 'ktl')).toEqual({ cacheUsed: null, answer: 37 });
 
@@ -63,6 +64,7 @@ distTest(`a bundle loads without a cache, with it, and with a corrupt one${why}`
   expect(load(dir, 'ktl')).toEqual({ cacheUsed: true, answer: 37 });
   expect(load(dir, 'inner')).toEqual({ cacheUsed: true, answer: 10 });
   expect(load(dir, 'early')).toEqual({ cacheUsed: true, answer: 5 });
+  expect(load(dir, 'build')).toEqual({ cacheUsed: true, answer: 26 });
 
   // Garbage after the source hash: V8 rejects it and the bundle compiles from its source.
   const cache = readFileSync(join(dir, 'ktl.cjs.v8cache'));
@@ -79,8 +81,9 @@ distTest(`a bundle loads without a cache, with it, and with a corrupt one${why}`
 distTest(`the built bundles' caches are accepted by this Node${why}`, () => {
   expect(load(dist, 'ktl')).toEqual({ cacheUsed: true, answer: 'function' });
   expect(load(dist, 'inner')).toEqual({ cacheUsed: true, answer: 'function' });
-  // The early start's bundle has no main: it exports prestart.
+  // The early start's bundle has no main: it exports prestart; the build's exports run.
   expect(load(dist, 'early')).toEqual({ cacheUsed: true, answer: 'undefined' });
+  expect(load(dist, 'build')).toEqual({ cacheUsed: true, answer: 'undefined' });
 });
 
 distTest(`boot.cjs refuses an unknown argument${why}`, () => {
@@ -93,7 +96,7 @@ distTest(`boot.cjs refuses an unknown argument${why}`, () => {
 // cache: an `import()` left in a bundle fails at run time ("A dynamic import callback was not
 // specified") though it worked while the cache was written. tsup compiles them to require().
 distTest(`the built bundles hold no dynamic import()${why}`, () => {
-  for (const name of ['ktl', 'inner', 'early']) {
+  for (const name of ['ktl', 'build', 'inner', 'early']) {
     const src = readFileSync(join(dist, `${name}.cjs`), 'utf8');
     expect({ name, imports: src.match(/\bimport\(\s*["'`][^"'`]*["'`]\s*\)/g) ?? [] }).toEqual({
       name,
