@@ -3,7 +3,16 @@
  * on trees that have broken naive senders: byte order vs. locale order, `a-b` vs `a/b`,
  * hardlinks, filtered directories listed lazily, long ignore files.
  */
-import { linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import {
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
@@ -161,5 +170,85 @@ describe('diffCopySender through the fake receiver', () => {
     await expect(receive(pair.client, [['dir-name', 'nope']])).rejects.toThrow(
       'grpc-status 5: no access allowed to dir "nope"',
     );
+  });
+});
+
+// Between listing a file and reading it for the daemon, the context can change under ktl. The
+// bytes sent must be the listed file's: never a link's target outside the context, never a
+// FIFO (which would hang the transfer), never another file put in its place.
+describe('a context swapped between listing and reading', () => {
+  const secret = join(root, 'secret.txt');
+
+  async function race(swap: (abs: string) => void) {
+    const dir = mkdtempSync(join(root, 'swap-'));
+    const victim = join(dir, 'victim.txt');
+    writeFileSync(join(dir, 'a-first.txt'), 'first');
+    writeFileSync(victim, 'listed bytes');
+    writeFileSync(secret, 'SECRET OUTSIDE THE CONTEXT');
+    const p = await sessionPair(
+      new Map([
+        ['/moby.filesync.v1.FileSync/DiffCopy', diffCopySender(new Map([['context', dir]]))],
+      ]),
+      join(dir, '..', `${dir.split('/').pop()}.sock`),
+    );
+    const received: string[] = [];
+    try {
+      return await receive(p.client, [['dir-name', 'context']], {
+        beforeRequest: (st) => {
+          if (st.path === 'victim.txt') swap(victim);
+        },
+        onData: (_path, chunk) => received.push(chunk.toString()),
+      }).then(
+        () => ({ ok: true as const, received }),
+        (e: Error) => ({ ok: false as const, error: e.message, received }),
+      );
+    } finally {
+      await p.close();
+    }
+  }
+
+  test('a file replaced by a symlink to a file outside the context: refused, nothing of it sent', async () => {
+    const r = await race((abs) => {
+      rmSync(abs);
+      symlinkSync(secret, abs);
+    });
+    expect(r.ok).toBe(false);
+    expect(r).toMatchObject({
+      error: expect.stringContaining(
+        'victim.txt changed while the build context was being sent (it is a symbolic link now)',
+      ),
+    });
+    expect(r.received).toEqual(['first']); // the file listed before it, nothing else
+  });
+
+  test('a file replaced by a FIFO: refused at once, no hang', async () => {
+    const r = await race((abs) => {
+      rmSync(abs);
+      expect(spawnSync('mkfifo', [abs]).status).toBe(0);
+    });
+    expect(r).toMatchObject({
+      ok: false,
+      error: expect.stringContaining(
+        'victim.txt changed while the build context was being sent (it is not a file now)',
+      ),
+    });
+  }, 10_000);
+
+  test('a file renamed over by another one (hardlinked secret): refused', async () => {
+    const r = await race((abs) => {
+      const tmp = `${abs}.new`;
+      linkSync(secret, tmp);
+      renameSync(tmp, abs);
+    });
+    expect(r).toMatchObject({
+      ok: false,
+      error: expect.stringContaining('(another file is there now)'),
+    });
+    expect(r.received).toEqual(['first']);
+  });
+
+  test('the same file rewritten in place (same inode): sent, cut at the listed size', async () => {
+    const r = await race((abs) => writeFileSync(abs, 'LISTED BYTES and more written since'));
+    expect(r).toEqual({ ok: true, received: ['first', 'LISTED BYTES'] });
   });
 });

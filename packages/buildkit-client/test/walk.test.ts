@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { canRequestData, goFileMode, MODE_DIR, MODE_SYMLINK } from '../src/session/fsstat';
-import { resolveFollowPaths, type WalkOptions, walkContext } from '../src/session/walk';
+import {
+  ContextWalker,
+  resolveFollowPaths,
+  type WalkOptions,
+  walkContext,
+} from '../src/session/walk';
 
 let root: string;
 
@@ -33,7 +38,7 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-const paths = (o?: WalkOptions) => [...walkContext(root, o)].map((e) => e.stat.path);
+const paths = (o?: WalkOptions) => walkContext(root, o).map((e) => e.stat.path);
 
 describe('walkContext', () => {
   test('depth first, parents first, UTF-8 byte order per directory', () => {
@@ -61,7 +66,7 @@ describe('walkContext', () => {
   });
 
   test('Go FileMode bits, nanosecond mtimes, symlink and hardlink names', () => {
-    const byPath = new Map([...walkContext(root)].map((e) => [e.stat.path, e.stat]));
+    const byPath = new Map(walkContext(root).map((e) => [e.stat.path, e.stat]));
     const dir = byPath.get('a')!;
     expect((dir.mode & MODE_DIR) >>> 0).toBe(MODE_DIR);
     expect(dir.size).toBe(0n);
@@ -107,6 +112,58 @@ describe('walkContext', () => {
       'sub/deep/keep.txt',
     ]);
     expect(paths({ includePatterns: ['**/f'] })).toEqual(['B', 'B/f', 'a', 'a/z', 'a/z/f']);
+  });
+});
+
+describe('ContextWalker', () => {
+  test('names past U+FFFF sort after U+E000..U+FFFF, as their UTF-8 bytes do (not as UTF-16)', async () => {
+    const d = await mkdtemp(join(tmpdir(), 'ktl-walk-order-'));
+    try {
+      for (const n of ['\u{1F600}', '\uFFFD', 'a', '\uE000', 'Z']) await writeFile(join(d, n), n);
+      expect(walkContext(d).map((e) => e.stat.path)).toEqual([
+        'Z',
+        'a',
+        '\uE000',
+        '\uFFFD',
+        '\u{1F600}',
+      ]);
+    } finally {
+      await rm(d, { recursive: true, force: true });
+    }
+  });
+
+  test('any batch size gives the same listing, and done only once everything was returned', async () => {
+    const d = await mkdtemp(join(tmpdir(), 'ktl-walk-batch-'));
+    try {
+      // Nested directories whose names interleave with files around them ("x" < "x-1" < "x.1").
+      for (const top of ['x', 'x-1', 'y']) {
+        for (let i = 0; i < 6; i++) {
+          const sub = join(d, top, `s${i}`);
+          await mkdir(join(sub, 'inner'), { recursive: true });
+          await writeFile(join(sub, 'inner', 'f'), 'f');
+          await writeFile(join(sub, `f${i}`), 'f');
+        }
+      }
+      await writeFile(join(d, 'x.1'), 'f');
+      const whole = walkContext(d).map((e) => e.stat.path);
+      expect(whole).toHaveLength(3 + 3 * 6 * 4 + 1);
+      expect(whole.slice(0, 3)).toEqual(['x', 'x/s0', 'x/s0/f0']);
+      expect(whole.indexOf('x-1')).toBeGreaterThan(whole.indexOf('x/s5/inner/f'));
+      expect(whole.indexOf('x.1')).toBeGreaterThan(whole.indexOf('x-1/s5/inner/f'));
+      for (const size of [1, 2, 7, 100]) {
+        const w = new ContextWalker(d);
+        const got: string[] = [];
+        while (!w.done) {
+          const batch = w.next(size);
+          expect(batch.length).toBeLessThanOrEqual(size);
+          got.push(...batch.map((e) => e.stat.path));
+        }
+        expect(got).toEqual(whole);
+        expect(w.next(size)).toEqual([]);
+      }
+    } finally {
+      await rm(d, { recursive: true, force: true });
+    }
   });
 });
 

@@ -189,7 +189,7 @@ describe('the built CLI', () => {
       });
       // The other commands' too (the bundle is minified: not recognised by class name).
       // (NODE_ENV as a user has it: under jest's `test`, oclif adds a developer's warning.)
-    const ls = ktl(['builder', 'ls', '--bogus'], { env: { NODE_ENV: '' } });
+      const ls = ktl(['builder', 'ls', '--bogus'], { env: { NODE_ENV: '' } });
       expect([ls.code, ls.stderr]).toEqual([
         2,
         'ERROR: Nonexistent flag: --bogus\nhint: see ktl builder ls --help\n',

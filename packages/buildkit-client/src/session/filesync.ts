@@ -12,7 +12,7 @@
  * plain files may be requested. Requests are served while the listing is still being sent, so
  * a daemon that stops reading STATs until it gets data cannot deadlock us.
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { Packet as PacketMsg, Packet_PacketType as T } from '../gen/fsutil/types/wire';
 import { canRequestData } from './fsstat';
 import {
@@ -23,7 +23,7 @@ import {
   type Handler,
 } from './grpc-server';
 import { DATA_CHUNK, PacketBatch } from './packet-batch';
-import { walkContext } from './walk';
+import { ContextWalker } from './walk';
 
 /** Listing entries encoded between two chances to read the daemon's requests. */
 const LIST_SLICE = 512;
@@ -43,20 +43,40 @@ const nextTurn = () => new Promise<void>((r) => setImmediate(r));
 /**
  * Appends file `id` to the batch: DATA packets read straight from disk, then the empty DATA
  * that ends it. Sends at most the size the listing announced (a file growing meanwhile is cut
- * there, like a tar of it would be); a file that cannot be opened is sent empty, as fsutil does.
+ * there, like a tar of it would be); a file that is gone is sent empty, as fsutil does.
+ *
+ * The file read must be the one listed: opened without following a symlink at its name, and
+ * with the device and inode the listing saw. A context swapped under ktl between listing and
+ * reading (a file replaced by a link to something outside the context, by a FIFO, by another
+ * file) fails the transfer instead of sending whatever is there now.
  */
 async function addFile(
   batch: PacketBatch,
   flush: () => Promise<void>,
   id: number,
-  abs: string,
-  size: number,
+  file: RequestableFile,
 ): Promise<number> {
+  const { abs, size } = file;
   let fd: number | undefined;
   try {
-    fd = openSync(abs, 'r');
-  } catch {
-    // fsutil too: the receiver then sees a short file.
+    fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') throw changedError(file, 'it is a symbolic link now');
+    // Gone or unreadable: fsutil too sends it empty (the receiver then sees a short file).
+  }
+  if (fd !== undefined) {
+    let st: ReturnType<typeof fstatSync>;
+    try {
+      st = fstatSync(fd, { bigint: true });
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+    if (!st.isFile() || st.dev !== file.dev || st.ino !== file.ino) {
+      closeSync(fd);
+      throw changedError(file, st.isFile() ? 'another file is there now' : 'it is not a file now');
+    }
   }
   let off = 0;
   if (fd !== undefined) {
@@ -76,6 +96,20 @@ async function addFile(
   return off;
 }
 
+interface RequestableFile {
+  readonly rel: string;
+  readonly abs: string;
+  readonly size: number;
+  readonly dev: bigint;
+  readonly ino: bigint;
+}
+
+function changedError(file: RequestableFile, why: string): Error {
+  return new Error(
+    `${file.rel} changed while the build context was being sent (${why}); nothing of it was sent: run the build again`,
+  );
+}
+
 export function diffCopySender(
   dirs: ReadonlyMap<string, string>,
   opts: FileSyncOptions = {},
@@ -86,7 +120,7 @@ export function diffCopySender(
     if (root === undefined) {
       throw new GrpcStatusError(GRPC_NOT_FOUND, `no access allowed to dir "${dirName}"`);
     }
-    const requestable = new Map<number, { abs: string; size: number }>();
+    const requestable = new Map<number, RequestableFile>();
     const queued = new Set<number>();
     const queue: number[] = [];
     let finReceived = false;
@@ -129,7 +163,7 @@ export function diffCopySender(
     const flush = async () => {
       if (batch.size > 0) await call.sendFramed(batch.take());
     };
-    const walker = walkContext(root, {
+    const walker = new ContextWalker(root, {
       includePatterns: call.metadata('include-patterns'),
       excludePatterns: call.metadata('exclude-patterns'),
       followPaths: call.metadata('followpaths'),
@@ -145,25 +179,30 @@ export function diffCopySender(
         for (let fid = queue.shift(); fid !== undefined; fid = queue.shift()) {
           const f = requestable.get(fid)!;
           requestable.delete(fid);
-          bytes += await addFile(batch, flush, fid, f.abs, f.size);
+          bytes += await addFile(batch, flush, fid, f);
           files++;
         }
         if (listing) {
           try {
-            for (let k = 0; k < LIST_SLICE; k++) {
-              const r = walker.next();
-              if (r.done) {
-                batch.stat(undefined); // end of listing
-                listing = false;
-                break;
-              }
-              const st = r.value.stat;
+            const entries = walker.next(LIST_SLICE);
+            for (const e of entries) {
+              const st = e.stat;
               // IDs count every entry; only plain files (not hardlinks) may be requested.
               if (canRequestData(st.mode)) {
-                requestable.set(nextId, { abs: r.value.abs, size: Number(st.size) });
+                requestable.set(nextId, {
+                  rel: st.path,
+                  abs: e.abs,
+                  size: Number(st.size),
+                  dev: e.dev,
+                  ino: e.ino,
+                });
               }
               nextId++;
               batch.stat(st);
+            }
+            if (walker.done) {
+              batch.stat(undefined); // end of listing
+              listing = false;
             }
           } catch (err) {
             batch.err(err instanceof Error ? err.message : String(err));

@@ -100,8 +100,8 @@ export function toWireStat(rel: string, st: BigIntStats, linkTarget: string | un
     size: dir ? 0n : st.size,
     modTime: st.mtimeNs,
     linkname: linkTarget ?? '',
-    devmajor: dir ? 0n : (rdev >> 8n) & 0xfffn,
-    devminor: dir ? 0n : (rdev & 0xffn) | ((rdev >> 12n) & 0xfff00n),
+    devmajor: dir || rdev === 0n ? 0n : (rdev >> 8n) & 0xfffn,
+    devminor: dir || rdev === 0n ? 0n : (rdev & 0xffn) | ((rdev >> 12n) & 0xfff00n),
     xattrs: {},
   };
 }

@@ -99,6 +99,12 @@ export async function sessionPair(handlers: ReadonlyMap<string, Handler>, socket
 export function receive(
   client: http2.ClientHttp2Session,
   headers: Array<[string, string]>,
+  hooks: {
+    /** Called as a plain file's STAT arrives, before it is requested (to race the sender). */
+    beforeRequest?: (stat: Stat) => void;
+    /** Every DATA chunk as it arrives, also of a transfer that fails later. */
+    onData?: (path: string, chunk: Buffer) => void;
+  } = {},
 ): Promise<Received> {
   const h: Record<string, string | string[]> = {};
   for (const [k, v] of headers) {
@@ -153,14 +159,17 @@ export function receive(
               stats.push(p.stat);
               if (canRequestData(p.stat.mode) && p.stat.linkname === '') {
                 pending.set(id, { stat: p.stat, chunks: [] });
+                hooks.beforeRequest?.(p.stat);
                 send({ type: T.PACKET_REQ, ID: id });
               }
             }
           } else if (p.type === T.PACKET_DATA) {
             const f = pending.get(p.ID);
             if (!f) throw new Error(`data for unrequested id ${p.ID}`);
-            if (p.data.length > 0) f.chunks.push(Buffer.from(p.data));
-            else {
+            if (p.data.length > 0) {
+              f.chunks.push(Buffer.from(p.data));
+              hooks.onData?.(f.stat.path, Buffer.from(p.data));
+            } else {
               const data = Buffer.concat(f.chunks);
               if (BigInt(data.length) !== f.stat.size) {
                 throw new Error(
