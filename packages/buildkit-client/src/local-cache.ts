@@ -15,7 +15,6 @@
  * `/proc/self/fd/N`, so that swapping DEST itself for a link during the build (possible when
  * its parent is writable in the jail too) cannot send these writes elsewhere.
  */
-import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   constants,
@@ -29,6 +28,7 @@ import {
 import { open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BuildkitError } from './errors';
+import { nodeCrypto } from './lazy-node';
 import { GrpcStatusError } from './session/grpc-server';
 import { OciLayoutStore, parseDigest } from './session/oci-store';
 
@@ -218,7 +218,10 @@ export function pinDirectory(dir: string): PinnedDirectory {
 
 /** Writes `data` to `dir/name` through a fresh temporary file and a rename. */
 async function replaceFile(dir: string, name: string, data: string): Promise<void> {
-  const tmp = join(dir, `.${name}.ktl-${process.pid}-${randomBytes(6).toString('hex')}`);
+  const tmp = join(
+    dir,
+    `.${name}.ktl-${process.pid}-${nodeCrypto().randomBytes(6).toString('hex')}`,
+  );
   const fh = await open(
     tmp,
     constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,

@@ -12,14 +12,18 @@
  *
  * V8 itself only checks that a cache was made for a source of the same *length*: a bundle
  * edited in place without a new cache would run the old code. So each cache file starts with
- * the SHA-256 of the source it was made for, and a cache for other bytes is not handed to V8.
+ * the stamp of the bundle file it was made for (inode, size, modification and change times,
+ * nanoseconds: any write to the file moves its change time, which cannot be set back), and a
+ * cache for another state of the file is not handed to V8. A stamp rather than a hash of the
+ * bytes: hashing needs node:crypto, whose loading alone cost ~5-10 ms of every start (twice
+ * per sandboxed build); a copied install gets a fresh stamp, so its caches are ignored (the
+ * bundles compile from source) until `node dist/boot.cjs --write-code-cache` runs there.
  *
  * Usage: `node dist/boot.cjs inner` runs the jailed half; bin/run.js loads `early` and
  * `build` for `ktl build`, `ktl` for everything else.
  * No dependencies: this file must stay tiny, it runs before anything else.
  */
-import { createHash } from 'node:crypto';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import Module from 'node:module';
 import { dirname, join } from 'node:path';
 import vm from 'node:vm';
@@ -44,8 +48,23 @@ interface ModuleInternals {
 }
 const M = Module as unknown as ModuleInternals & typeof Module;
 
-const HASH_BYTES = 32;
-const sourceHash = (bytes: Buffer) => createHash('sha256').update(bytes).digest();
+const STAMP_BYTES = 32;
+
+/** The bundle file's stamp (see above) and its bytes. */
+function readBundle(file: string): { stamp: Buffer; bytes: Buffer } {
+  const fd = openSync(file, 'r');
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    const stamp = Buffer.alloc(STAMP_BYTES);
+    stamp.writeBigUInt64LE(st.ino, 0);
+    stamp.writeBigUInt64LE(st.size, 8);
+    stamp.writeBigUInt64LE(st.mtimeNs, 16);
+    stamp.writeBigUInt64LE(st.ctimeNs, 24);
+    return { stamp, bytes: readFileSync(fd) };
+  } finally {
+    closeSync(fd);
+  }
+}
 
 function bundlePath(name: BundleName): string {
   return join(__dirname, `${name}.cjs`);
@@ -57,14 +76,13 @@ export function load(name: BundleName): LoadedBundle {
   const file = bundlePath(name);
   const cached = M._cache[file];
   if (cached?.loaded) return { exports: cached.exports, cacheUsed: undefined };
-  const bytes = readFileSync(file);
+  const { stamp, bytes } = readBundle(file);
   const source = bytes.toString('utf8');
   let cachedData: Buffer | undefined;
   let stale = false;
   try {
     const raw = readFileSync(`${file}.v8cache`);
-    if (raw.subarray(0, HASH_BYTES).equals(sourceHash(bytes)))
-      cachedData = raw.subarray(HASH_BYTES);
+    if (raw.subarray(0, STAMP_BYTES).equals(stamp)) cachedData = raw.subarray(STAMP_BYTES);
     else stale = true;
   } catch {
     cachedData = undefined;
@@ -109,7 +127,7 @@ async function writeCodeCache(): Promise<void> {
     const { script, exports } = load(name);
     if (!script) throw new Error(`${file} was loaded before the cache step`);
     if (typeof exports.warmUp === 'function') await (exports.warmUp as () => Promise<void>)();
-    const data = Buffer.concat([sourceHash(readFileSync(file)), script.createCachedData()]);
+    const data = Buffer.concat([readBundle(file).stamp, script.createCachedData()]);
     const tmp = `${file}.v8cache.partial`;
     writeFileSync(tmp, data);
     renameSync(tmp, `${file}.v8cache`);

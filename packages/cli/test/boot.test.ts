@@ -10,6 +10,8 @@ import {
   mkdtempSync,
   readFileSync,
   rmSync,
+  statSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -66,16 +68,25 @@ distTest(`a bundle loads without a cache, with it, and with a corrupt one${why}`
   expect(load(dir, 'early')).toEqual({ cacheUsed: true, answer: 5 });
   expect(load(dir, 'build')).toEqual({ cacheUsed: true, answer: 26 });
 
-  // Garbage after the source hash: V8 rejects it and the bundle compiles from its source.
+  // Garbage after the stamp: V8 rejects it and the bundle compiles from its source.
   const cache = readFileSync(join(dir, 'ktl.cjs.v8cache'));
   for (let i = 32; i < cache.length; i += 7) cache[i] = cache[i]! ^ 0xff;
   writeFileSync(join(dir, 'ktl.cjs.v8cache'), cache);
   expect(load(dir, 'ktl')).toEqual({ cacheUsed: false, answer: 37 });
 
   // A cache made for another source of the same length, which V8 alone would take (it only
-  // compares lengths): the source hash keeps it out.
-  writeFileSync(join(dir, 'inner.cjs'), body(4));
+  // compares lengths): the bundle file's stamp keeps it out, also with its mtime set back.
+  const innerFile = join(dir, 'inner.cjs');
+  const { atime, mtime } = statSync(innerFile);
+  writeFileSync(innerFile, body(4));
+  utimesSync(innerFile, atime, mtime);
   expect(load(dir, 'inner')).toEqual({ cacheUsed: false, answer: 17 });
+  // A bundle put back byte for byte is another file state too: compiled from source, until
+  // the cache is written again.
+  writeFileSync(join(dir, 'early.cjs'), body(2));
+  expect(load(dir, 'early')).toEqual({ cacheUsed: false, answer: 5 });
+  expect(spawnSync(process.execPath, [join(dir, 'boot.cjs'), '--write-code-cache']).status).toBe(0);
+  expect(load(dir, 'early')).toEqual({ cacheUsed: true, answer: 5 });
 });
 
 distTest(`the built bundles' caches are accepted by this Node${why}`, () => {

@@ -5,10 +5,10 @@
  * address on stdin. A lookup never throws for a missing entry: no credentials means an
  * anonymous request, which is what the registry then judges.
  */
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { nodeChildProcess } from '../lazy-node';
 
 export interface RegistryCredentials {
   /** Empty with an identity token (then `secret` is the token). */
@@ -85,7 +85,7 @@ function runHelper(
     return Promise.reject(new Error(`invalid credential helper name ${JSON.stringify(helper)}`));
   }
   return new Promise((resolve, reject) => {
-    const child = execFile(
+    const child = nodeChildProcess().execFile(
       `docker-credential-${helper}`,
       ['get'],
       { timeout: timeoutMs, maxBuffer: 1024 * 1024, env: { ...env } },

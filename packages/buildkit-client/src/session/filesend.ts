@@ -11,7 +11,6 @@
  * write outside `dest`. Owners are not applied (files belong to the user running the build).
  */
 
-import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   closeSync,
@@ -34,6 +33,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { Stat } from '../gen/fsutil/types/stat';
 import { type Packet, Packet as PacketMsg, Packet_PacketType as T } from '../gen/fsutil/types/wire';
 import { BytesMessage } from '../gen/moby/filesync/v1/filesync';
+import { nodeCrypto } from '../lazy-node';
 import { canRequestData, isDirMode, isSymlinkMode, posixPermBits } from './fsstat';
 import {
   GRPC_INVALID_ARGUMENT,
@@ -74,7 +74,7 @@ const toSeconds = (ns: bigint): number => Number(ns / 1000n) / 1e6;
 const partialName = (final: string): string =>
   join(
     dirname(final),
-    `.${basename(final)}.ktl-partial-${process.pid}-${randomBytes(4).toString('hex')}`,
+    `.${basename(final)}.ktl-partial-${process.pid}-${nodeCrypto().randomBytes(4).toString('hex')}`,
   );
 
 /**

@@ -15,10 +15,11 @@
  * What this does not cover: another local user racing us on the same directory (swapping a
  * checked directory for a symlink between the check and the open); Node has no openat().
  */
-import { createHash, type Hash, randomBytes } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import { constants, mkdirSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { type FileHandle, lstat, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { nodeCrypto } from '../lazy-node';
 import {
   GRPC_ALREADY_EXISTS,
   GRPC_FAILED_PRECONDITION,
@@ -260,7 +261,7 @@ export class OciLayoutStore {
   private async verify(d: Digest, fh: FileHandle, st: Stats, path: string): Promise<void> {
     const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
     if (this.verified.get(key) === d.text) return;
-    const h = createHash(d.algorithm);
+    const h = nodeCrypto().createHash(d.algorithm);
     const buf = Buffer.allocUnsafe(1 << 20);
     for (let pos = 0; ; ) {
       const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
@@ -303,7 +304,7 @@ export class OciLayoutStore {
       throw new GrpcStatusError(GRPC_UNAVAILABLE, `ref ${ref} locked: another write is under way`);
     }
     const ingest = (await this.dir(['ingest'], true))!;
-    const tmp = join(ingest, `ktl-${process.pid}-${randomBytes(8).toString('hex')}`);
+    const tmp = join(ingest, `ktl-${process.pid}-${nodeCrypto().randomBytes(8).toString('hex')}`);
     const fh = await open(
       tmp,
       constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
@@ -367,7 +368,7 @@ class TempBlobWrite implements BlobWrite {
   private hasher(): Hash {
     if (!this.hash) {
       this.hashAlgorithm = parseDigest(this.expected)?.algorithm ?? 'sha256';
-      this.hash = createHash(this.hashAlgorithm);
+      this.hash = nodeCrypto().createHash(this.hashAlgorithm);
     }
     return this.hash;
   }

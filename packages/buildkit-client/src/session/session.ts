@@ -4,7 +4,6 @@
  * (FileSync), exports (FileSend), secrets, and polls Health every few seconds; a session that
  * does not answer SERVING is dropped.
  */
-import { randomBytes } from 'node:crypto';
 import type { CredentialStore } from '../auth/docker-config';
 import { BuildkitError } from '../errors';
 import {
@@ -13,6 +12,7 @@ import {
 } from '../gen/grpc/health/v1/health';
 import { GetSecretRequest, GetSecretResponse } from '../gen/moby/buildkit/secrets/v1/secrets';
 import { CredentialsRequest, CredentialsResponse } from '../gen/moby/filesync/v1/auth';
+import { nodeCrypto } from '../lazy-node';
 import type { BuildkitConnection } from '../transport/connect';
 import { type ContentStoreSpec, contentHandlers, isExpectedContentAnswer } from './content-service';
 import { type ExportTarget, fileSendReceiver } from './filesend';
@@ -58,7 +58,7 @@ export interface SessionOptions {
 
 /** A random id like BuildKit's: 25 base-36 characters. */
 export function newSessionId(): string {
-  const b = randomBytes(17);
+  const b = nodeCrypto().randomBytes(17);
   b[0]! |= 0x80; // fixed top bit: the base-36 text always has the same length
   return BigInt(`0x${b.toString('hex')}`)
     .toString(36)

@@ -7,12 +7,12 @@
  * reported as one more build step (`pushing NAME with docker`) with a status per layer, so the
  * build's own renderer shows it.
  */
-import { createHash } from 'node:crypto';
 import * as http from 'node:http';
 import type { RegistryCredentials } from '../auth/docker-config';
 import { BuildkitError } from '../errors';
 import type { StatusResponse, VertexStatus } from '../gen/moby/buildkit/v1/control';
 import { type ImageNameError, parseImageName } from '../image-name';
+import { nodeCrypto } from '../lazy-node';
 import { parseAddress } from './address';
 import { dialRaw, type TlsOptions } from './upgrade';
 
@@ -85,7 +85,7 @@ export async function pushThroughEngine(
   }
   const repo = `${ref.domain}/${ref.path}`;
   const shown = ref.full;
-  const digest = `sha256:${createHash('sha256').update(`ktl push ${shown} ${Date.now()}`).digest('hex')}`;
+  const digest = `sha256:${nodeCrypto().createHash('sha256').update(`ktl push ${shown} ${Date.now()}`).digest('hex')}`;
   const started = new Date();
   const vertexName = `pushing ${shown} with docker`;
   const emit = (s: Partial<StatusResponse>) =>

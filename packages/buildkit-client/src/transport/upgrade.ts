@@ -4,8 +4,8 @@
  * HTTP/2 client and we serve). Only `Upgrade: h2c` is accepted; `h2` is refused.
  */
 import * as net from 'node:net';
-import * as tls from 'node:tls';
 import { BuildkitError } from '../errors';
+import { nodeTls } from '../lazy-node';
 import type { EngineAddress } from './address';
 
 export interface TlsOptions {
@@ -33,7 +33,7 @@ export function dialRaw(
     const useTls = addr.kind === 'tcp' && tlsOpts !== undefined;
     if (addr.kind === 'unix') sock = net.connect({ path: addr.path });
     else if (useTls)
-      sock = tls.connect({
+      sock = nodeTls().connect({
         host: addr.host,
         port: addr.port,
         ...(tlsOpts.ca === undefined ? {} : { ca: tlsOpts.ca }),
