@@ -20,6 +20,7 @@ import {
 import { toExportSpecs } from './build/outputs';
 import { readSecrets } from './build/secrets';
 import { BuildUsageError } from './build/usage-error';
+import { exitWhenFlushed } from './exit';
 import {
   INNER_SPEC_FILE,
   INNER_SPEC_VERSION,
@@ -177,16 +178,6 @@ async function serve(): Promise<number> {
 
 /** Entry point (dist/boot.cjs inner): serves the session, then exits with its status. */
 export function main(): void {
-  void serve().then(async (code) => {
-    // Do not wait for sockets to wind down; stdout/stderr are flushed first.
-    await Promise.all(
-      [process.stdout, process.stderr].map(
-        (s) =>
-          new Promise<void>((resolve) =>
-            s.writableLength === 0 ? resolve() : s.write('', () => resolve()),
-          ),
-      ),
-    );
-    process.exit(code);
-  });
+  // Sockets are not waited for to wind down; stdout/stderr are flushed first.
+  void serve().then(exitWhenFlushed);
 }

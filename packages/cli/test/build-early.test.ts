@@ -1,5 +1,13 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -166,6 +174,44 @@ describe('ktl build with the early jail', () => {
       expect([...sandboxDirs()].filter((n) => !before.has(n))).toEqual([]);
     },
     60_000,
+  );
+
+  rigTest(
+    `a built jail with nothing to write is stopped at once; one writing an output is waited for; nothing left running${rigWhy}`,
+    async () => {
+      // The jail's processes, found by a cache dir of their own: bwrap names it on its command
+      // line, the jailed ktl has it in its environment.
+      const holding = (marker: string) =>
+        readdirSync('/proc')
+          .filter((p) => /^\d+$/.test(p))
+          .filter((p) => {
+            try {
+              return ['cmdline', 'environ'].some((f) =>
+                readFileSync(`/proc/${p}/${f}`, 'utf8').includes(marker),
+              );
+            } catch {
+              return false;
+            }
+          });
+      for (const [output, stopped] of [
+        ['type=cacheonly', true],
+        [`type=tar,dest=${join(dir, 'stop-test.tar')}`, false],
+      ] as const) {
+        const cache = join(dir, `cache-${stopped ? 'stopped' : 'waited'}`);
+        const r = ktl(['build', hello, '-o', output], {
+          env: { ...env, KTL_CACHE_DIR: cache, KTL_TIMING: '1' },
+        });
+        expect([r.code, r.stderr.includes('outer: jail stopped, it had nothing left')]).toEqual([
+          0,
+          stopped,
+        ]);
+        for (let i = 0; i < 20 && holding(cache).length > 0; i++)
+          await new Promise((res) => setTimeout(res, 50));
+        expect(holding(cache)).toEqual([]);
+      }
+      expect(statSync(join(dir, 'stop-test.tar')).size).toBeGreaterThan(1024);
+    },
+    120_000,
   );
 
   rigTest(
