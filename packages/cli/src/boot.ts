@@ -19,7 +19,7 @@
  * per sandboxed build); a copied install gets a fresh stamp, so its caches are ignored (the
  * bundles compile from source) until `node dist/boot.cjs --write-code-cache` runs there.
  *
- * Usage: `node dist/boot.cjs inner` runs the jailed half; bin/run.js loads `early` and
+ * Usage: `node dist/boot.cjs inner` runs the jailed half; bin/run.cjs loads `early` and
  * `build` for `ktl build`, `ktl` for everything else.
  * No dependencies: this file must stay tiny, it runs before anything else.
  */

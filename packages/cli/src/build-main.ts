@@ -1,5 +1,5 @@
 /**
- * `ktl build`'s fast path: bin/run.js runs the build from this bundle (dist/build.cjs) when the
+ * `ktl build`'s fast path: bin/run.cjs runs the build from this bundle (dist/build.cjs) when the
  * early reader (src/build/argv.ts) took the command line, without loading oclif and the other
  * commands (dist/ktl.cjs): ~100 ms less start-up for every build, sandboxed or not. The reader
  * only answers where it reads argv exactly as oclif would (test/build-argv.test.ts holds it to

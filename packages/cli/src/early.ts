@@ -1,6 +1,6 @@
 /**
  * The sandbox's early start. A sandboxed `ktl build` spends most of its extra time waiting for
- * the jailed half of ktl (a second Node process) to start up. bin/run.js calls prestart() for
+ * the jailed half of ktl (a second Node process) to start up. bin/run.cjs calls prestart() for
  * `ktl build` before it loads the build's code: this small bundle reads the command line
  * (build/argv.ts), validates it with the same code the build uses, plans the binds and starts
  * the jail, which waits for its build spec while the rest of ktl loads (src/build-main.ts, the

@@ -29,7 +29,7 @@ export const commands = {
   'sandbox:doctor': SandboxDoctor,
 };
 
-/** Runs the CLI (bin/run.js loads this bundle through dist/boot.cjs's code cache). */
+/** Runs the CLI (bin/run.cjs loads this bundle through dist/boot.cjs's code cache). */
 export async function main(dir: string): Promise<void> {
   mark('outer: bundle loaded');
   const { execute } = await import('@oclif/core');

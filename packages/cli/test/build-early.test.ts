@@ -38,7 +38,7 @@ interface EarlyBundle {
   commandLineKey: typeof commandLineKey;
   readBuildArgv: typeof readBuildArgv;
 }
-/** dist/early.cjs, as bin/run.js loads it (through dist/boot.cjs; it runs in Node's own realm,
+/** dist/early.cjs, as bin/run.cjs loads it (through dist/boot.cjs; it runs in Node's own realm,
  * not this test's, so the jail is taken through the bundle's own functions). */
 const early = createRequire(import.meta.url)(
   join(repoRoot, 'packages', 'cli', 'dist', 'boot.cjs'),

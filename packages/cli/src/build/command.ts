@@ -2,7 +2,7 @@
  * `ktl build` once its command line is read: validate the options, take the jail the early
  * start made for this very command line (or start the sandbox now), run the build on the host
  * or inside the sandbox, map every failure to its exit code. Independent of oclif: the CLI's
- * Build command calls it after oclif's parse, and bin/run.js's fast path (src/build-main.ts)
+ * Build command calls it after oclif's parse, and bin/run.cjs's fast path (src/build-main.ts)
  * after the early reader's (src/build/argv.ts), so a `ktl build` does not load oclif at all.
  */
 import {
