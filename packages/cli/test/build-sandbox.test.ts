@@ -149,6 +149,10 @@ describe('ktl build in the sandbox', () => {
       expect(r.code).toBe(0);
       expect(r.stderr).toContain(`[sandbox] bind ${hello} -> ${hello} (ro, build context)`);
       expect(r.stderr).toContain(`[sandbox] bind ${out} -> ${out} (rw, output local)`);
+      // Of ktl itself, only its bundles are bound: not the checkout around them.
+      const ktlPkg = join(repoRoot, 'packages', 'cli', 'package.json');
+      expect(existsSync(ktlPkg)).toBe(true);
+      expect(r.stderr).toContain(`[sandbox] inside: ${ktlPkg}: absent`);
     },
     120_000,
   );

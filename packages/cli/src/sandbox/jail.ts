@@ -98,14 +98,9 @@ export function pickRuntime(
   }
 }
 
-/** The directory tree ktl runs from (the workspace root in a checkout), bound read-only. */
-export function ktlInstallRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let d = dir; d !== dirname(d); d = dirname(d)) {
-    if (existsSync(join(d, 'pnpm-workspace.yaml'))) return d;
-    if (existsSync(join(d, 'package.json')) && existsSync(join(d, 'node_modules'))) dir = d;
-  }
-  return dir;
+/** A file of ktl's install outside its bundles: the jail must not see it (--sandbox-logs). */
+export function ktlOutsideBundles(): string {
+  return join(dirname(innerCommand()[0]!), '..', 'package.json');
 }
 
 /** The jailed half's command: dist/boot.cjs loads dist/inner.cjs (through its code cache). */
@@ -151,10 +146,13 @@ export async function startJail(b: JailInputs): Promise<Jail> {
     mkdirSync(b.cacheDir, { recursive: true });
     mark('outer: policy loaded, binds planned');
     const node = realpathSync(process.execPath);
-    const root = ktlInstallRoot();
+    // Of ktl, the jail gets its built bundles only (self-contained: no node_modules), not
+    // the install or checkout they sit in.
+    const inner = innerCommand();
+    const dist = dirname(inner[0]!);
     const binds: Bind[] = [
       { src: node, dst: node, readonly: true },
-      { src: root, dst: root, readonly: true },
+      { src: dist, dst: dist, readonly: true },
       ...planned.map((p) => ({ src: p.src, dst: p.dst, readonly: p.readonly })),
       { src: dir, dst: JAIL_GATEWAY_DIR, readonly: true },
       { src: b.cacheDir, dst: b.cacheDir, readonly: false },
@@ -180,7 +178,7 @@ export async function startJail(b: JailInputs): Promise<Jail> {
     let write: ((line: string) => void) | undefined;
     const stopper = new AbortController();
     const runtime = resolveRuntime(b.settings.runtime).name;
-    const started = run(node, innerCommand(), {
+    const started = run(node, inner, {
       policy,
       runtime: b.settings.runtime,
       binds,

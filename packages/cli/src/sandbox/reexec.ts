@@ -82,6 +82,7 @@ async function buildIn(jail: Jail, b: SandboxedBuild): Promise<number> {
       );
     }
     const sessionId = newSessionId();
+    const ktlOutside = (await import('./jail')).ktlOutsideBundles();
     // Written once the builder is known (the jail is already starting by then), renamed into
     // place whole: the jailed ktl waits for it.
     const handOver = (up: BuildkitAddress) => {
@@ -94,13 +95,16 @@ async function buildIn(jail: Jail, b: SandboxedBuild): Promise<number> {
         logs: b.settings.logs,
         bound: b.sandboxBinds.map((v) => v.split(':')[1] ?? '').filter(Boolean),
         writable: jail.planned.filter((p) => !p.readonly).map((p) => p.dst),
-        // The jailed ktl checks (with --sandbox-logs) that the real builder's socket is not there.
-        mustNotSee:
-          up.kind === 'docker' && up.engine.kind === 'unix'
+        // The jailed ktl checks (with --sandbox-logs) that the real builder's socket is not
+        // there, nor ktl's install beyond its bundles.
+        mustNotSee: [
+          ...(up.kind === 'docker' && up.engine.kind === 'unix'
             ? [up.engine.path]
             : up.kind === 'unix'
               ? [up.path]
-              : [],
+              : []),
+          ktlOutside,
+        ],
       };
       const file = join(jail.dir, INNER_SPEC_FILE);
       writeFileSync(`${file}.partial`, JSON.stringify(spec), { mode: 0o600 });
