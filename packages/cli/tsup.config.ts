@@ -44,6 +44,24 @@ const grpcWithoutSideEffects: Plugin = {
   },
 };
 
+/** A bundle built from the workspace packages' sources (FROM_SOURCES), dependencies inlined. */
+function fromSources(
+  entry: Record<string, string>,
+  use: { policies: boolean; grpc: boolean },
+): Options {
+  return {
+    ...bundle,
+    entry,
+    noExternal: [/.*/],
+    ...(use.policies ? { loader: { '.cfg': 'text' as const } } : {}),
+    esbuildOptions(o) {
+      bundle.esbuildOptions(o);
+      o.conditions = FROM_SOURCES;
+    },
+    ...(use.grpc ? { esbuildPlugins: [grpcWithoutSideEffects] } : {}),
+  };
+}
+
 export default defineConfig([
   {
     ...bundle,
@@ -60,45 +78,16 @@ export default defineConfig([
     // policy file an attacker could swap on disk.
     loader: { '.cfg': 'text' },
   },
-  {
-    ...bundle,
-    // `ktl build`'s fast path (src/build-main.ts): the build command without oclif, from the
-    // workspace's sources like the bundles below.
-    entry: { build: 'src/build-main.ts' },
-    noExternal: [/.*/],
-    loader: { '.cfg': 'text' },
-    esbuildOptions(o) {
-      bundle.esbuildOptions(o);
-      o.conditions = FROM_SOURCES;
-    },
-    esbuildPlugins: [grpcWithoutSideEffects],
-  },
-  {
-    ...bundle,
-    // The jailed half of a sandboxed build: it only serves the build session. From the
-    // workspace's sources, so that what it does not use stays out: no gRPC client is made in
-    // the jail (the session is the engine's /session upgrade), so @grpc/grpc-js, whose import
-    // alone costs the jail's start-up ~20 ms, is dropped once nothing uses it.
-    entry: { inner: 'src/inner.ts' },
-    noExternal: [/.*/],
-    esbuildOptions(o) {
-      bundle.esbuildOptions(o);
-      o.conditions = FROM_SOURCES;
-    },
-    esbuildPlugins: [grpcWithoutSideEffects],
-  },
-  {
-    ...bundle,
-    // The sandbox's early start (src/early.ts): run before the CLI bundle loads, so it holds
-    // only what plans and starts the jail.
-    entry: { early: 'src/early.ts' },
-    noExternal: [/.*/],
-    loader: { '.cfg': 'text' },
-    esbuildOptions(o) {
-      bundle.esbuildOptions(o);
-      o.conditions = FROM_SOURCES;
-    },
-  },
+  // `ktl build`'s fast path (src/build-main.ts): the build command without oclif.
+  fromSources({ build: 'src/build-main.ts' }, { policies: true, grpc: true }),
+  // The jailed half of a sandboxed build: it only serves the build session, so what it does
+  // not use stays out: no gRPC client is made in the jail (the session is the engine's
+  // /session upgrade), so @grpc/grpc-js, whose import alone costs the jail's start-up ~20 ms,
+  // is dropped once nothing uses it.
+  fromSources({ inner: 'src/inner.ts' }, { policies: false, grpc: true }),
+  // The sandbox's early start (src/early.ts): run before the build's bundle loads, so it
+  // holds only what reads the command line and plans and starts the jail.
+  fromSources({ early: 'src/early.ts' }, { policies: true, grpc: false }),
   {
     ...bundle,
     // The loader: no dependencies, runs first.
