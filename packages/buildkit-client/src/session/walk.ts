@@ -175,16 +175,26 @@ interface Frame {
 export class ContextWalker {
   private readonly root: string;
   private readonly rootSlash: string;
-  private readonly inc: Filter | undefined;
-  private readonly exc: Filter | undefined;
+  private inc: Filter | undefined;
+  private exc: Filter | undefined;
   private readonly open: OpenDir[] = [];
   private readonly frames: Frame[] = [];
   private readonly inodes = new Map<string, string>();
   private started = false;
 
-  constructor(root: string, opts: WalkOptions = {}) {
+  constructor(
+    root: string,
+    private readonly opts: WalkOptions = {},
+  ) {
     this.root = resolve(root);
     this.rootSlash = this.root.endsWith('/') ? this.root : `${this.root}/`;
+  }
+
+  /** The filters and the root's listing: on the first next(), so that what fails there is
+   * reported as a failure of the listing. */
+  private start(): void {
+    this.started = true;
+    const { opts } = this;
     let includes = [...(opts.includePatterns ?? [])];
     if (opts.followPaths && opts.followPaths.length > 0) {
       const targets = resolveFollowPaths(this.root, opts.followPaths);
@@ -192,6 +202,7 @@ export class ContextWalker {
     }
     this.inc = makeFilter(includes, false);
     this.exc = makeFilter(opts.excludePatterns ?? [], true);
+    this.enter('', listDir(this.root));
   }
 
   /** Every entry has been returned by next(). */
@@ -201,10 +212,7 @@ export class ContextWalker {
 
   next(max: number): WalkEntry[] {
     const out: WalkEntry[] = [];
-    if (!this.started) {
-      this.started = true;
-      this.enter('', listDir(this.root));
-    }
+    if (!this.started) this.start();
     while (out.length < max) {
       const frame = this.frames[this.frames.length - 1];
       if (!frame) break;
