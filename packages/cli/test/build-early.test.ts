@@ -70,7 +70,8 @@ describe('the early jail', () => {
     `another reading of the command line discards it: jail stopped, private and output dirs gone${why}`,
     async () => {
       const out = join(dir, 'made', 'deeper', 'out');
-      const argv = [hello, '-o', `type=local,dest=${out}`];
+      // bubblewrap named (its command line names the private dir; nsjail's is in a file).
+      const argv = [hello, '-o', `type=local,dest=${out}`, '--sandbox-runtime', 'bwrap'];
       const before = sandboxDirs();
       await early.prestart(argv);
       const made = [...sandboxDirs()].filter((n) => !before.has(n));

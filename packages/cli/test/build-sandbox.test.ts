@@ -100,7 +100,17 @@ describe('ktl build in the sandbox', () => {
         `${readFileSync(join(repoRoot, 'testdata', 'sandbox', 'linux-ci.cfg'), 'utf8')}\nmount { src: "${dir}/not-there" dst: "/x" is_bind: true }\n`,
       );
       const r = ktl(
-        ['build', hello, '--sandbox-config', cfg, '-o', `type=local,dest=${join(dir, 'o71')}`],
+        [
+          'build',
+          hello,
+          '--sandbox-config',
+          cfg,
+          // bubblewrap named: with nsjail installed too, auto would pick nsjail.
+          '--sandbox-runtime',
+          'bwrap',
+          '-o',
+          `type=local,dest=${join(dir, 'o71')}`,
+        ],
         {
           env,
         },

@@ -74,7 +74,17 @@ describe('ktl sandbox run', () => {
   });
 
   bwrapTest(`the runtime failing before the command is 71 with its own words${why}`, () => {
-    const r = ktl(['sandbox', 'run', '--bind', `${dir}/nope:/x`, '--', '/bin/true']);
+    // bubblewrap named: with nsjail installed too, auto would pick nsjail (its words differ).
+    const r = ktl([
+      'sandbox',
+      'run',
+      '--runtime',
+      'bwrap',
+      '--bind',
+      `${dir}/nope:/x`,
+      '--',
+      '/bin/true',
+    ]);
     expect(r.code).toBe(71);
     expect(r.stderr).toContain("Can't find source path");
   });
