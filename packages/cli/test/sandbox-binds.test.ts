@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { parseBuildOptions, type RawBuildFlags } from '../src/build/options';
-import { BindPlanError, planBuildBinds } from '../src/sandbox/binds';
+import { BindPlanError, inMountOrder, planBuildBinds } from '../src/sandbox/binds';
 import { outputPaths, unboundOutputs } from '../src/sandbox/inner-spec';
 
 const dir = mkdtempSync(join(tmpdir(), 'ktl-binds-'));
@@ -38,10 +38,43 @@ describe('planBuildBinds', () => {
       { context: 'ctx', ssh: ['default', 'gh=agent.sock'] },
       { cwd: dir, env: { SSH_AUTH_SOCK: agentSock } },
     );
+    // One socket under two ids is bound once (nsjail cannot bind a mount point twice).
     expect(planBuildBinds(o, [], dir).binds.slice(1)).toEqual([
-      { src: agentSock, dst: agentSock, readonly: false, why: 'ssh agent default' },
-      { src: agentSock, dst: agentSock, readonly: false, why: 'ssh agent gh' },
+      { src: agentSock, dst: agentSock, readonly: false, why: 'ssh agent default, ssh agent gh' },
     ]);
+  });
+
+  test('binds are made outside in: a directory before what is bound inside it, else as planned', () => {
+    const { binds } = plan({
+      context: 'ctx',
+      output: ['type=local,dest=out/files', 'type=tar,dest=out/files.tar', 'type=local,dest=z'],
+    });
+    expect(inMountOrder([...binds]).map((b) => b.dst.replace(dir, '$D'))).toEqual([
+      '$D/ctx',
+      '$D/out',
+      '$D/z',
+      '$D/out/files',
+    ]);
+  });
+
+  test('one bind per guest path: a path named twice is bound once, read-write if any use writes', () => {
+    const { binds, ensureDirs } = plan({
+      context: 'ctx',
+      output: ['type=local,dest=out', 'type=tar,dest=out/img.tar', 'type=tar,dest=out/b.tar'],
+      buildContext: ['again=ctx'],
+    });
+    expect(binds.map((b) => [b.dst.replace(dir, '$D'), b.readonly, b.why])).toEqual([
+      ['$D/ctx', true, 'build context, named context again'],
+      ['$D/out', false, 'output local, output tar'],
+    ]);
+    expect(ensureDirs).toEqual([join(dir, 'out')]);
+    // Two host paths at one guest path: refused, not one hiding the other.
+    expect(() =>
+      plan({ context: 'ctx' }, dir, [`${join(dir, 'named')}:${join(dir, 'ctx')}`]),
+    ).toThrow(BindPlanError);
+    expect(() =>
+      plan({ context: 'ctx' }, dir, [`${join(dir, 'named')}:${join(dir, 'ctx')}`]),
+    ).toThrow(/build context and --sandbox-bind both want .*\/ctx inside the sandbox/);
   });
 
   test('binds exactly what the command line names, read-only except outputs', () => {

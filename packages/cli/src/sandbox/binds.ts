@@ -175,5 +175,44 @@ export function planBuildBinds(
       );
     }
   }
-  return { binds, ensureDirs };
+  return { binds: onePerGuestPath(binds), ensureDirs: [...new Set(ensureDirs)] };
+}
+
+/**
+ * One bind per guest path. The same host path named twice (two outputs in one directory, one
+ * agent socket under two ids, a tar beside a local export) is bound once, read-write if any of
+ * its uses writes: nsjail cannot bind a mount point twice (the build failed with exit 71).
+ * Two host paths wanted at one guest path are refused: one would silently hide the other.
+ */
+function onePerGuestPath(binds: readonly PlannedBind[]): PlannedBind[] {
+  const byGuest = new Map<string, PlannedBind>();
+  for (const b of binds) {
+    const seen = byGuest.get(b.dst);
+    if (!seen) {
+      byGuest.set(b.dst, b);
+      continue;
+    }
+    if (seen.src !== b.src) {
+      throw new BindPlanError(
+        `${seen.why} and ${b.why} both want ${b.dst} inside the sandbox (from ${seen.src} and ${b.src})`,
+        'give one of them another path',
+      );
+    }
+    byGuest.set(b.dst, {
+      ...seen,
+      readonly: seen.readonly && b.readonly,
+      why: seen.why.split(', ').includes(b.why) ? seen.why : `${seen.why}, ${b.why}`,
+    });
+  }
+  return [...byGuest.values()];
+}
+
+/**
+ * Sorts binds (in place) so that each comes before those inside it (a tar's directory around
+ * a local export, say): one made after a bind below it covers it under bubblewrap and cannot
+ * be remounted under nsjail (exit 71). Fewest path segments first; the order is otherwise kept.
+ */
+export function inMountOrder<T extends { dst: string }>(binds: T[]): T[] {
+  const depth = (p: string) => p.split('/').length;
+  return binds.sort((x, y) => depth(x.dst) - depth(y.dst));
 }

@@ -23,7 +23,7 @@ import type { Bind, MountPt } from '@ktl/nsjail-config';
 import { type RuntimeName, resolveRuntime, run, SandboxError } from '@ktl/sandbox-runner';
 import type { BuildOptions } from '../build/options';
 import { mark } from '../timing';
-import { type PlannedBind, planBuildBinds } from './binds';
+import { inMountOrder, type PlannedBind, planBuildBinds } from './binds';
 import { JAIL_GATEWAY_DIR } from './jail-paths';
 import { loadSandboxPolicy } from './policy';
 import type { SandboxSettings } from './settings';
@@ -157,6 +157,7 @@ export async function startJail(b: JailInputs): Promise<Jail> {
       { src: dir, dst: JAIL_GATEWAY_DIR, readonly: true },
       { src: b.cacheDir, dst: b.cacheDir, readonly: false },
     ];
+    inMountOrder(binds);
     // The working directory must exist inside for relative paths to keep their meaning; when
     // nothing bound covers it, an empty read-only tmpfs stands in for it (it reveals nothing).
     const covered = binds.some((x) => b.cwd === x.dst || b.cwd.startsWith(`${x.dst}/`));
