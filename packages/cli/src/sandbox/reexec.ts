@@ -142,22 +142,17 @@ async function buildIn(jail: Jail, b: SandboxedBuild): Promise<number> {
         jail.stop();
         end = await ended;
         await gateway.close();
-      } else if (jail.planned.every((p) => p.readonly)) {
-        // Built, and the jail writes no output (nothing is bound writable for one): it has
-        // nothing left to finish. It is killed, and not waited for: the kernel takes ~20 ms to
-        // tear a Node process and its namespaces down. bwrap goes with ktl (--die-with-parent)
-        // if ktl exits first; nothing of the jail outlives it.
+      } else {
+        // Built: everything the jail writes is written. The daemon ends each export only once
+        // the jailed ktl has answered it (a tar's stream when its file is renamed into place, a
+        // local export's FIN once its files are), and the Solve only after its exports. So the
+        // jail is killed, and not waited for: the kernel takes ~20 ms to tear a Node process
+        // and its namespaces down; bwrap goes with ktl (--die-with-parent) if ktl exits first,
+        // nothing of the jail outlives it.
         jail.stop();
         end = { kind: 'stopped' };
         await gateway.close();
-        mark('outer: jail stopped, it had nothing left to write');
-      } else {
-        // Built: close the session's only way out and let the jail wind down (it finishes
-        // writing the outputs: a tar is renamed into place once its stream ended).
-        await gateway.close();
-        const t = setTimeout(() => jail.stop(), 3000);
-        end = await ended;
-        clearTimeout(t);
+        mark('outer: jail stopped once built');
       }
     }
     mark('outer: runtime exited');
