@@ -23,7 +23,16 @@
  * `build` for `ktl build`, `ktl` for everything else.
  * No dependencies: this file must stay tiny, it runs before anything else.
  */
-import { closeSync, fstatSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  type BigIntStats,
+  closeSync,
+  fstatSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import Module from 'node:module';
 import { dirname, join } from 'node:path';
 import vm from 'node:vm';
@@ -50,17 +59,21 @@ const M = Module as unknown as ModuleInternals & typeof Module;
 
 const STAMP_BYTES = 32;
 
-/** The bundle file's stamp (see above) and its bytes. */
+/** A bundle file's stamp (see above), from its fstat/stat. */
+function stampOf(st: BigIntStats): Buffer {
+  const stamp = Buffer.alloc(STAMP_BYTES);
+  stamp.writeBigUInt64LE(st.ino, 0);
+  stamp.writeBigUInt64LE(st.size, 8);
+  stamp.writeBigUInt64LE(st.mtimeNs, 16);
+  stamp.writeBigUInt64LE(st.ctimeNs, 24);
+  return stamp;
+}
+
+/** The bundle file's stamp and its bytes, from one open file. */
 function readBundle(file: string): { stamp: Buffer; bytes: Buffer } {
   const fd = openSync(file, 'r');
   try {
-    const st = fstatSync(fd, { bigint: true });
-    const stamp = Buffer.alloc(STAMP_BYTES);
-    stamp.writeBigUInt64LE(st.ino, 0);
-    stamp.writeBigUInt64LE(st.size, 8);
-    stamp.writeBigUInt64LE(st.mtimeNs, 16);
-    stamp.writeBigUInt64LE(st.ctimeNs, 24);
-    return { stamp, bytes: readFileSync(fd) };
+    return { stamp: stampOf(fstatSync(fd, { bigint: true })), bytes: readFileSync(fd) };
   } finally {
     closeSync(fd);
   }
@@ -127,7 +140,10 @@ async function writeCodeCache(): Promise<void> {
     const { script, exports } = load(name);
     if (!script) throw new Error(`${file} was loaded before the cache step`);
     if (typeof exports.warmUp === 'function') await (exports.warmUp as () => Promise<void>)();
-    const data = Buffer.concat([readBundle(file).stamp, script.createCachedData()]);
+    const data = Buffer.concat([
+      stampOf(statSync(file, { bigint: true })),
+      script.createCachedData(),
+    ]);
     const tmp = `${file}.v8cache.partial`;
     writeFileSync(tmp, data);
     renameSync(tmp, `${file}.v8cache`);

@@ -67,6 +67,17 @@ export const cachedStep = (stderr: string, token: string) =>
     'm',
   ).test(stderr);
 
+/** The stamp a build of stampContext wrote into its local export `out` (checked for shape). */
+export function stampOf(out: string): string {
+  return expectStamp(readFileSync(join(out, 'stamp'), 'utf8'));
+}
+
+/** A stamp as the step writes it: a random UUID and a newline. */
+export function expectStamp(stamp: string): string {
+  expect(stamp).toMatch(/^[0-9a-f-]{36}\n$/);
+  return stamp;
+}
+
 /**
  * Builds `ctx` again with `--cache-from CACHE_FROM` into `out`: the step must come back from the
  * cache (reported CACHED, its echo not run) with the first build's `stamp`.

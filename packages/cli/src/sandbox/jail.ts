@@ -57,6 +57,8 @@ export interface Jail {
   /** The runtime run() picked: `nsjail` or `bwrap`. */
   readonly runtime: string;
   readonly planned: readonly PlannedBind[];
+  /** ktl's bundles (dist/), bound read-only: all of ktl the jail sees. */
+  readonly bundleDir: string;
   readonly ended: Promise<JailEnd>;
   /** Where the runtime's streamed log lines (--sandbox-logs) go; held until this is called. */
   logTo(write: (line: string) => void): void;
@@ -96,11 +98,6 @@ export function pickRuntime(
         '--sandbox to refuse to build without the sandbox.',
     };
   }
-}
-
-/** A file of ktl's install outside its bundles: the jail must not see it (--sandbox-logs). */
-export function ktlOutsideBundles(): string {
-  return join(dirname(innerCommand()[0]!), '..', 'package.json');
 }
 
 /** The jailed half's command: dist/boot.cjs loads dist/inner.cjs (through its code cache). */
@@ -211,6 +208,7 @@ export async function startJail(b: JailInputs): Promise<Jail> {
       policyLabel: loaded.label,
       runtime,
       planned,
+      bundleDir: dist,
       ended,
       logTo(w) {
         write = w;

@@ -82,7 +82,6 @@ async function buildIn(jail: Jail, b: SandboxedBuild): Promise<number> {
       );
     }
     const sessionId = newSessionId();
-    const ktlOutside = (await import('./jail')).ktlOutsideBundles();
     // Written once the builder is known (the jail is already starting by then), renamed into
     // place whole: the jailed ktl waits for it.
     const handOver = (up: BuildkitAddress) => {
@@ -103,7 +102,8 @@ async function buildIn(jail: Jail, b: SandboxedBuild): Promise<number> {
             : up.kind === 'unix'
               ? [up.path]
               : []),
-          ktlOutside,
+          // A file of ktl's install beside its bundles: the jail sees the bundles only.
+          join(jail.bundleDir, '..', 'package.json'),
         ],
       };
       const file = join(jail.dir, INNER_SPEC_FILE);
@@ -136,26 +136,18 @@ async function buildIn(jail: Jail, b: SandboxedBuild): Promise<number> {
     } finally {
       building = false;
       b.signal?.removeEventListener('abort', onUserAbort);
-      if (code !== 0) {
-        // Failed or canceled: the jail has nothing left to serve; stop it before closing its
-        // way out, so it does not report a lost session on top of the real error.
-        jail.stop();
-        end = await ended;
-        await gateway.close();
-      } else {
-        // Built: everything the jail writes is written. The daemon ends each export only once
-        // the jailed ktl has answered it (a tar's stream when its file is renamed into place, a
-        // local export's FIN once its files are), and the Solve only after its exports. So the
-        // jail is killed, and not waited for: the kernel takes ~20 ms to tear a Node process
-        // and its namespaces down; bwrap goes with ktl (--die-with-parent) if ktl exits first,
-        // nothing of the jail outlives it.
-        jail.stop();
-        end = { kind: 'stopped' };
-        await gateway.close();
-        mark('outer: jail stopped once built');
-      }
+      // Failed or canceled: the jail has nothing left to serve; it is stopped before its way
+      // out is closed, so it does not report a lost session on top of the real error. Built:
+      // everything it writes is written (the daemon ends each export only once the jailed ktl
+      // has answered it: a tar's stream when its file is renamed into place, a local export's
+      // FIN once its files are; and the Solve only after its exports), so it is stopped and not
+      // waited for: the kernel takes ~20 ms to tear a Node process and its namespaces down, and
+      // bwrap goes with ktl (--die-with-parent) if ktl exits first.
+      jail.stop();
+      end = code === 0 ? { kind: 'stopped' } : await ended;
+      await gateway.close();
     }
-    mark('outer: runtime exited');
+    mark(code === 0 ? 'outer: jail stopped once built' : 'outer: runtime exited');
     if (end.kind === 'failed') {
       if (end.code === 'E_TIMEOUT') {
         b.stderr(`ktl: ${end.message}\n`);
