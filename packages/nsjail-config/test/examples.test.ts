@@ -1,28 +1,27 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from '@jest/globals';
 import { emitPolicy, parsePolicy, parsePolicyFile } from '../src/index';
-import { repoRoot } from './helpers';
+import { nsjailExamples, repoRoot } from './helpers';
 
-// nsjail's own example policies live in the steering repo's shared folder, never in this repo.
-const examplesDir = join(repoRoot, '..', 'shared', 'nsjail-configs');
-const examples = existsSync(examplesDir)
-  ? readdirSync(examplesDir).filter((f) => f.endsWith('.cfg'))
-  : [];
+// nsjail's own example policies are never in this repo: KTL_NSJAIL_EXAMPLES names their folder.
+const examples = nsjailExamples();
 const testdataDir = join(repoRoot, 'testdata', 'sandbox');
 const ours = readdirSync(testdataDir).filter((f) => f.endsWith('.cfg'));
 
 describe("nsjail's example policies", () => {
-  if (examples.length === 0) {
-    test.skip(`skipped: ${examplesDir} is absent (it holds nsjail's examples on developer and CI machines)`, () => {});
+  const { dir, files, reason } = examples;
+  if (dir && files.length > 0) {
+    test.each(files)('%s parses and round-trips through the emitter', async (name) => {
+      const parsed = await parsePolicyFile(join(dir, name));
+      expect(parsed.source.format).toBe('text');
+      expect(Object.keys(parsed.policy).length).toBeGreaterThan(0);
+      const again = parsePolicy(emitPolicy(parsed.policy));
+      expect(again.policy).toEqual(parsed.policy);
+    });
+  } else {
+    test.skip(`example policies: ${reason}`, () => {});
   }
-  test.each(examples)('%s parses and round-trips through the emitter', async (name) => {
-    const parsed = await parsePolicyFile(join(examplesDir, name));
-    expect(parsed.source.format).toBe('text');
-    expect(Object.keys(parsed.policy).length).toBeGreaterThan(0);
-    const again = parsePolicy(emitPolicy(parsed.policy));
-    expect(again.policy).toEqual(parsed.policy);
-  });
 });
 
 describe('testdata/sandbox policies', () => {

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { describe, expect, test } from '@jest/globals';
 import { type Expr, type KafelProgram, type PolicyEntry, parseKafel } from '../../src/kafel';
+import { dirFromEnv } from '../helpers';
 import { invalidKafel, validKafel } from './cases';
 
 function program(src: string, arch: 'x86_64' | 'aarch64' = 'x86_64'): KafelProgram {
@@ -214,37 +214,41 @@ describe('kafel: invalid policies (message, line, column as kafel reports them)'
   });
 });
 
-// kafel's own sample policies, read from the kafel mirror when this machine has one.
-const KAFEL_MIRROR = '/work/.mirror/google+kafel/repo';
-function kafelSamples(): { names: string[]; reason: string } {
-  if (!existsSync(KAFEL_MIRROR)) return { names: [], reason: `no kafel mirror at ${KAFEL_MIRROR}` };
+// kafel's own sample policies, read with git from the kafel repository (a clone or a bare
+// mirror) that KTL_KAFEL_REPO names; never a path of this machine.
+function kafelSamples(): { repo?: string; names: string[]; reason: string } {
+  const { dir: repo, reason } = dirFromEnv(
+    'KTL_KAFEL_REPO',
+    'a git repository of google/kafel, clone or bare mirror; .ci/run leaves it to the environment',
+  );
+  if (!repo) return { names: [], reason };
   try {
-    const out = execFileSync(
-      'git',
-      ['-C', KAFEL_MIRROR, 'ls-tree', '--name-only', 'HEAD', 'samples/'],
-      {
-        encoding: 'utf8',
-      },
-    );
+    const out = execFileSync('git', ['-C', repo, 'ls-tree', '--name-only', 'HEAD', 'samples/'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const names = out.split('\n').filter((n) => n.endsWith('.policy'));
     return names.length > 0
-      ? { names, reason: '' }
-      : { names, reason: 'the kafel mirror has no samples/' };
+      ? { repo, names, reason: '' }
+      : { names, reason: `KTL_KAFEL_REPO=${repo} has no samples/*.policy at HEAD` };
   } catch (e) {
+    const err = e as Error & { stderr?: string };
+    const why = (err.stderr ?? '').trim() || err.message;
     return {
       names: [],
-      reason: `cannot read the kafel mirror: ${(e as Error).message.split('\n')[0]}`,
+      reason: `cannot read KTL_KAFEL_REPO=${repo} with git: ${why.split('\n')[0]}`,
     };
   }
 }
 const samples = kafelSamples();
 
 describe("kafel's samples", () => {
-  if (samples.names.length === 0) {
-    test.skip(`kafel samples/*.policy (skipped: ${samples.reason})`, () => {});
+  const { repo, names, reason } = samples;
+  if (!repo || names.length === 0) {
+    test.skip(`kafel samples/*.policy: ${reason}`, () => {});
   } else {
-    test.each(samples.names)('%s parses (x86_64; on aarch64 only x86-only calls fail)', (name) => {
-      const src = execFileSync('git', ['-C', KAFEL_MIRROR, 'show', `HEAD:${name}`], {
+    test.each(names)('%s parses (x86_64; on aarch64 only x86-only calls fail)', (name) => {
+      const src = execFileSync('git', ['-C', repo, 'show', `HEAD:${name}`], {
         encoding: 'utf8',
       });
       const x86 = parseKafel(src, { arch: 'x86_64' });
