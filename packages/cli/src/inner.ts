@@ -8,7 +8,15 @@
  * The options are the ones the outer ktl validated, from /run/ktl/build.json: no CLI
  * framework and no second parse.
  */
-import { type FSWatcher, mkdtempSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
+import {
+  type FSWatcher,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  watch,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -26,6 +34,7 @@ import {
   INNER_SPEC_VERSION,
   type InnerSpec,
   outputPaths,
+  pinMismatches,
   unboundOutputs,
 } from './sandbox/inner-spec';
 import { JAIL_GATEWAY_DIR, SANDBOX_FAILED_EXIT } from './sandbox/jail-paths';
@@ -115,8 +124,29 @@ async function serve(): Promise<number> {
     return SANDBOX_FAILED_EXIT;
   }
   mark('inner: spec read');
-  if (spec.logs) for (const l of selfCheckLines(spec.mustNotSee, spec.bound)) stderr(`${l}\n`);
+  // What is mounted must be what the outer ktl checked, before anything is served.
+  const moved = pinMismatches(spec.pins, (p) => {
+    try {
+      return statSync(p, { bigint: true });
+    } catch {
+      return undefined;
+    }
+  });
+  if (moved.length > 0) {
+    stderr(
+      `ERROR: the sandbox's binds are not what was checked (a path on the command line changed between the check and the mount; is something rewriting the checkout?): ${moved.join('; ')}\n`,
+    );
+    return SANDBOX_FAILED_EXIT;
+  }
   const o = spec.options;
+  if (spec.logs)
+    for (const l of selfCheckLines(
+      spec.mustNotSee,
+      spec.bound,
+      spec.engines,
+      Object.values(o.ssh ?? {}),
+    ))
+      stderr(`${l}\n`);
   const stray = unboundOutputs(outputPaths(o), spec.writable);
   if (stray.length > 0) {
     stderr(

@@ -133,7 +133,7 @@ export async function buildCommand(args: { context: string }, flags: BuildFlags)
       cwd: process.cwd(),
       settings,
       upstream,
-      solve: async (sessionId, signal) =>
+      solve: async (sessionId, signal, outerDirs) =>
         (
           await runBuild(
             { ...options, builder: formatAddress(await upstream) },
@@ -147,6 +147,7 @@ export async function buildCommand(args: { context: string }, flags: BuildFlags)
               }),
               signal,
               externalSession: { id: sessionId },
+              outerDirs,
               connect: () => found,
             },
           )

@@ -7,6 +7,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Interfaces } from '@oclif/core';
 import type Build from '../commands/build';
+import { hostPathOf, parseSandboxBinds } from '../sandbox/binds';
 import {
   resolveSandboxSettings,
   type SandboxSettings,
@@ -25,6 +26,22 @@ export interface BuildProcess {
   cwd: string;
   env: NodeJS.ProcessEnv;
   stderrIsTTY: boolean;
+}
+
+/**
+ * A sandboxed build's --sandbox-bind GUEST paths name, on the command line, what is bound
+ * there: existence checks look at the HOST side. Malformed values are left to the bind plan,
+ * which refuses them with the reason.
+ */
+function guestToHost(values: readonly string[] | undefined, cwd: string) {
+  if (!values || values.length === 0) return undefined;
+  let guests: ReturnType<typeof parseSandboxBinds>;
+  try {
+    guests = parseSandboxBinds(values, cwd);
+  } catch {
+    return undefined;
+  }
+  return (p: string) => hostPathOf(p, guests).host;
 }
 
 /** The validated options (BuildUsageError or SandboxSettingsError on a bad command line). */
@@ -65,7 +82,7 @@ export function optionsFromFlags(
       provenance: flags.provenance,
       sbom: flags.sbom,
     },
-    proc,
+    { ...proc, hostPath: guestToHost(flags['sandbox-bind'], proc.cwd) },
   );
   if (flags.hermetic && (flags.network === 'host' || options.allow.includes('network.host'))) {
     throw new SandboxSettingsError(

@@ -161,18 +161,23 @@ export function metadataProvenanceMode(
  * renames it: a reader never sees half a file, and a symlink at `path` is replaced, not
  * written through.
  */
-export function writeFileAtomic(path: string, text: string): void {
+export function writeFileAtomic(path: string, text: string, dirFd?: number): void {
   // Loaded here, not at the top: this module is in the sandbox's early start, which must not
   // pay node:crypto's loading (~5 ms) before the jail starts.
   const { randomBytes } = createRequire(import.meta.url)('node:crypto') as typeof Crypto;
-  mkdirSync(dirname(path), { recursive: true });
+  // Through a pinned directory (openat spelled /proc/self/fd/N/NAME): the directory is the one
+  // checked before the build, whatever links now lie on the path; the temporary file is made
+  // with O_EXCL (never through a link) and renamed over the name (replacing, not following,
+  // a link there).
+  const dir = dirFd === undefined ? dirname(path) : `/proc/self/fd/${dirFd}`;
+  if (dirFd === undefined) mkdirSync(dir, { recursive: true });
   const tmp = join(
-    dirname(path),
+    dir,
     `.${basename(path)}.ktl-partial-${process.pid}-${randomBytes(4).toString('hex')}`,
   );
   try {
     writeFileSync(tmp, text, { mode: 0o644, flag: 'wx' });
-    renameSync(tmp, path);
+    renameSync(tmp, join(dir, basename(path)));
   } catch (e) {
     rmSync(tmp, { force: true });
     throw e;

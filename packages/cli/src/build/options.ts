@@ -122,6 +122,12 @@ export interface ParseContext {
   readonly env: Readonly<Record<string, string | undefined>>;
   /** Whether stderr is a terminal (for `--progress auto`); false when not given. */
   readonly stderrIsTTY?: boolean | undefined;
+  /**
+   * Where a path is on this host, when that differs from its name on the command line: a
+   * sandboxed build's --sandbox-bind GUEST paths name what is bound there (the options keep
+   * the GUEST path, which is what the jailed ktl opens). Existence checks look there.
+   */
+  readonly hostPath?: ((p: string) => string) | undefined;
 }
 
 const positive = (v: string | undefined): number | undefined =>
@@ -145,9 +151,9 @@ function keyValue(
   return [k, i < 0 ? undefined : value.slice(i + 1)];
 }
 
-function statKind(p: string): 'dir' | 'file' | 'other' | undefined {
+function statKind(p: string, ctx?: ParseContext): 'dir' | 'file' | 'other' | undefined {
   try {
-    const st = statSync(p);
+    const st = statSync(ctx?.hostPath ? ctx.hostPath(p) : p);
     return st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
   } catch {
     return undefined;
@@ -203,7 +209,7 @@ function parseSecret(value: string, ctx: ParseContext): { id: string; source: Se
     return { id, source: { env } };
   }
   const file = isAbsolute(src!) ? src! : resolve(ctx.cwd, src!);
-  const kind = statKind(file);
+  const kind = statKind(file, ctx);
   if (kind !== 'file') {
     throw new BuildUsageError(
       flag,
@@ -254,7 +260,7 @@ function parseSsh(value: string, ctx: ParseContext): [string, string] {
   const abs = isAbsolute(path) ? path : resolve(ctx.cwd, path);
   let st: Stats;
   try {
-    st = statSync(abs);
+    st = statSync(ctx.hostPath ? ctx.hostPath(abs) : abs);
   } catch {
     throw new BuildUsageError(
       flag,
@@ -303,7 +309,7 @@ function parseBuildContext(value: string, ctx: ParseContext): [string, string] {
     );
   }
   const dir = isAbsolute(src) ? src : resolve(ctx.cwd, src);
-  const kind = statKind(dir);
+  const kind = statKind(dir, ctx);
   if (kind !== 'dir') {
     throw new BuildUsageError(
       flag,
@@ -341,6 +347,7 @@ function parseLocalCache(
   value: string,
   attrs: Record<string, string>,
   abs: (p: string) => string,
+  ctx: ParseContext,
 ): CacheSpec {
   const key = flag === '--cache-from' ? 'src' : 'dest';
   const keys = flag === '--cache-from' ? CACHE_FROM_LOCAL_KEYS : CACHE_TO_LOCAL_KEYS;
@@ -364,7 +371,7 @@ function parseLocalCache(
     );
   }
   attrs[key] = abs(dir);
-  const kind = statKind(attrs[key]!);
+  const kind = statKind(attrs[key]!, ctx);
   if (kind !== undefined && kind !== 'dir') {
     throw new BuildUsageError(
       flag,
@@ -422,6 +429,7 @@ function parseCache(
   flag: '--cache-from' | '--cache-to',
   value: string,
   abs: (p: string) => string,
+  ctx: ParseContext,
 ): CacheSpec[] {
   if (value.trim() === '') {
     throw new BuildUsageError(flag, value, 'empty cache spec', 'e.g. type=registry,ref=REPO:TAG');
@@ -491,7 +499,7 @@ function parseCache(
       onlyKeys(new Set(), 'type=inline takes no fields');
       return [{ type, attrs }];
     case 'local':
-      return [parseLocalCache(flag, value, attrs, abs)];
+      return [parseLocalCache(flag, value, attrs, abs, ctx)];
     default:
       throw new BuildUsageError(
         flag,
@@ -535,7 +543,7 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
     );
   }
   const contextDir = abs(raw.context);
-  const ck = statKind(contextDir);
+  const ck = statKind(contextDir, ctx);
   if (ck !== 'dir') {
     throw new BuildUsageError(
       'CONTEXT',
@@ -546,7 +554,7 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
   let dockerfile = '-';
   if (raw.file !== '-') {
     dockerfile = raw.file === undefined ? resolve(contextDir, 'Dockerfile') : abs(raw.file);
-    const fk = statKind(dockerfile);
+    const fk = statKind(dockerfile, ctx);
     if (fk !== 'file') {
       throw new BuildUsageError(
         '--file',
@@ -642,8 +650,8 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
     );
   }
 
-  const cacheFrom = (raw.cacheFrom ?? []).flatMap((v) => parseCache('--cache-from', v, abs));
-  const cacheTo = (raw.cacheTo ?? []).flatMap((v) => parseCache('--cache-to', v, abs));
+  const cacheFrom = (raw.cacheFrom ?? []).flatMap((v) => parseCache('--cache-from', v, abs, ctx));
+  const cacheTo = (raw.cacheTo ?? []).flatMap((v) => parseCache('--cache-to', v, abs, ctx));
   // The builder answers with one cache manifest per build; a local directory's index.json
   // must name the one written into it.
   const manifestCaches = cacheTo.filter((c) => c.type !== 'inline');
@@ -689,7 +697,7 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
     ['--iidfile', raw.iidfile],
     ['--metadata-file', raw.metadataFile],
   ] as const) {
-    if (p !== undefined && statKind(abs(p)) === 'dir') {
+    if (p !== undefined && statKind(abs(p), ctx) === 'dir') {
       throw new BuildUsageError(flag, p, 'is a directory', 'give a file name');
     }
   }

@@ -7,7 +7,7 @@
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   type BuildkitConnection,
   BuildkitError,
@@ -68,6 +68,12 @@ export interface BuildIO {
    * Dockerfile, secrets or credentials itself.
    */
   readonly externalSession?: { readonly id: string } | undefined;
+  /**
+   * Directories pinned before the build (sandboxed: the --iidfile and --metadata-file
+   * directories, by the path on the command line): those files are written through the
+   * descriptor, never by a path the build could have rerouted with a link.
+   */
+  readonly outerDirs?: ReadonlyMap<string, number> | undefined;
 }
 
 export interface BuildOutcome {
@@ -246,7 +252,8 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
     // store, the config digest with the moby exporter (which reports it as containerimage.digest).
     const imageId = r['containerimage.digest'] ?? r['containerimage.config.digest'];
     try {
-      if (o.iidfile && imageId) writeFileAtomic(o.iidfile, imageId);
+      const pinned = (f: string) => io.outerDirs?.get(dirname(f));
+      if (o.iidfile && imageId) writeFileAtomic(o.iidfile, imageId, pinned(o.iidfile));
       if (o.metadataFile) {
         const provenance = await recordedProvenance(conn, res.ref, o);
         const meta = {
@@ -264,7 +271,7 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
           'buildx.build.ref': buildRef(conn.address, res.ref),
           ...provenance,
         };
-        writeFileAtomic(o.metadataFile, formatMetadata(meta));
+        writeFileAtomic(o.metadataFile, formatMetadata(meta), pinned(o.metadataFile));
       }
     } catch (e) {
       const message = `build succeeded but writing an output failed: ${(e as Error).message}`;

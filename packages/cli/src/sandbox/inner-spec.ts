@@ -10,8 +10,14 @@ import type { BuildOptions } from '../build/options';
 
 export const INNER_SPEC_FILE = 'build.json';
 
+/** A host object by identity (decimal strings: JSON has no bigint). */
+export interface Identity {
+  readonly dev: string;
+  readonly ino: string;
+}
+
 export interface InnerSpec {
-  readonly version: 3;
+  readonly version: 4;
   readonly options: BuildOptions;
   /** The session id the outer ktl's Solve names; the jailed ktl serves it. */
   readonly sessionId: string;
@@ -25,9 +31,17 @@ export interface InnerSpec {
   readonly writable: readonly string[];
   /** The real builder's socket(s), which the jailed ktl checks are absent (--sandbox-logs). */
   readonly mustNotSee: readonly string[];
+  /**
+   * Each bind's guest path and the identity of what the outer ktl checked and pinned: the
+   * jailed ktl serves nothing unless each is what is mounted there (a path swapped for a link
+   * between the check and the runtime's mount would show here).
+   */
+  readonly pins: readonly (Identity & { readonly dst: string })[];
+  /** The engine sockets on the host, by identity: none may be reachable inside. */
+  readonly engines: readonly (Identity & { readonly path: string })[];
 }
 
-export const INNER_SPEC_VERSION = 3;
+export const INNER_SPEC_VERSION = 4;
 
 /**
  * Every host path the jailed ktl writes: the -o destinations (FileSend) and local cache
@@ -47,4 +61,24 @@ export function outputPaths(o: BuildOptions): string[] {
  */
 export function unboundOutputs(paths: readonly string[], writable: readonly string[]): string[] {
   return paths.filter((p) => !writable.some((w) => p === w || p.startsWith(`${w}/`)));
+}
+
+/**
+ * The binds whose guest path does not hold what the outer ktl pinned (by device and inode),
+ * as messages; empty when all are in place.
+ */
+export function pinMismatches(
+  pins: InnerSpec['pins'],
+  stat: (p: string) => { dev: bigint; ino: bigint } | undefined,
+): string[] {
+  const out: string[] = [];
+  for (const p of pins) {
+    const st = stat(p.dst);
+    if (!st) out.push(`${p.dst}: not there`);
+    else if (String(st.dev) !== p.dev || String(st.ino) !== p.ino)
+      out.push(
+        `${p.dst}: holds device ${st.dev} inode ${st.ino}, not the checked ${p.dev}/${p.ino}`,
+      );
+  }
+  return out;
 }

@@ -15,6 +15,7 @@ import {
   realpathSync,
   rmdirSync,
   rmSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -23,7 +24,15 @@ import type { Bind, MountPt } from '@ktl/nsjail-config';
 import { type RuntimeName, resolveRuntime, run, SandboxError } from '@ktl/sandbox-runner';
 import type { BuildOptions } from '../build/options';
 import { mark } from '../timing';
-import { inMountOrder, type PlannedBind, planBuildBinds } from './binds';
+import {
+  closeBindPlan,
+  inMountOrder,
+  makeBindDirs,
+  masksFor,
+  type PlannedBind,
+  planBuildBinds,
+} from './binds';
+import type { EngineSocket } from './engine-sockets';
 import { JAIL_GATEWAY_DIR } from './jail-paths';
 import { loadSandboxPolicy } from './policy';
 import type { SandboxSettings } from './settings';
@@ -57,6 +66,17 @@ export interface Jail {
   /** The runtime run() picked: `nsjail` or `bwrap`. */
   readonly runtime: string;
   readonly planned: readonly PlannedBind[];
+  /** What is hidden inside (engine sockets under bound directories), for --sandbox-logs. */
+  readonly masked: readonly { dst: string; why: string }[];
+  /** Guest paths of binds made empty instead (they hold an engine socket; nsjail). */
+  readonly emptied: ReadonlySet<string>;
+  /** The engine sockets known on this host, for the jailed ktl's self-check. */
+  readonly engines: readonly EngineSocket[];
+  /**
+   * Directories the outer ktl writes into itself (--iidfile, --metadata-file), by the path on
+   * the command line: descriptors pinned when the binds were planned, open until cleanUp.
+   */
+  readonly outerDirs: ReadonlyMap<string, number>;
   /** ktl's bundles (dist/), bound read-only: all of ktl the jail sees. */
   readonly bundleDir: string;
   readonly ended: Promise<JailEnd>;
@@ -128,29 +148,52 @@ function removeEmptyChain(leaf: string, top: string): void {
  */
 export async function startJail(b: JailInputs): Promise<Jail> {
   const loaded = await loadSandboxPolicy(b.settings.policyFile, b.settings.hermetic);
-  const { binds: planned, ensureDirs } = planBuildBinds(b.options, b.sandboxBinds, b.cwd);
+  const plan = planBuildBinds(b.options, b.sandboxBinds, b.cwd);
+  const planned = plan.binds;
   const made: { leaf: string; top: string }[] = [];
-  const dir = mkdtempSync(join(tmpdir(), 'ktl-sandbox-'));
+  let dir: string;
+  try {
+    dir = mkdtempSync(join(tmpdir(), 'ktl-sandbox-'));
+  } catch (e) {
+    closeBindPlan(plan);
+    throw e;
+  }
+  let closed = false;
   const cleanUp = ({ keepOutputs }: { keepOutputs: boolean }) => {
+    if (!closed) closeBindPlan(plan);
+    closed = true;
     rmSync(dir, { recursive: true, force: true });
     if (!keepOutputs) for (const m of made.splice(0).reverse()) removeEmptyChain(m.leaf, m.top);
   };
   try {
-    for (const d of ensureDirs) {
-      const top = mkdirSync(d, { recursive: true });
-      if (top !== undefined) made.push({ leaf: d, top });
-    }
+    made.push(...makeBindDirs(plan));
     mkdirSync(b.cacheDir, { recursive: true });
+    // What masks an engine socket (an empty file) or directory (an empty one), read-only.
+    const maskFile = join(dir, 'masked');
+    const maskDir = join(dir, 'masked.d');
+    writeFileSync(maskFile, '', { mode: 0o444 });
+    mkdirSync(maskDir, { mode: 0o555 });
     mark('outer: policy loaded, binds planned');
     const node = realpathSync(process.execPath);
     // Of ktl, the jail gets its built bundles only (self-contained: no node_modules), not
     // the install or checkout they sit in.
     const inner = innerCommand();
     const dist = dirname(inner[0]!);
+    const runtime = resolveRuntime(b.settings.runtime).name;
+    const { masks, emptied } = masksFor(plan.masks, planned, runtime);
     const binds: Bind[] = [
       { src: node, dst: node, readonly: true },
       { src: dist, dst: dist, readonly: true },
-      ...planned.map((p) => ({ src: p.src, dst: p.dst, readonly: p.readonly })),
+      ...planned.map((p) => ({
+        src: emptied.has(p.dst) ? maskDir : p.src,
+        dst: p.dst,
+        readonly: p.readonly,
+      })),
+      ...masks.map((m) => ({
+        src: m.kind === 'file' ? maskFile : maskDir,
+        dst: m.dst,
+        readonly: true,
+      })),
       { src: dir, dst: JAIL_GATEWAY_DIR, readonly: true },
       { src: b.cacheDir, dst: b.cacheDir, readonly: false },
     ];
@@ -175,7 +218,6 @@ export async function startJail(b: JailInputs): Promise<Jail> {
     const held: string[] = [];
     let write: ((line: string) => void) | undefined;
     const stopper = new AbortController();
-    const runtime = resolveRuntime(b.settings.runtime).name;
     const started = run(node, inner, {
       policy,
       runtime: b.settings.runtime,
@@ -208,6 +250,13 @@ export async function startJail(b: JailInputs): Promise<Jail> {
       policyLabel: loaded.label,
       runtime,
       planned,
+      masked: [
+        ...masks,
+        ...[...emptied].map((dst) => ({ dst, why: 'holds an engine socket: bound empty' })),
+      ],
+      emptied,
+      engines: plan.engines,
+      outerDirs: new Map([...plan.outerDirs].map(([d, p]) => [d, p.fd])),
       bundleDir: dist,
       ended,
       logTo(w) {

@@ -5,11 +5,12 @@
  * jailed ktl serves the build session; the outer one sends the Solve, relays the exit status,
  * cancels on Ctrl-C and tears everything down.
  */
-import { renameSync, writeFileSync } from 'node:fs';
+import { realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BuildkitAddress, newSessionId, startGateway } from '@ktl/buildkit-client';
 import { EndedElsewhere } from '../build/run';
 import { mark } from '../timing';
+import { BindPlanError } from './binds';
 import { INNER_SPEC_FILE, INNER_SPEC_VERSION, type InnerSpec } from './inner-spec';
 import type { Jail, JailEnd, JailInputs } from './jail';
 import { JAIL_GATEWAY_DIR, SANDBOX_FAILED_EXIT } from './jail-paths';
@@ -29,7 +30,11 @@ export interface SandboxedBuild extends JailInputs {
    * Sends the Solve (out here, on the real builder) naming the session the jailed ktl serves;
    * resolves to ktl build's exit status. `signal` aborts when the jail fails or on Ctrl-C.
    */
-  solve: (sessionId: string, signal: AbortSignal) => Promise<number>;
+  solve: (
+    sessionId: string,
+    signal: AbortSignal,
+    outerDirs: ReadonlyMap<string, number>,
+  ) => Promise<number>;
   /** Writes the jail's docker config.json into the given directory; returns the hosts. */
   writeDockerConfig?: (dir: string) => Promise<readonly string[]>;
   stderr: (text: string) => void;
@@ -50,6 +55,39 @@ export async function runBuildInSandbox(b: SandboxedBuild): Promise<number> {
   }
 }
 
+/**
+ * The builder found is reached through a unix socket that no mask covers, under a directory
+ * bound into the jail (an engine ktl did not know of when the binds were planned): the build
+ * stops here rather than give the jail the engine.
+ */
+function refuseReachableEngine(up: BuildkitAddress, jail: Jail): void {
+  const path =
+    up.kind === 'unix'
+      ? up.path
+      : up.kind === 'docker' && up.engine.kind === 'unix'
+        ? up.engine.path
+        : undefined;
+  if (path === undefined) return;
+  let real: string;
+  let id: string;
+  try {
+    const st = statSync(path, { bigint: true });
+    real = realpathSync(path);
+    id = `${st.dev}:${st.ino}`;
+  } catch {
+    return; // not there: nothing to reach
+  }
+  if (jail.engines.some((e) => `${e.dev}:${e.ino}` === id)) return; // masked where bound
+  const bind = jail.planned.find(
+    (p) => p.pin.kind === 'dir' && (real === p.src || real.startsWith(`${p.src}/`)),
+  );
+  if (bind)
+    throw new BindPlanError(
+      `the builder's socket ${path} is inside ${bind.src} (${bind.why}), which is bound into the sandbox`,
+      'name a directory that does not hold the engine socket, or set DOCKER_HOST/BUILDKIT_HOST (or --builder) so ktl knows the socket and masks it',
+    );
+}
+
 async function buildIn(jail: Jail, b: SandboxedBuild): Promise<number> {
   // The jail gets the build session and nothing else of the builder: the Solve is sent from
   // out here, built from the validated command line.
@@ -66,9 +104,11 @@ async function buildIn(jail: Jail, b: SandboxedBuild): Promise<number> {
     b.stderr(
       `Running ktl build inside the sandbox (policy: ${jail.policyLabel}, runtime: ${jail.runtime === 'bwrap' ? 'bubblewrap' : jail.runtime}). Set KTL_SANDBOX_DISABLE=1 to opt out.\n`,
     );
-    if (b.settings.logs)
+    if (b.settings.logs) {
       for (const p of jail.planned)
         b.stderr(`[sandbox] bind ${p.src} -> ${p.dst} (${p.readonly ? 'ro' : 'rw'}, ${p.why})\n`);
+      for (const m of jail.masked) b.stderr(`[sandbox] masked ${m.dst} (${m.why})\n`);
+    }
     jail.logTo((line) => b.stderr(`${line}\n`));
     const authHosts = b.writeDockerConfig
       ? await b.writeDockerConfig(join(jail.dir, 'docker'))
@@ -85,6 +125,7 @@ async function buildIn(jail: Jail, b: SandboxedBuild): Promise<number> {
     // Written once the builder is known (the jail is already starting by then), renamed into
     // place whole: the jailed ktl waits for it.
     const handOver = (up: BuildkitAddress) => {
+      refuseReachableEngine(up, jail);
       const prefix = up.kind === 'docker' ? 'docker://unix://' : 'unix://';
       const spec: InnerSpec = {
         version: INNER_SPEC_VERSION,
@@ -105,6 +146,18 @@ async function buildIn(jail: Jail, b: SandboxedBuild): Promise<number> {
           // A file of ktl's install beside its bundles: the jail sees the bundles only.
           join(jail.bundleDir, '..', 'package.json'),
         ],
+        pins: jail.planned
+          .filter((p) => !jail.emptied.has(p.dst))
+          .map((p) => ({
+            dst: p.dst,
+            dev: String(p.pin.dev),
+            ino: String(p.pin.ino),
+          })),
+        engines: jail.engines.map((e) => ({
+          path: e.path,
+          dev: String(e.dev),
+          ino: String(e.ino),
+        })),
       };
       const file = join(jail.dir, INNER_SPEC_FILE);
       writeFileSync(`${file}.partial`, JSON.stringify(spec), { mode: 0o600 });
@@ -131,7 +184,7 @@ async function buildIn(jail: Jail, b: SandboxedBuild): Promise<number> {
       // No builder: rethrown once the jail is stopped (below: it has nothing to serve).
       handOver(await b.upstream);
       mark('outer: spec handed over');
-      code = await b.solve(sessionId, buildStop.signal);
+      code = await b.solve(sessionId, buildStop.signal, jail.outerDirs);
       mark('outer: build done');
     } finally {
       building = false;
