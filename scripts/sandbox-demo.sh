@@ -54,7 +54,16 @@ check "unsandboxed: a host-only file named with --build-context is read" "$work/
 (cd "$repo" && ktl build . --build-context hostfiles=./hostfiles -o "type=local,dest=$work/loot-jail") >"$work/threat-jail.log" 2>&1
 cat "$work/loot-jail/loot.txt" >"$work/loot-jail.txt" 2>/dev/null || echo "(no loot.txt written)" >"$work/loot-jail.txt"
 check "sandboxed: the same host-only file is not read" "$work/loot-jail.txt" "$marker" absent
-check "sandboxed: the link out of the tree is refused, naming the way to share it" "$work/threat-jail.log" "resolves to .*$(basename "$hostonly").*\\(a symlink\\)" present
+check "sandboxed: the link out of the tree is refused, naming the way to share it" "$work/threat-jail.log" "^hint: .*--sandbox-bind $hostonly:GUEST" present
+# The same build line run from elsewhere: absolute paths from /, relative ones from the parent.
+(cd / && ktl build "$repo" --build-context "hostfiles=$repo/hostfiles" -o "type=local,dest=$work/loot-abs") >"$work/threat-abs.log" 2>&1
+cat "$work/loot-abs/loot.txt" >"$work/loot-abs.txt" 2>/dev/null || echo "(no loot.txt written)" >"$work/loot-abs.txt"
+check "sandboxed, from / with absolute paths: the host-only file is not read" "$work/loot-abs.txt" "$marker" absent
+check "sandboxed, from / with absolute paths: the link is refused" "$work/threat-abs.log" "the symlink $repo/hostfiles -> $hostonly leads out of" present
+(cd "$work" && ktl build untrusted-repo --build-context hostfiles=untrusted-repo/hostfiles -o "type=local,dest=$work/loot-parent") >"$work/threat-parent.log" 2>&1
+cat "$work/loot-parent/loot.txt" >"$work/loot-parent.txt" 2>/dev/null || echo "(no loot.txt written)" >"$work/loot-parent.txt"
+check "sandboxed, from the repository's parent: the host-only file is not read" "$work/loot-parent.txt" "$marker" absent
+check "sandboxed, from the repository's parent: the link is refused" "$work/threat-parent.log" "the symlink $repo/hostfiles -> $hostonly leads out of" present
 (cd "$repo" && ktl build . --build-context hostfiles=./assets -o "type=local,dest=$work/loot-assets") >"$work/threat-assets.log" 2>&1
 check "sandboxed: a named context inside the tree is visible" "$work/loot-assets/loot.txt" "in-tree asset" present
 # Host-marker contrast through a permissive builder: the sandbox confines the client, not the

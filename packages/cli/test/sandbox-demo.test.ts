@@ -26,6 +26,10 @@ rigTest(
     );
     expect(r.stdout).toContain('PASS  sandboxed: the same host-only file is not read');
     expect(r.stdout).toContain('PASS  sandboxed: a named context inside the tree is visible');
+    for (const layout of ['from / with absolute paths', "from the repository's parent"]) {
+      expect(r.stdout).toContain(`PASS  sandboxed, ${layout}: the host-only file is not read`);
+      expect(r.stdout).toContain(`PASS  sandboxed, ${layout}: the link is refused`);
+    }
     // The permissive-builder contrast runs when the builder grants network.host, else SKIPs.
     expect(r.stdout).toMatch(
       /^(PASS {2}permissive builder: a RUN step with network\.host reads a host-loopback marker|SKIP {2}host-marker contrast through a permissive builder \(the builder is not permissive: .+\))/m,
