@@ -20,6 +20,8 @@ export interface BwrapArgsInput {
   statusFd: number;
   blockFd: number | undefined;
   firstDataFd: number;
+  /** Mounts (by index in policy.mount) to make from a descriptor: the child's fd number. */
+  pinnedMounts?: ReadonlyMap<number, number>;
 }
 
 export interface BwrapArgs {
@@ -143,6 +145,7 @@ export function bwrapArgs(input: BwrapArgsInput): BwrapArgs {
         return input.firstDataFd + data.length - 1;
       },
       note: (l) => notes.push(l),
+      pinnedFd: (i) => input.pinnedMounts?.get(i),
     }),
   );
   const filter = seccompProgram(p, refusals);

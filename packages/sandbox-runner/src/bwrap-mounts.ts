@@ -23,6 +23,8 @@ export interface MountContext {
   addData(content: Uint8Array): number;
   /** Runner notes for the runtime log. */
   note(line: string): void;
+  /** The descriptor (in bwrap) a bind mount is made from, when the caller pinned its source. */
+  pinnedFd?(mountIndex: number): number | undefined;
 }
 
 const SIZE_UNITS: Record<string, number> = { k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
@@ -116,6 +118,12 @@ export function mountArgs(p: NsJailConfig, ctx: MountContext): string[] {
     if (get('is_bind')) {
       if (!src) {
         throw new SandboxError(`mount[${i}] is a bind mount without src`, { code: 'E_POLICY' });
+      }
+      const fd = ctx.pinnedFd?.(i);
+      if (fd !== undefined) {
+        // bwrap mounts what the descriptor is and checks the mount against it.
+        args.push(rw ? '--bind-fd' : '--ro-bind-fd', String(fd), dst);
+        return;
       }
       const tryIt = mandatory ? '' : '-try';
       if (!get('nodev') && needsDevices(src)) {

@@ -16,7 +16,7 @@ export {
   SandboxError,
   type SandboxErrorCode,
 } from './errors';
-export type { LogsMode, RunOptions, RuntimeChoice, StdioMode } from './options';
+export type { LogsMode, RunBind, RunOptions, RuntimeChoice, StdioMode } from './options';
 export { CONFIG_PLACEHOLDER, type FdPurpose, plan, type SandboxPlan } from './plan';
 export { type RunResult, run, type SandboxProcess } from './run';
 export {

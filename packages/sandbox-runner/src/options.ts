@@ -2,6 +2,7 @@
  * Options of run() and plan(), checked eagerly: a bad option is an E_BAD_OPTION naming the
  * option and the value before anything is spawned or written.
  */
+import { fstatSync } from 'node:fs';
 import { constants } from 'node:os';
 import { isAbsolute } from 'node:path';
 import type { Bind, NsJailConfig } from '@ktl/nsjail-config';
@@ -18,6 +19,19 @@ export type StdioMode = 'pipe' | 'stream' | 'inherit' | 'ignore';
 export type RuntimeChoice = 'auto' | 'nsjail' | 'bwrap';
 export type LogsMode = 'on-failure' | 'stream' | 'off';
 
+/**
+ * A bind mount, optionally pinned: `fd` is a descriptor open in the calling process on the
+ * source (O_PATH is enough), so what is mounted is what the caller opened and checked, even if
+ * `src` is swapped for a link meanwhile. bubblewrap mounts the descriptor itself
+ * (`--bind-fd`/`--ro-bind-fd`, checking the result against it). nsjail cannot mount a
+ * descriptor opened in another mount namespace (EINVAL), so there the source is the
+ * descriptor's current path (read from /proc/self/fd when planning); a caller that must be sure
+ * verifies the mount inside (device and inode).
+ */
+export interface RunBind extends Bind {
+  fd?: number;
+}
+
 export interface RunOptions {
   /** A parsed policy (from parsePolicy or built in code). Exactly one of policy/policyFile. */
   policy?: NsJailConfig;
@@ -26,7 +40,7 @@ export interface RunOptions {
   /** `auto` (the default): nsjail when found, else bubblewrap; never unjailed. */
   runtime?: RuntimeChoice;
   /** Bind mounts added after the policy's own (later mounts cover earlier ones). */
-  binds?: readonly Bind[];
+  binds?: readonly RunBind[];
   /** Environment entries added to the policy's envar (replacing the same names). */
   env?: Readonly<Record<string, string>>;
   /** Working directory inside the jail; replaces the policy's cwd. */
@@ -65,7 +79,7 @@ export interface RunOptions {
 
 export interface NormalizedOptions {
   runtime: RuntimeChoice;
-  binds: readonly Bind[];
+  binds: readonly RunBind[];
   env: Readonly<Record<string, string>>;
   cwd: string | undefined;
   stdio: readonly [StdioMode, StdioMode, StdioMode];
@@ -150,7 +164,7 @@ function stdioModes(o: RunOptions): [StdioMode, StdioMode, StdioMode] {
   ];
 }
 
-function binds(v: unknown): Bind[] {
+function binds(v: unknown): RunBind[] {
   if (v === undefined) return [];
   if (!Array.isArray(v)) throw badOption('binds', v, 'an array of {src, dst, readonly}');
   return v.map((b: unknown, i) => {
@@ -159,11 +173,15 @@ function binds(v: unknown): Bind[] {
     }
     const r = b as Record<string, unknown>;
     for (const k of Object.keys(r)) {
-      if (!['src', 'dst', 'readonly', 'mandatory'].includes(k)) {
-        throw badOption(`binds[${i}].${k}`, r[k], 'no such key (src, dst, readonly, mandatory)');
+      if (!['src', 'dst', 'readonly', 'mandatory', 'fd'].includes(k)) {
+        throw badOption(
+          `binds[${i}].${k}`,
+          r[k],
+          'no such key (src, dst, readonly, mandatory, fd)',
+        );
       }
     }
-    const out: Bind = {
+    const out: RunBind = {
       src: absPath(`binds[${i}].src`, r.src),
       dst: absPath(`binds[${i}].dst`, r.dst),
     };
@@ -172,6 +190,16 @@ function binds(v: unknown): Bind[] {
         throw badOption(`binds[${i}].${k}`, r[k], 'true or false');
       }
       if (r[k] !== undefined) out[k] = r[k] as boolean;
+    }
+    if (r.fd !== undefined) {
+      if (typeof r.fd !== 'number' || !Number.isInteger(r.fd) || r.fd < 0)
+        throw badOption(`binds[${i}].fd`, r.fd, 'an open descriptor number');
+      try {
+        fstatSync(r.fd);
+      } catch {
+        throw badOption(`binds[${i}].fd`, r.fd, 'an open descriptor (this one is not open)');
+      }
+      out.fd = r.fd;
     }
     return out;
   });

@@ -3,6 +3,7 @@
  * (host wrappers included), the nsjail config text, and the descriptors the runtime expects.
  * run() executes exactly this plan; plan() returns it for `--dry-run`.
  */
+import { readlinkSync } from 'node:fs';
 import { emitPolicy, type NsJailConfig } from '@ktl/nsjail-config';
 import { bwrapArgs } from './bwrap-args';
 import { type CgroupPlan, planCgroups } from './cgroups';
@@ -22,7 +23,7 @@ import { resolveRuntime, which } from './runtimes';
 /** Stands for the private config file in a planned nsjail argv. */
 export const CONFIG_PLACEHOLDER = '{config}';
 
-export type FdPurpose = 'log' | 'status' | 'block' | 'data';
+export type FdPurpose = 'log' | 'status' | 'block' | 'data' | 'bind';
 
 export interface SandboxPlan {
   readonly runtime: RuntimeName;
@@ -43,6 +44,8 @@ export interface InternalPlan extends SandboxPlan {
   readonly options: NormalizedOptions;
   /** bwrap: bytes for each data descriptor, in order. */
   readonly data: readonly Uint8Array[];
+  /** bwrap: the caller's descriptors for the `bind` fds, in order. */
+  readonly bindFds: readonly number[];
   /** bwrap: the runner enforces time_limit (seconds; 0 = none). */
   readonly timeLimit: number;
   /** Cgroups the runner creates (bwrap) or whose parents it prepares (nsjail). */
@@ -82,6 +85,32 @@ function nsjailPlan(
   };
 }
 
+/**
+ * nsjail mounts by path: each pinned bind's source becomes its descriptor's current path (the
+ * object the caller opened, wherever it is now; /proc/self/fd/N itself cannot be mounted from
+ * nsjail's new mount namespace).
+ */
+function byCurrentPath(
+  policy: NsJailConfig,
+  pins: readonly { i: number; fd: number }[],
+): { policy: NsJailConfig; notes: string[] } {
+  const mount = [...(policy.mount ?? [])];
+  const notes: string[] = [];
+  for (const { i, fd } of pins) {
+    const now = readlinkSync(`/proc/self/fd/${fd}`);
+    if (!now.startsWith('/') || now.endsWith(' (deleted)')) {
+      throw new SandboxError(`bind ${mount[i]?.dst}: the pinned source is gone (${now})`, {
+        code: 'E_BAD_OPTION',
+      });
+    }
+    mount[i] = { ...mount[i]!, src: now };
+    notes.push(
+      `bind ${mount[i]!.dst}: nsjail mounts it by path (${now}), not from descriptor ${fd}`,
+    );
+  }
+  return { policy: { ...policy, mount }, notes };
+}
+
 export function buildPlan(
   fileArg: unknown,
   argsArg: unknown,
@@ -94,6 +123,11 @@ export function buildPlan(
   const runtime = resolveRuntime(options.runtime, env);
   const command = commandLine(file, args);
   const cgroups = planCgroups(policy);
+  // The caller's binds are the last mounts of the effective policy (loadPolicy appends them).
+  const base = (policy.mount?.length ?? 0) - options.binds.length;
+  const pins = options.binds.flatMap((b, j) =>
+    b.fd === undefined ? [] : [{ i: base + j, fd: b.fd }],
+  );
   if (runtime.name === 'nsjail') {
     for (const f of ['daemon', 'exec_bin'] as const) {
       if (policy[f] !== undefined && policy[f] !== false) {
@@ -106,19 +140,24 @@ export function buildPlan(
         });
       }
     }
+    const pinnedPolicy = pins.length > 0 ? byCurrentPath(policy, pins) : { policy, notes: [] };
+    const ns = nsjailPlan(runtime.path, pinnedPolicy.policy, file, args);
     return {
       runtime: 'nsjail',
       command,
-      policy,
+      policy: pinnedPolicy.policy,
       options,
       data: [],
+      bindFds: [],
       timeLimit: 0,
       cgroups,
-      ...nsjailPlan(runtime.path, policy, file, args),
+      ...ns,
+      notes: [...pinnedPolicy.notes, ...ns.notes],
     };
   }
   const blockFd = cgroups ? 4 : undefined;
-  const firstDataFd = cgroups ? 5 : 4;
+  const firstPinFd = cgroups ? 5 : 4;
+  const firstDataFd = firstPinFd + pins.length;
   const b = bwrapArgs({
     policy,
     file,
@@ -128,9 +167,13 @@ export function buildPlan(
     statusFd: 3,
     blockFd,
     firstDataFd,
+    pinnedMounts: new Map(pins.map((p, k) => [p.i, firstPinFd + k])),
   });
   const fds: { fd: number; purpose: FdPurpose }[] = [{ fd: 3, purpose: 'status' }];
   if (blockFd !== undefined) fds.push({ fd: blockFd, purpose: 'block' });
+  pins.forEach((_, k) => {
+    fds.push({ fd: firstPinFd + k, purpose: 'bind' });
+  });
   b.data.forEach((_, i) => {
     fds.push({ fd: firstDataFd + i, purpose: 'data' });
   });
@@ -144,6 +187,7 @@ export function buildPlan(
     policy,
     options,
     data: b.data,
+    bindFds: pins.map((p) => p.fd),
     // nsjail's EXECVE mode has no supervisor, so no time limit either (nsjail.cc setTimer).
     timeLimit: mode === 'EXECVE' ? 0 : eff(policy, 'time_limit'),
     cgroups,

@@ -136,7 +136,14 @@ function stdioFor(plan: InternalPlan, data: readonly number[]): StdioOptions {
     if (silent || eff(p, 'stderr_to_null') || se === 'ignore') out[2] = 'pipe';
   }
   let d = 0;
-  const extra = plan.fds.map((f) => (f.purpose === 'data' ? data[d++]! : ('pipe' as const)));
+  let b = 0;
+  const extra = plan.fds.map((f) =>
+    f.purpose === 'data'
+      ? data[d++]!
+      : f.purpose === 'bind'
+        ? plan.bindFds[b++]!
+        : ('pipe' as const),
+  );
   return [...out, ...extra];
 }
 
@@ -244,7 +251,8 @@ function launch(plan: InternalPlan): SandboxProcess {
     }
   }
   for (const { fd, purpose } of plan.fds) {
-    if (purpose !== 'data') (child.stdio[fd] as Writable | null | undefined)?.on('error', ignore);
+    if (purpose !== 'data' && purpose !== 'bind')
+      (child.stdio[fd] as Writable | null | undefined)?.on('error', ignore);
   }
 
   /** SIGKILL for the whole jail: its pid 1 first (race-free while bwrap has not reaped it). */

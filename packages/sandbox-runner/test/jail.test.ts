@@ -3,7 +3,19 @@
  * statuses, signals, streaming, cancellation. A runtime that is missing is registered as
  * skipped with the reason (set KTL_NSJAIL_BIN to run the nsjail half).
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -65,6 +77,31 @@ describe.each(['bwrap', 'nsjail'] as Runtime[])('%s', (rt) => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  t(
+    named('a pinned bind mounts what its descriptor was opened on, not what its path is now'),
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'ktl-pin-'));
+      for (const d of ['checked', 'other']) {
+        mkdirSync(join(dir, d));
+        writeFileSync(join(dir, d, 'which'), `${d}\n`);
+      }
+      const fd = openSync(join(dir, 'checked'), 0o10000000); // O_PATH, before the swap
+      try {
+        // The checked directory moves away and a link to another takes its name: by path the
+        // bind would mount the link's target.
+        renameSync(join(dir, 'checked'), join(dir, 'moved'));
+        symlinkSync(join(dir, 'other'), join(dir, 'checked'));
+        const r = await sh('cat /m/which', {
+          binds: [{ src: join(dir, 'checked'), dst: '/m', readonly: true, fd }],
+        });
+        expect(r.stdout).toBe('checked\n');
+      } finally {
+        closeSync(fd);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   t(named('/usr and / are read-only, pid 1, only lo, hostname'), async () => {
     const r = await sh(

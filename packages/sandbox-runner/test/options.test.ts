@@ -28,6 +28,18 @@ const bad: [string, unknown, RunOptions | undefined, RegExp][] = [
   ],
   ['stdout', '/bin/true', { ...base, stdout: 'x' as 'pipe' }, /stdout: "x"/],
   ['binds', '/bin/true', { ...base, binds: [{ src: 'rel', dst: '/x' }] }, /binds\[0\]\.src: "rel"/],
+  [
+    'binds fd not open',
+    '/bin/true',
+    { ...base, binds: [{ src: '/tmp', dst: '/x', fd: 987654 }] },
+    /binds\[0\]\.fd: 987654 \(expected an open descriptor/,
+  ],
+  [
+    'binds fd not a number',
+    '/bin/true',
+    { ...base, binds: [{ src: '/tmp', dst: '/x', fd: -1 }] },
+    /binds\[0\]\.fd: -1/,
+  ],
   ['env', '/bin/true', { ...base, env: { 'A=B': '1' } }, /env: "A=B"/],
   ['cwd', '/bin/true', { ...base, cwd: 'tmp' }, /cwd: "tmp"/],
   ['runtime', '/bin/true', { ...base, runtime: 'docker' as 'bwrap' }, /runtime: "docker"/],

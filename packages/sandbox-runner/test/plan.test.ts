@@ -1,4 +1,5 @@
 /** plan(): the exact argv and config a run would use, without running anything. */
+import { closeSync, openSync } from 'node:fs';
 import { getPriority } from 'node:os';
 import { describe, expect, test } from '@jest/globals';
 import { parsePolicy } from '@ktl/nsjail-config';
@@ -22,6 +23,41 @@ function bwrapArgv(argv: readonly string[]): string[] {
 const after = (argv: readonly string[], flag: string) => argv[argv.indexOf(flag) + 1];
 
 describe('bwrap', () => {
+  tb(
+    named(
+      bw,
+      'a pinned bind is --ro-bind-fd/--bind-fd on a descriptor of its own, after the status fd',
+    ),
+    () => {
+      const a = openSync('/usr', 0o10000000);
+      const b = openSync('/tmp', 0o10000000);
+      try {
+        const p = plan(
+          '/bin/true',
+          [],
+          opts('bwrap', {
+            binds: [
+              { src: '/usr', dst: '/pin-ro', readonly: true, fd: a },
+              { src: '/tmp', dst: '/plain', readonly: true },
+              { src: '/tmp', dst: '/pin-rw', fd: b },
+            ],
+          }),
+        );
+        const argv = bwrapArgv(p.argv);
+        expect(argv.join(' ')).toContain(
+          '--ro-bind-fd 4 /pin-ro --ro-bind /tmp /plain --bind-fd 5 /pin-rw',
+        );
+        expect(p.fds.filter((f) => f.purpose === 'bind')).toEqual([
+          { fd: 4, purpose: 'bind' },
+          { fd: 5, purpose: 'bind' },
+        ]);
+      } finally {
+        closeSync(a);
+        closeSync(b);
+      }
+    },
+  );
+
   tb(named(bw, 'namespaces, ids, caps, env, chdir and the command'), () => {
     const p = plan(
       '/bin/echo',

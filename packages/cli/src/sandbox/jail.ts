@@ -20,8 +20,14 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Bind, MountPt } from '@ktl/nsjail-config';
-import { type RuntimeName, resolveRuntime, run, SandboxError } from '@ktl/sandbox-runner';
+import type { MountPt } from '@ktl/nsjail-config';
+import {
+  type RunBind,
+  type RuntimeName,
+  resolveRuntime,
+  run,
+  SandboxError,
+} from '@ktl/sandbox-runner';
 import type { BuildOptions } from '../build/options';
 import { mark } from '../timing';
 import {
@@ -181,14 +187,16 @@ export async function startJail(b: JailInputs): Promise<Jail> {
     const dist = dirname(inner[0]!);
     const runtime = resolveRuntime(b.settings.runtime).name;
     const { masks, emptied } = masksFor(plan.masks, planned, runtime);
-    const binds: Bind[] = [
+    const binds: RunBind[] = [
       { src: node, dst: node, readonly: true },
       { src: dist, dst: dist, readonly: true },
-      ...planned.map((p) => ({
-        src: emptied.has(p.dst) ? maskDir : p.src,
-        dst: p.dst,
-        readonly: p.readonly,
-      })),
+      // Each from the descriptor pinned when it was checked (bubblewrap mounts that; nsjail
+      // its current path), and verified inside by device and inode (inner.ts).
+      ...planned.map((p) =>
+        emptied.has(p.dst)
+          ? { src: maskDir, dst: p.dst, readonly: p.readonly }
+          : { src: p.src, dst: p.dst, readonly: p.readonly, fd: p.pin.fd },
+      ),
       ...masks.map((m) => ({
         src: m.kind === 'file' ? maskFile : maskDir,
         dst: m.dst,
