@@ -216,8 +216,6 @@ export async function startJail(b: JailInputs): Promise<Jail> {
     const env = {
       KTL_CACHE_DIR: b.cacheDir,
       HOME: '/tmp',
-      // Resolved credentials only (no helpers run inside), written before the spec.
-      DOCKER_CONFIG: `${JAIL_GATEWAY_DIR}/docker`,
       ...b.forwardEnv,
       ...(process.env.TERM ? { TERM: process.env.TERM } : {}),
       ...(process.env.KTL_TIMING ? { KTL_TIMING: process.env.KTL_TIMING } : {}),
