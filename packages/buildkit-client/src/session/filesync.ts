@@ -23,7 +23,7 @@ import {
   type Handler,
 } from './grpc-server';
 import { DATA_CHUNK, PacketBatch } from './packet-batch';
-import { ContextWalker } from './walk';
+import { ContextWalker, contextChangedError, openedAt } from './walk';
 
 /** Listing entries encoded between two chances to read the daemon's requests. */
 const LIST_SLICE = 512;
@@ -45,10 +45,13 @@ const nextTurn = () => new Promise<void>((r) => setImmediate(r));
  * that ends it. Sends at most the size the listing announced (a file growing meanwhile is cut
  * there, like a tar of it would be); a file that is gone is sent empty, as fsutil does.
  *
- * The file read must be the one listed: opened without following a symlink at its name, and
- * with the device and inode the listing saw. A context swapped under ktl between listing and
- * reading (a file replaced by a link to something outside the context, by a FIFO, by another
- * file) fails the transfer instead of sending whatever is there now.
+ * The file read must be the one listed: opened without following a symlink at its name, with
+ * the device and inode the listing saw, and (Linux) still at the path it was listed at, as the
+ * kernel has the file opened (O_NOFOLLOW guards the last component only: a directory on the
+ * way swapped for a link to a directory with a file of that name is seen there). A context
+ * swapped under ktl between listing and reading (a file replaced by a link to something
+ * outside the context, by a FIFO, by another file; a directory on its path replaced by a link)
+ * fails the transfer instead of sending whatever is there now.
  */
 async function addFile(
   batch: PacketBatch,
@@ -66,16 +69,19 @@ async function addFile(
     // Gone or unreadable: fsutil too sends it empty (the receiver then sees a short file).
   }
   if (fd !== undefined) {
-    let st: ReturnType<typeof fstatSync>;
     try {
-      st = fstatSync(fd, { bigint: true });
+      const st = fstatSync(fd, { bigint: true });
+      if (!st.isFile() || st.dev !== file.dev || st.ino !== file.ino)
+        throw changedError(
+          file,
+          st.isFile() ? 'another file is there now' : 'it is not a file now',
+        );
+      const at = openedAt(fd);
+      if (at !== undefined && at !== abs)
+        throw changedError(file, 'a directory on the way to it was swapped or moved');
     } catch (e) {
       closeSync(fd);
       throw e;
-    }
-    if (!st.isFile() || st.dev !== file.dev || st.ino !== file.ino) {
-      closeSync(fd);
-      throw changedError(file, st.isFile() ? 'another file is there now' : 'it is not a file now');
     }
   }
   let off = 0;
@@ -105,9 +111,7 @@ interface RequestableFile {
 }
 
 function changedError(file: RequestableFile, why: string): Error {
-  return new Error(
-    `${file.rel} changed while the build context was being sent (${why}); nothing of it was sent: run the build again`,
-  );
+  return contextChangedError(file.rel, why);
 }
 
 export function diffCopySender(
@@ -232,6 +236,7 @@ export function diffCopySender(
         }
       }
     } finally {
+      walker.close(); // a transfer that failed or was cancelled mid-listing
       poke();
     }
   };
