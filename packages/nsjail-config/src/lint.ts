@@ -254,6 +254,17 @@ export function lintPolicy(input: PolicyInput): Diagnostic[] {
   const claimsHermetic = /hermetic|no[- ]network|offline|air[- ]?gapped/i.test(
     [p.name ?? '', ...(p.description ?? [])].join(' '),
   );
+  if (!claimsHermetic && !effective(p, 'clone_newnet')) {
+    out.push(
+      d(
+        'warning',
+        'NSJ-L042',
+        'clone_newnet',
+        "the jail shares the host network (clone_newnet: false): a process inside can reach every TCP service on the host's 127.0.0.1, its abstract unix sockets, and list the host's sockets in /proc/net/unix",
+        'set clone_newnet: true unless the jailed program needs the network itself (ktl build does not)',
+      ),
+    );
+  }
   if (claimsHermetic && !effective(p, 'clone_newnet')) {
     out.push(
       d(

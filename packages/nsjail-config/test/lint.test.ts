@@ -46,6 +46,7 @@ describe('lints', () => {
     ['no user namespace', 'clone_newuser: false', 'NSJ-L021'],
     ['hermetic name, shared network', 'name: "hermetic build"\nclone_newnet: false', 'NSJ-L040'],
     ['offline description, user_net', 'description: "offline"\nuser_net {}', 'NSJ-L041'],
+    ['host network', 'clone_newnet: false', 'NSJ-L042'],
     ['keep_env', 'keep_env: true', 'NSJ-L050'],
     ['setuid allowed', 'disable_no_new_privs: true', 'NSJ-L051'],
     ['skip_setsid', 'skip_setsid: true', 'NSJ-L052'],

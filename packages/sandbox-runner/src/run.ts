@@ -6,7 +6,16 @@
  * and has PR_SET_PDEATHSIG on its runtime.
  */
 import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -123,6 +132,53 @@ function dataDescriptors(plan: InternalPlan): number[] {
   }
 }
 
+/** O_CLOEXEC in /proc/self/fdinfo's octal `flags:`. */
+const O_CLOEXEC = 0o2000000;
+
+/**
+ * Descriptors this process holds without close-on-exec (left open by whoever started it: a
+ * shell's `exec 20<file`, a CI agent's leaked pipe) at numbers the child's stdio does not set:
+ * every child would inherit them, and bubblewrap passes what it inherits into the jail. Node's
+ * own descriptors are all close-on-exec. Linux only (/proc); elsewhere there is no jail.
+ */
+function strayDescriptors(from: number): number[] {
+  let names: string[];
+  try {
+    names = readdirSync('/proc/self/fd');
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  for (const name of names) {
+    const fd = Number(name);
+    if (fd < 3 || fd < from) continue;
+    try {
+      const flags = /^flags:\s*([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+      if (flags && (Number.parseInt(flags[1]!, 8) & O_CLOEXEC) === 0) out.push(fd);
+    } catch {
+      // closed meanwhile (the directory listing's own descriptor)
+    }
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/**
+ * The stdio list extended so that each stray descriptor is replaced in the child by /dev/null
+ * (dup2 over it): what crosses into the jail is what the plan passes, and nothing the caller
+ * merely inherited. (libuv leaves a descriptor past stdio alone when told to ignore it, so
+ * the number is taken over rather than closed; nsjail closes such descriptors itself.)
+ */
+function coverStrays(
+  stdio: StdioOptions,
+  strays: readonly number[],
+  devNull: number,
+): StdioOptions {
+  const list = [...(stdio as unknown[])];
+  for (let i = list.length; i <= strays[strays.length - 1]!; i++) list.push('ignore');
+  for (const fd of strays) list[fd] = devNull;
+  return list as StdioOptions;
+}
+
 function stdioFor(plan: InternalPlan, data: readonly number[]): StdioOptions {
   const [si, so, se] = plan.options.stdio;
   const p = plan.policy;
@@ -164,10 +220,18 @@ function launch(plan: InternalPlan): SandboxProcess {
     }
     if (plan.cgroups) prepareCgroups(plan.cgroups);
     const data = dataDescriptors(plan);
+    let devNull: number | undefined;
     try {
-      child = spawn(argv[0]!, argv.slice(1), { stdio: stdioFor(plan, data), env: process.env });
+      let stdio = stdioFor(plan, data);
+      const strays = strayDescriptors(stdio.length);
+      if (strays.length > 0) {
+        devNull = openSync('/dev/null', 'r');
+        stdio = coverStrays(stdio, strays, devNull);
+      }
+      child = spawn(argv[0]!, argv.slice(1), { stdio, env: process.env });
     } finally {
       for (const fd of data) closeSync(fd);
+      if (devNull !== undefined) closeSync(devNull);
     }
   } catch (e) {
     if (tmp) rmSync(tmp, { recursive: true, force: true });

@@ -208,7 +208,12 @@ export async function startJail(b: JailInputs): Promise<Jail> {
     inMountOrder(binds);
     // The working directory must exist inside for relative paths to keep their meaning; when
     // nothing bound covers it, an empty read-only tmpfs stands in for it (it reveals nothing).
-    const covered = binds.some((x) => b.cwd === x.dst || b.cwd.startsWith(`${x.dst}/`));
+    // `/` and a directory the policy mounts itself (its /tmp) are there already: a tmpfs over
+    // them would hide the jail's root or its writable /tmp.
+    const covered =
+      b.cwd === '/' ||
+      (loaded.policy.mount ?? []).some((m) => m.dst === b.cwd) ||
+      binds.some((x) => b.cwd === x.dst || b.cwd.startsWith(`${x.dst}/`));
     const cwdMount: MountPt[] = covered
       ? []
       : [{ dst: b.cwd, fstype: 'tmpfs', is_dir: true, options: 'size=4096' }];
