@@ -19,6 +19,11 @@ export {
   imageStoreKind,
 } from './exporters';
 export {
+  AUTH_RELAY_TIMEOUT_MS,
+  type AuthRelayOptions,
+  authRelay,
+} from './gateway/auth-endpoint';
+export {
   type Gateway,
   type GatewayOptions,
   type SolvePolicy,
@@ -78,6 +83,13 @@ export {
   type TtyOptions,
   TtyRenderer,
 } from './progress/tty';
+export {
+  AUTH_METHODS,
+  type AuthAnswerer,
+  type AuthMethod,
+  type CredentialAnswererOptions,
+  credentialAnswerer,
+} from './session/auth-service';
 export type { ContentStoreSpec } from './session/content-service';
 export type { ExportTarget } from './session/filesend';
 export type { SyncProgress } from './session/filesync';

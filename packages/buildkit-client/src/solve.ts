@@ -22,6 +22,7 @@ import {
   recordLocalCacheExport,
   resolveLocalCacheImport,
 } from './local-cache';
+import type { AuthAnswerer } from './session/auth-service';
 import type { ContentStoreSpec } from './session/content-service';
 import type { ExportTarget } from './session/filesend';
 import type { SyncProgress } from './session/filesync';
@@ -93,8 +94,11 @@ export interface DockerfileBuildOptions extends FrontendOptions {
    * (buildx's `--ssh default=$SSH_AUTH_SOCK`). The build may list keys and sign, nothing else.
    */
   readonly ssh?: Readonly<Record<string, string>> | undefined;
-  /** Registry credentials for pulls and pushes (e.g. `loadDockerConfig()`). */
-  readonly auth?: CredentialStore | undefined;
+  /**
+   * Registry credentials for pulls and pushes (e.g. `loadDockerConfig()`), or an answerer the
+   * session's Auth calls go to (a sandboxed client's relay to the ktl outside).
+   */
+  readonly auth?: CredentialStore | AuthAnswerer | undefined;
   /** Entitlements beyond what the options imply (`network.host` comes with network: host). */
   readonly entitlements?: readonly string[] | undefined;
   readonly onStatus?: ((s: StatusResponse) => void) | undefined;

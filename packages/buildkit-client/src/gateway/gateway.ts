@@ -3,14 +3,17 @@
  * own socket. A Docker socket is root on the host (create a privileged container, mount /),
  * so the jail never gets it; the gateway forwards only BuildKit's API — `/grpc` (filtered call
  * by call) and `/session` (the daemon calling back into the client) for an engine, the Control
- * service for buildkitd — and refuses everything else with a message saying why.
+ * service for buildkitd — and refuses everything else with a message saying why. With `auth`
+ * it also answers, itself, the registry credential calls the client relays (auth-endpoint.ts).
  */
 import { chmodSync, rmSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import type { SolveRequest } from '../gen/moby/buildkit/v1/control';
+import type { AuthAnswerer } from '../session/auth-service';
 import type { BuildkitAddress, EngineAddress } from '../transport/address';
 import { dialRaw, httpUpgrade, type TlsOptions } from '../transport/upgrade';
+import { serveAuthCall, sniffAuthCall } from './auth-endpoint';
 import { DEFAULT_ALLOWED_METHODS, serveFiltered } from './grpc-filter';
 import { header, type RequestHead, readRequestHead, refuseHttp } from './http-head';
 
@@ -32,6 +35,12 @@ export interface GatewayOptions {
    * buildkitd. For a client that serves files while someone else sends the Solve.
    */
   sessionOnly?: boolean;
+  /**
+   * Answers the registry credential calls the jailed client relays (`POST /ktl/auth/<Method>`
+   * on this socket, see auth-endpoint.ts): the daemon asks the client's session, the client
+   * asks the gateway, and the credentials never have to be where the client can read them.
+   */
+  auth?: AuthAnswerer;
   /** Called with one line per refused request or failure (`[gateway] ...` in ktl's logs). */
   log?: (line: string) => void;
 }
@@ -236,10 +245,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     }
   };
 
-  const server = net.createServer((sock) => {
-    conns.add(sock);
-    sock.on('close', () => conns.delete(sock));
-    sock.on('error', () => sock.destroy());
+  const toUpstream = (sock: net.Socket) =>
     upstreamReady.then(
       (up) => (up.kind === 'docker' ? onEngineConnection(sock, up) : onNativeConnection(sock, up)),
       (e: unknown) => {
@@ -247,6 +253,17 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         sock.destroy();
       },
     );
+  const auth = opts.auth;
+  const server = net.createServer((sock) => {
+    conns.add(sock);
+    sock.on('close', () => conns.delete(sock));
+    sock.on('error', () => sock.destroy());
+    if (!auth) return void toUpstream(sock);
+    // Answered here, builder or not; anything else goes on as if nothing had been read.
+    void sniffAuthCall(sock).then((kind) => {
+      if (kind === 'auth') return serveAuthCall(sock, auth, log);
+      if (kind === 'other') return toUpstream(sock);
+    });
   });
   rmSync(opts.socketPath, { force: true });
   await new Promise<void>((resolve, reject) => {

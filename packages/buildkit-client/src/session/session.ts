@@ -11,9 +11,14 @@ import {
   HealthCheckResponse_ServingStatus,
 } from '../gen/grpc/health/v1/health';
 import { GetSecretRequest, GetSecretResponse } from '../gen/moby/buildkit/secrets/v1/secrets';
-import { CredentialsRequest, CredentialsResponse } from '../gen/moby/filesync/v1/auth';
 import { nodeCrypto } from '../lazy-node';
 import type { BuildkitConnection } from '../transport/connect';
+import {
+  type AuthAnswerer,
+  authHandlers,
+  credentialAnswerer,
+  isAuthAnswerer,
+} from './auth-service';
 import { type ContentStoreSpec, contentHandlers, isExpectedContentAnswer } from './content-service';
 import { type ExportTarget, fileSendReceiver } from './filesend';
 import { diffCopySender, type SyncProgress } from './filesync';
@@ -44,8 +49,11 @@ export interface SessionOptions {
    * agent's unix socket. The build may list keys and sign, nothing else.
    */
   readonly ssh?: Readonly<Record<string, string>> | undefined;
-  /** Registry credentials served as the Auth service (e.g. `loadDockerConfig()`). */
-  readonly auth?: CredentialStore | undefined;
+  /**
+   * The Auth service: registry credentials from a store (e.g. `loadDockerConfig()`), or every
+   * call answered elsewhere (a sandboxed client relays them to the ktl outside).
+   */
+  readonly auth?: CredentialStore | AuthAnswerer | undefined;
   /**
    * OCI layout directories served as containerd's content service, by store id (`local:<dir>`
    * for `local` caches): writable for cache exports, read-only for imports.
@@ -99,38 +107,15 @@ export function buildHandlers(opts: SessionOptions): Map<string, Handler> {
   if (opts.ssh && Object.keys(opts.ssh).length > 0) {
     for (const [m, h] of sshForwardHandlers(new Map(Object.entries(opts.ssh)))) handlers.set(m, h);
   }
-  if (opts.auth) addAuth(handlers, opts.auth);
+  if (opts.auth) {
+    const answerer = isAuthAnswerer(opts.auth) ? opts.auth : credentialAnswerer(opts.auth);
+    for (const [m, h] of authHandlers(answerer)) handlers.set(m, h);
+  }
   if (opts.contentStores && Object.keys(opts.contentStores).length > 0) {
     const stores = new Map(Object.entries(opts.contentStores));
     for (const [m, h] of contentHandlers(stores)) handlers.set(m, h);
   }
   return handlers;
-}
-
-const AUTH = '/moby.filesync.v1.Auth/';
-
-/**
- * Credentials only. The daemon asks GetTokenAuthority first for bearer-token registries; an
- * Unimplemented answer means "no token authority here", after which it asks Credentials and
- * fetches the token itself, so FetchToken is never needed (buildkit util/resolver).
- */
-function addAuth(handlers: Map<string, Handler>, store: CredentialStore): void {
-  handlers.set(`${AUTH}Credentials`, async (call) => {
-    let host = '';
-    for await (const raw of call.messages()) host = CredentialsRequest.decode(raw).Host;
-    const c = await store.get(host);
-    await call.send(
-      CredentialsResponse.encode({ Username: c?.username ?? '', Secret: c?.secret ?? '' }).finish(),
-    );
-  });
-  for (const m of ['FetchToken', 'GetTokenAuthority', 'VerifyTokenAuthority']) {
-    handlers.set(`${AUTH}${m}`, async (call) => {
-      for await (const _ of call.messages()) {
-        // drain the request before answering
-      }
-      throw new GrpcStatusError(GRPC_UNIMPLEMENTED, `${m} is not implemented by ktl`);
-    });
-  }
 }
 
 export class BuildSession {
@@ -162,7 +147,8 @@ export class BuildSession {
       });
     }
     const served = serveGrpc(transport, handlers, {
-      // An Unimplemented answer is part of the protocol (see addAuth), not a session failure.
+      // An Unimplemented answer is part of the protocol (see credentialAnswerer), not a
+      // session failure.
       onError: (method, err) => {
         if (err instanceof GrpcStatusError && err.code === GRPC_UNIMPLEMENTED) return;
         // Asked for an agent we do not have: the daemon says so itself (with our message), and
