@@ -38,11 +38,16 @@ import type { BuildkitConnection } from './transport/connect';
 import { errorDetails, fromGrpc, isServiceError } from './transport/grpc-errors';
 
 export type ExportSpec =
-  /** Files of the result, written under `dest` (merged into what is there). */
+  /**
+   * Files of the result, written under `dest` (merged into what is there). Regular files lose
+   * their setuid and setgid bits unless `keepSetid` (a build must not be able to drop a
+   * set-id binary owned by the caller, or by root, into the caller's tree).
+   */
   | {
       readonly type: 'local';
       readonly dest: string;
       readonly attrs?: Readonly<Record<string, string>>;
+      readonly keepSetid?: boolean;
     }
   /** A tar of the result's files, or an OCI / docker image archive, written to `dest`. */
   | {
@@ -245,7 +250,7 @@ function dockerfileSession(opts: DockerfileBuildOptions) {
   const exports = opts.exports ?? [];
   const targets: (ExportTarget | undefined)[] = exports.map((x) =>
     x.type === 'local'
-      ? { kind: 'dir', dest: resolve(x.dest) }
+      ? { kind: 'dir', dest: resolve(x.dest), keepSetid: x.keepSetid === true }
       : x.type === 'tar' || x.type === 'oci' || x.type === 'docker'
         ? { kind: 'file', path: resolve(x.dest) }
         : undefined,

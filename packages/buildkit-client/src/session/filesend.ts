@@ -45,7 +45,8 @@ import {
 import { cleanPath } from './patterns';
 
 export type ExportTarget =
-  | { readonly kind: 'dir'; readonly dest: string }
+  /** `keepSetid`: regular files keep setuid/setgid bits (stripped by default). */
+  | { readonly kind: 'dir'; readonly dest: string; readonly keepSetid?: boolean }
   | { readonly kind: 'file'; readonly path: string };
 
 function encode(p: Partial<Packet>): Uint8Array {
@@ -69,6 +70,8 @@ export function checkExportPath(p: string): string {
 }
 
 const toSeconds = (ns: bigint): number => Number(ns / 1000n) / 1e6;
+/** S_ISUID | S_ISGID. */
+const SET_ID_BITS = 0o6000;
 
 /** A name next to `final` for writing it before it appears under its own name. */
 const partialName = (final: string): string =>
@@ -97,6 +100,7 @@ class LocalReceiver {
   constructor(
     private readonly dest: string,
     private readonly call: GrpcCall,
+    private readonly keepSetid = false,
   ) {}
 
   private abs(rel: string): string {
@@ -174,7 +178,8 @@ class LocalReceiver {
       writeSync(f.fd, p.data);
       return;
     }
-    fchmodSync(f.fd, posixPermBits(f.stat.mode));
+    const bits = posixPermBits(f.stat.mode);
+    fchmodSync(f.fd, this.keepSetid ? bits : bits & ~SET_ID_BITS);
     futimesSync(f.fd, toSeconds(f.stat.modTime), toSeconds(f.stat.modTime));
     closeSync(f.fd);
     renameSync(f.path, f.final);
@@ -209,9 +214,9 @@ class LocalReceiver {
   }
 }
 
-async function receiveLocal(call: GrpcCall, dest: string): Promise<void> {
+async function receiveLocal(call: GrpcCall, dest: string, keepSetid: boolean): Promise<void> {
   mkdirSync(dest, { recursive: true });
-  const r = new LocalReceiver(dest, call);
+  const r = new LocalReceiver(dest, call, keepSetid);
   let finSent = false;
   try {
     for await (const raw of call.messages()) {
@@ -302,7 +307,7 @@ export function fileSendReceiver(targets: readonly (ExportTarget | undefined)[])
     if (!target) throw new GrpcStatusError(GRPC_NOT_FOUND, `exporter ${raw ?? 0} not found`);
     if (target.kind === 'dir') {
       const dest = resolve(target.dest);
-      await oneAtATime(dest, () => receiveLocal(call, dest));
+      await oneAtATime(dest, () => receiveLocal(call, dest, target.keepSetid === true));
     } else await receiveFile(call, target.path);
   };
 }

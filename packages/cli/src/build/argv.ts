@@ -32,6 +32,7 @@ export const BUILD_FLAG_TABLE: Readonly<Record<string, FlagSpec>> = {
   sbom: str,
   label: many,
   'no-cache': bool,
+  'keep-setid': bool,
   pull: bool,
   'build-context': many,
   secret: many,

@@ -60,6 +60,7 @@ export function optionsFromFlags(
       platform: flags.platform,
       label: flags.label,
       noCache: flags['no-cache'],
+      keepSetid: flags['keep-setid'],
       pull: flags.pull,
       buildContext: flags['build-context'],
       secret: flags.secret,

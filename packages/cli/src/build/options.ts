@@ -31,6 +31,7 @@ export interface RawBuildFlags {
   readonly platform?: readonly string[] | undefined;
   readonly label?: readonly string[] | undefined;
   readonly noCache?: boolean | undefined;
+  readonly keepSetid?: boolean | undefined;
   readonly pull?: boolean | undefined;
   readonly buildContext?: readonly string[] | undefined;
   readonly secret?: readonly string[] | undefined;
@@ -84,6 +85,8 @@ export interface BuildOptions {
   readonly attests: Readonly<Record<string, string>>;
   readonly labels: Readonly<Record<string, string>>;
   readonly noCache: boolean;
+  /** Local exports keep setuid/setgid bits (stripped by default). */
+  readonly keepSetid: boolean;
   readonly pull: boolean;
   /** name → absolute directory, or a source the builder fetches (`docker-image://...`). */
   readonly buildContexts: Readonly<Record<string, string>>;
@@ -711,6 +714,7 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
     attests,
     labels,
     noCache: raw.noCache ?? false,
+    keepSetid: raw.keepSetid ?? false,
     pull: raw.pull ?? false,
     buildContexts,
     secrets,

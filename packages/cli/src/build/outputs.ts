@@ -74,7 +74,7 @@ export async function toExportSpecs(
   return o.outputs.map((x): ExportSpec => {
     switch (x.type) {
       case 'local':
-        return { type: 'local', dest: x.dest, attrs: x.attrs };
+        return { type: 'local', dest: x.dest, attrs: x.attrs, keepSetid: o.keepSetid };
       case 'tar':
         return { type: 'tar', dest: x.dest, attrs: x.attrs };
       case 'oci':

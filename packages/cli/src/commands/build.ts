@@ -60,6 +60,10 @@ export default class Build extends Command {
     }),
     label: Flags.string({ ...many, description: 'image label KEY=VALUE' }),
     'no-cache': Flags.boolean({ description: 'do not use the build cache' }),
+    'keep-setid': Flags.boolean({
+      description:
+        'local exports keep setuid/setgid bits on files (stripped by default, unlike buildx: a build must not drop a set-id binary into your tree)',
+    }),
     pull: Flags.boolean({ description: 'always fetch base images from their registry' }),
     'build-context': Flags.string({ ...many, description: 'NAME=DIR or NAME=docker-image://REF' }),
     secret: Flags.string({ ...many, description: 'id=ID,src=PATH or id=ID,env=VAR' }),
