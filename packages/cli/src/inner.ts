@@ -1,9 +1,9 @@
 /**
  * The jailed half of a sandboxed `ktl build` (started by sandbox/reexec.ts inside the jail).
  * It is the only part of ktl that reads what the build names on the host — the context, named
- * contexts, the Dockerfile, secret files, ssh agents, registry credentials — and the only part
- * that writes local/tar exports: it serves the build's session, through the gateway, to the
- * builder. The outer ktl, outside, sends the Solve and renders progress; this process cannot
+ * contexts, the Dockerfile, secret files, ssh agents — and the only part that writes local/tar
+ * exports: it serves the build's session, through the gateway, to the builder (the session's
+ * registry credential calls it relays to the outer ktl, which answers them). The outer ktl, outside, sends the Solve and renders progress; this process cannot
  * call the builder's Control API at all (the gateway passes the session and nothing else).
  * The options are the ones the outer ktl validated, from /run/ktl/build.json: no CLI
  * framework and no second parse.
@@ -19,12 +19,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  type CredentialStore,
-  connectForSession,
-  loadDockerConfig,
-  serveDockerfileSession,
-} from '@ktl/buildkit-client';
+import { authRelay, connectForSession, serveDockerfileSession } from '@ktl/buildkit-client';
 import { toExportSpecs } from './build/outputs';
 import { readSecrets } from './build/secrets';
 import { BuildUsageError } from './build/usage-error';
@@ -163,12 +158,9 @@ async function serve(): Promise<number> {
       dockerfile = join(tmp, 'Dockerfile');
       writeFileSync(dockerfile, await readAll(process.stdin));
     }
-    let auth: CredentialStore | undefined;
-    try {
-      auth = loadDockerConfig({ env: process.env });
-    } catch (e) {
-      stderr(`WARNING: ${(e as Error).message}; registry requests go unauthenticated\n`);
-    }
+    // No registry credentials in here: each Auth call of the daemon is relayed to the outer
+    // ktl, on the gateway's socket, and answered out there.
+    const auth = authRelay(spec.gateway.replace(/^(docker:\/\/)?unix:\/\//, ''));
     // Sessions only (the Solve goes out from the outer ktl): through the gateway's /session.
     const conn = await connectForSession(spec.gateway);
     const session = await serveDockerfileSession(

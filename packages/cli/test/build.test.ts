@@ -3,7 +3,7 @@
  * the Docker 20.10 compatibility engine, see buildkit-client/test/engines.ts) and the rig's
  * registry. The cases that carry paths, env and credentials across run on the host
  * (KTL_SANDBOX_DISABLE=1) and in the sandbox, where each of those has to be handed over
- * explicitly (binds, env, a config.json); on the compatibility engine in the sandbox only. A case an engine cannot do is registered as skipped
+ * explicitly (binds, env; registry credentials are answered from outside); on the compatibility engine in the sandbox only. A case an engine cannot do is registered as skipped
  * there, with the engine's limit in its name; so is everything when an engine is down.
  */
 import { spawn, spawnSync } from 'node:child_process';

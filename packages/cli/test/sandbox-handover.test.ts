@@ -1,22 +1,26 @@
 /**
- * What crosses into the jail besides binds: only the env vars the command line names, and
- * registry credentials resolved outside (helpers included) into a helper-free config.json.
+ * What crosses into the jail besides binds: only the env vars the command line names; registry
+ * credentials do not cross at all, the outer ktl answers the daemon's questions about them.
  */
 import {
   chmodSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
-  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
+import {
+  CredentialsRequest,
+  CredentialsResponse,
+} from '../../buildkit-client/src/gen/moby/filesync/v1/auth';
 import { parseBuildOptions } from '../src/build/options';
 import { forwardedEnv } from '../src/sandbox/forward-env';
-import { registryHosts, writeJailDockerConfig } from '../src/sandbox/handover';
+import { askedLine, outerAuthAnswerer } from '../src/sandbox/handover';
 
 const dir = mkdtempSync(join(tmpdir(), 'ktl-handover-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -39,18 +43,25 @@ describe('forwardedEnv', () => {
   });
 });
 
-describe('writeJailDockerConfig', () => {
-  test('inline auths, helpers resolved outside, tag registries asked; the file is 0600', async () => {
+describe('outerAuthAnswerer', () => {
+  const ask = async (a: ReturnType<typeof outerAuthAnswerer>, host: string) =>
+    CredentialsResponse.decode(
+      await a.answer('Credentials', CredentialsRequest.encode({ Host: host }).finish()),
+    );
+
+  test('answers only the hosts asked, helpers run out here, nothing written; one line per host', async () => {
     const cfgDir = join(dir, 'cfg');
     const bin = join(dir, 'bin');
+    const calls = join(dir, 'helper-calls');
     rmSync(cfgDir, { recursive: true, force: true });
     mkdirSync(cfgDir, { recursive: true });
     mkdirSync(bin, { recursive: true });
-    // A credential helper that knows one host; "credentials not found" for the rest.
+    // A credential helper that knows two hosts and notes every host it is asked about.
     const helper = join(bin, 'docker-credential-ktltest');
     writeFileSync(
       helper,
-      '#!/bin/sh\nread host\nif [ "$host" = "helped.example:5000" ]; then echo \'{"Username":"hu","Secret":"hs"}\'; ' +
+      `#!/bin/sh\nread host\necho "$host" >> ${JSON.stringify(calls)}\n` +
+        'if [ "$host" = "helped.example:5000" ]; then echo \'{"Username":"hu","Secret":"hs"}\'; ' +
         'elif [ "$host" = "tok.example" ]; then echo \'{"Username":"<token>","Secret":"idtok"}\'; ' +
         'else echo "credentials not found in native keychain"; exit 1; fi\n',
     );
@@ -63,31 +74,40 @@ describe('writeJailDockerConfig', () => {
           'inline.example': { auth: b64('iu:ip') },
         },
         credHelpers: { 'helped.example:5000': 'ktltest', 'tok.example': 'ktltest' },
-        credsStore: 'ktltest',
       }),
     );
+    const before = readdirSync(cfgDir);
     const env = { DOCKER_CONFIG: cfgDir, PATH: `${bin}:${process.env.PATH}` };
-    const o = parseBuildOptions(
-      { context: dir, tag: ['pushed.example/app:1', 'inline.example/x'] },
-      { cwd: dir, env },
-    );
     const warnings: string[] = [];
-    const out = join(dir, 'jail-docker');
-    const hosts = await writeJailDockerConfig(out, o, env, (l) => warnings.push(l));
-    const written = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
-    expect(Object.keys(written)).toEqual(['auths']); // no credsStore, no credHelpers inside
-    expect(written.auths).toEqual({
-      'https://index.docker.io/v1/': { auth: b64('hub:pw') },
-      'helped.example:5000': { auth: b64('hu:hs') },
-      'inline.example': { auth: b64('iu:ip') },
-      'tok.example': { identitytoken: 'idtok' },
+    const lines: string[] = [];
+    const a = outerAuthAnswerer(env, {
+      warn: (l) => warnings.push(l),
+      onAsked: (h, g, e) => lines.push(askedLine(h, g, e)),
     });
-    expect(hosts.sort()).toEqual(Object.keys(written.auths).sort());
-    expect(statSync(join(out, 'config.json')).mode & 0o777).toBe(0o600);
+    expect(await ask(a, 'helped.example:5000')).toEqual({ Username: 'hu', Secret: 'hs' });
+    expect(await ask(a, 'helped.example:5000')).toEqual({ Username: 'hu', Secret: 'hs' });
+    expect(await ask(a, 'tok.example')).toEqual({ Username: '', Secret: 'idtok' });
+    expect(await ask(a, 'registry-1.docker.io')).toEqual({ Username: 'hub', Secret: 'pw' });
+    expect(await ask(a, 'nothing.example')).toEqual({ Username: '', Secret: '' });
+    // inline.example was never asked about: never looked up, never told.
+    expect(lines).toEqual([
+      '[sandbox] registry credentials asked for helped.example:5000: given',
+      '[sandbox] registry credentials asked for tok.example: given',
+      '[sandbox] registry credentials asked for registry-1.docker.io: given',
+      '[sandbox] registry credentials asked for nothing.example: none',
+    ]);
+    expect(readFileSync(calls, 'utf8').split('\n').filter(Boolean)).toEqual([
+      'helped.example:5000',
+      'helped.example:5000',
+      'tok.example',
+    ]);
+    expect(readdirSync(cfgDir)).toEqual(before);
     expect(warnings).toEqual([]);
+    // The rest of the Auth service is what the session answers on the host: UNIMPLEMENTED.
+    await expect(a.answer('FetchToken', new Uint8Array())).rejects.toMatchObject({ code: 12 });
   });
 
-  test('a broken helper is a warning naming it, the other hosts still get credentials', async () => {
+  test("a broken helper is that call's error (the daemon sees it), and the line says none", async () => {
     const cfgDir = join(dir, 'cfg2');
     mkdirSync(cfgDir, { recursive: true });
     writeFileSync(
@@ -97,41 +117,33 @@ describe('writeJailDockerConfig', () => {
         credHelpers: { 'broken.example': 'no-such-helper-ktl' },
       }),
     );
-    const env = { DOCKER_CONFIG: cfgDir, PATH: process.env.PATH };
-    const o = parseBuildOptions({ context: dir }, { cwd: dir, env });
-    const warnings: string[] = [];
-    const out = join(dir, 'jail-docker2');
-    const hosts = await writeJailDockerConfig(out, o, env, (l) => warnings.push(l));
-    expect(hosts).toEqual(['ok.example']);
-    expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatch(/broken\.example: docker-credential-no-such-helper-ktl get/);
-  });
-
-  test('no docker config at all: an empty auths file, no warning', async () => {
-    const env = { DOCKER_CONFIG: join(dir, 'absent'), PATH: process.env.PATH };
-    const o = parseBuildOptions({ context: dir, tag: ['a/b:c'] }, { cwd: dir, env });
-    const warnings: string[] = [];
-    const out = join(dir, 'jail-docker3');
-    expect(await writeJailDockerConfig(out, o, env, (l) => warnings.push(l))).toEqual([]);
-    expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'))).toEqual({ auths: {} });
-    expect(warnings).toEqual([]);
-  });
-});
-
-describe('registryHosts', () => {
-  test('the registries of --cache-from and --cache-to refs get credentials too', () => {
-    const o = parseBuildOptions(
-      {
-        context: dir,
-        cacheFrom: ['type=registry,ref=cache.example:5000/app:c'],
-        cacheTo: ['type=registry,ref=push.example/app:c,mode=max'],
-      },
-      { cwd: dir, env: {} },
+    const lines: string[] = [];
+    const a = outerAuthAnswerer(
+      { DOCKER_CONFIG: cfgDir, PATH: process.env.PATH },
+      { warn: () => {}, onAsked: (h, g, e) => lines.push(askedLine(h, g, e)) },
     );
-    expect(registryHosts(o, { get: async () => undefined, hosts: ['docker.io'] })).toEqual([
-      'cache.example:5000',
-      'docker.io',
-      'push.example',
-    ]);
+    await expect(ask(a, 'broken.example')).rejects.toThrow(
+      /docker-credential-no-such-helper-ktl get broken\.example/,
+    );
+    expect(await ask(a, 'ok.example')).toEqual({ Username: 'u', Secret: 'p' });
+    expect(lines[0]).toMatch(
+      /^\[sandbox\] registry credentials asked for broken\.example: none \(docker-credential-no-such-helper-ktl get broken\.example: not found on PATH\)$/,
+    );
+    expect(lines[1]).toBe('[sandbox] registry credentials asked for ok.example: given');
+  });
+
+  test('the docker config is read on the first call: an unreadable one is one warning then, and no credentials', async () => {
+    const cfgDir = join(dir, 'cfg3');
+    mkdirSync(cfgDir, { recursive: true });
+    writeFileSync(join(cfgDir, 'config.json'), '{not json');
+    const warnings: string[] = [];
+    const a = outerAuthAnswerer({ DOCKER_CONFIG: cfgDir }, { warn: (l) => warnings.push(l) });
+    expect(warnings).toEqual([]);
+    expect(await ask(a, 'a.example')).toEqual({ Username: '', Secret: '' });
+    expect(await ask(a, 'b.example')).toEqual({ Username: '', Secret: '' });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(
+      /^WARNING: cannot read .*config\.json.*; registry requests go unauthenticated$/,
+    );
   });
 });

@@ -121,7 +121,7 @@ export async function buildCommand(args: { context: string }, flags: BuildFlags)
     const found = finding;
     found.catch(() => {}); // awaited by runBuildInSandbox; a failure surfaces there
     const upstream = found.then((conn) => parseAddress(conn.address));
-    const [{ runBuildInSandbox }, { writeJailDockerConfig }] = await Promise.all([
+    const [{ runBuildInSandbox }, { askedLine, outerAuthAnswerer }] = await Promise.all([
       import('../sandbox/reexec'),
       import('../sandbox/handover'),
     ]);
@@ -154,8 +154,13 @@ export async function buildCommand(args: { context: string }, flags: BuildFlags)
         ).exitCode,
       cacheDir: ktlCacheDir(process.env),
       forwardEnv: forwardedEnv(options, flags['build-arg'] ?? [], process.env),
-      writeDockerConfig: (dir) =>
-        writeJailDockerConfig(dir, options, process.env, (l) => stderr(`${l}\n`)),
+      // Registry credentials stay out here: the daemon's Auth calls are relayed to this.
+      auth: outerAuthAnswerer(process.env, {
+        warn: (l) => stderr(`${l}\n`),
+        ...(settings.logs
+          ? { onAsked: (host, given, error) => stderr(`${askedLine(host, given, error)}\n`) }
+          : {}),
+      }),
       stderr,
       signal: controller.signal,
     });

@@ -1,65 +1,64 @@
 /**
- * What the outer ktl hands the jailed one besides binds: the environment variables the command
- * line names (forward-env.ts) and the registry credentials the build may need.
+ * What the outer ktl gives the jailed one besides binds: the environment variables the command
+ * line names (forward-env.ts), and answers about registry credentials.
  *
- * Credentials are resolved out here, where the credential helpers live, and written into a
- * private config.json with inline entries only, so no helper ever runs inside the jail. The
- * hosts are the ones the user's docker config names plus the registries of the -t names and
- * of `--build-context NAME=docker-image://REF`.
+ * No credential crosses into the jail's filesystem. The daemon asks the build session (served
+ * by the jailed ktl) for a registry's credentials; the jailed ktl relays the call through the
+ * gateway's socket (@ktl/buildkit-client's authRelay), and the answerer made here replies from
+ * the user's own docker config, its credential helpers run out here. Only the hosts the daemon
+ * asks about are looked up, each when it is asked.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { type CredentialStore, loadDockerConfig, parseImageName } from '@ktl/buildkit-client';
-import type { BuildOptions } from '../build/options';
+import {
+  type AuthAnswerer,
+  type CredentialStore,
+  credentialAnswerer,
+  loadDockerConfig,
+} from '@ktl/buildkit-client';
 
-/** Registry hosts the build may talk to that credentials could exist for. */
-export function registryHosts(o: BuildOptions, store: CredentialStore): string[] {
-  const hosts = new Set(store.hosts ?? []);
-  for (const t of o.tags) hosts.add(parseImageName(t).domain);
-  for (const c of [...o.cacheFrom, ...o.cacheTo]) {
-    if (c.type === 'registry' && c.attrs?.ref) hosts.add(parseImageName(c.attrs.ref).domain);
-  }
-  for (const src of Object.values(o.buildContexts)) {
-    if (src.startsWith('docker-image://'))
-      hosts.add(parseImageName(src.slice('docker-image://'.length)).domain);
-  }
-  return [...hosts].sort();
+export interface OuterAuthOptions {
+  /** One line per problem with the docker config itself (it is then treated as empty). */
+  warn: (line: string) => void;
+  /**
+   * Once per host (and outcome) the daemon asks about: whether credentials were given, and the
+   * lookup's error when it failed (the daemon gets that error for its call).
+   */
+  onAsked?: (host: string, given: boolean, error?: Error) => void;
 }
 
-const HUB_KEY = 'https://index.docker.io/v1/';
-
 /**
- * Writes `<dir>/config.json` holding the resolved credentials (mode 0600) and returns the hosts
- * it covers. A host whose helper fails is left out with a warning: the registry then sees an
- * anonymous request and says so itself.
+ * The outer ktl's answers to the jail's relayed Auth calls, from the docker config `env` names
+ * (DOCKER_CONFIG, else ~/.docker), read on the first call.
  */
-export async function writeJailDockerConfig(
-  dir: string,
-  o: BuildOptions,
+export function outerAuthAnswerer(
   env: Readonly<Record<string, string | undefined>>,
-  warn: (line: string) => void,
-): Promise<string[]> {
-  let store: CredentialStore;
-  try {
-    store = loadDockerConfig({ env });
-  } catch (e) {
-    warn(`WARNING: ${(e as Error).message}; registry requests go unauthenticated`);
-    store = { get: async () => undefined, hosts: [] };
-  }
-  const auths: Record<string, { auth?: string; identitytoken?: string }> = {};
-  for (const host of registryHosts(o, store)) {
+  opts: OuterAuthOptions,
+): AuthAnswerer {
+  let store: CredentialStore | undefined;
+  const load = (): CredentialStore => {
+    if (store) return store;
     try {
-      const c = await store.get(host);
-      if (!c) continue;
-      auths[host === 'docker.io' ? HUB_KEY : host] =
-        c.username === ''
-          ? { identitytoken: c.secret }
-          : { auth: Buffer.from(`${c.username}:${c.secret}`).toString('base64') };
+      store = loadDockerConfig({ env });
     } catch (e) {
-      warn(`WARNING: registry credentials for ${host}: ${(e as Error).message}`);
+      opts.warn(`WARNING: ${(e as Error).message}; registry requests go unauthenticated`);
+      store = { get: async () => undefined, hosts: [] };
     }
-  }
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  writeFileSync(join(dir, 'config.json'), `${JSON.stringify({ auths })}\n`, { mode: 0o600 });
-  return Object.keys(auths);
+    return store;
+  };
+  const told = new Set<string>();
+  return credentialAnswerer(
+    { get: (host) => load().get(host) },
+    {
+      onCredentials: (host, given, error) => {
+        const key = `${host}\0${given}\0${error ? 'failed' : ''}`;
+        if (told.has(key)) return;
+        told.add(key);
+        opts.onAsked?.(host, given, error);
+      },
+    },
+  );
+}
+
+/** The `--sandbox-logs` line for a host the daemon asked about. */
+export function askedLine(host: string, given: boolean, error?: Error): string {
+  return `[sandbox] registry credentials asked for ${host}: ${given ? 'given' : 'none'}${error ? ` (${error.message})` : ''}`;
 }

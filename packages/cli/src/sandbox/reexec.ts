@@ -7,7 +7,12 @@
  */
 import { realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type BuildkitAddress, newSessionId, startGateway } from '@ktl/buildkit-client';
+import {
+  type AuthAnswerer,
+  type BuildkitAddress,
+  newSessionId,
+  startGateway,
+} from '@ktl/buildkit-client';
 import { EndedElsewhere } from '../build/run';
 import { mark } from '../timing';
 import { BindPlanError } from './binds';
@@ -35,8 +40,8 @@ export interface SandboxedBuild extends JailInputs {
     signal: AbortSignal,
     outerDirs: ReadonlyMap<string, number>,
   ) => Promise<number>;
-  /** Writes the jail's docker config.json into the given directory; returns the hosts. */
-  writeDockerConfig?: (dir: string) => Promise<readonly string[]>;
+  /** Answers the registry credential calls the jailed ktl relays through the gateway. */
+  auth?: AuthAnswerer;
   stderr: (text: string) => void;
   signal?: AbortSignal;
 }
@@ -95,6 +100,7 @@ async function buildIn(jail: Jail, b: SandboxedBuild): Promise<number> {
     upstream: b.upstream,
     socketPath: join(jail.dir, 'buildkit.sock'),
     sessionOnly: true,
+    ...(b.auth ? { auth: b.auth } : {}),
     log: (line) => {
       if (b.settings.logs || line.startsWith('refused')) b.stderr(`[sandbox] gateway: ${line}\n`);
     },
@@ -110,16 +116,9 @@ async function buildIn(jail: Jail, b: SandboxedBuild): Promise<number> {
       for (const m of jail.masked) b.stderr(`[sandbox] masked ${m.dst} (${m.why})\n`);
     }
     jail.logTo((line) => b.stderr(`${line}\n`));
-    const authHosts = b.writeDockerConfig
-      ? await b.writeDockerConfig(join(jail.dir, 'docker'))
-      : [];
-    mark('outer: credentials written');
     if (b.settings.logs) {
       const names = Object.keys(b.forwardEnv ?? {});
       if (names.length > 0) b.stderr(`[sandbox] env forwarded: ${names.join(', ')}\n`);
-      b.stderr(
-        `[sandbox] registry credentials handed in for: ${authHosts.length > 0 ? authHosts.join(', ') : 'none'}\n`,
-      );
     }
     const sessionId = newSessionId();
     // Written once the builder is known (the jail is already starting by then), renamed into
