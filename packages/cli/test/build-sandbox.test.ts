@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
@@ -163,6 +163,37 @@ describe('ktl build in the sandbox', () => {
       const ktlPkg = join(repoRoot, 'packages', 'cli', 'package.json');
       expect(existsSync(ktlPkg)).toBe(true);
       expect(r.stderr).toContain(`[sandbox] inside: ${ktlPkg}: absent`);
+    },
+    120_000,
+  );
+
+  rigTest(
+    `a tar into the context: the context stays read-only inside, the tar is moved into place; a failed build leaves none${why}`,
+    () => {
+      const ctx = mkdtempSync(join(dir, 'tar-ctx-'));
+      writeFileSync(join(ctx, 'Dockerfile'), readFileSync(join(hello, 'Dockerfile'), 'utf8'));
+      for (const f of ['greeting.txt']) writeFileSync(join(ctx, f), readFileSync(join(hello, f)));
+      const cache = mkdtempSync(join(dir, 'tar-cache-'));
+      const tarEnv = { ...env, KTL_CACHE_DIR: cache };
+      const r = ktl(['build', ctx, '-o', 'type=tar,dest=image.tar', '--sandbox-logs'], {
+        cwd: ctx,
+        env: tarEnv,
+      });
+      expect(r.code).toBe(0);
+      expect(r.stderr).toContain(`[sandbox] bind ${ctx} -> ${ctx} (ro, build context)`);
+      expect(r.stderr).not.toMatch(/\[sandbox\] bind .* \(rw, /);
+      const listed = spawnSync('tar', ['tf', join(ctx, 'image.tar')], { encoding: 'utf8' });
+      expect(listed.stdout.split('\n')).toContain('built.txt');
+      // Nothing of the staging is left behind in ktl's cache directory.
+      expect(readdirSync(cache).filter((n) => n.startsWith('outputs-'))).toEqual([]);
+      writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY missing.txt /\n');
+      const failed = ktl(['build', ctx, '-o', 'type=tar,dest=second.tar'], {
+        cwd: ctx,
+        env: tarEnv,
+      });
+      expect(failed.code).not.toBe(0);
+      expect(existsSync(join(ctx, 'second.tar'))).toBe(false);
+      expect(readdirSync(cache).filter((n) => n.startsWith('outputs-'))).toEqual([]);
     },
     120_000,
   );

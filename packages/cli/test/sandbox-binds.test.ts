@@ -30,6 +30,7 @@ function plan(raw: RawBuildFlags, cwd = dir, sandboxBinds: string[] = []) {
     ensureDirs: p.binds.filter((b) => b.pin.missing.length > 0).map((b) => b.dst),
     outerDirs: [...p.outerDirs.keys()],
     masks: p.masks,
+    fileOutputs: p.fileOutputs.map(({ index, dest }) => ({ index, dest })),
   };
 }
 
@@ -62,7 +63,7 @@ describe('planBuildBinds', () => {
   test('binds are made outside in: a directory before what is bound inside it, else as planned', () => {
     const { binds } = plan({
       context: 'ctx',
-      output: ['type=local,dest=out/files', 'type=tar,dest=out/files.tar', 'type=local,dest=z'],
+      output: ['type=local,dest=out/files', 'type=local,dest=out', 'type=local,dest=z'],
     });
     expect(inMountOrder([...binds]).map((b) => b.dst.replace(dir, '$D'))).toEqual([
       '$D/ctx',
@@ -75,12 +76,12 @@ describe('planBuildBinds', () => {
   test('one bind per guest path: a path named twice is bound once, read-write if any use writes', () => {
     const { binds, ensureDirs } = plan({
       context: 'ctx',
-      output: ['type=local,dest=out', 'type=tar,dest=out/img.tar', 'type=tar,dest=out/b.tar'],
+      output: ['type=local,dest=out', 'type=local,dest=out'],
       buildContext: ['again=ctx'],
     });
     expect(binds.map((b) => [b.dst.replace(dir, '$D'), b.readonly, b.why])).toEqual([
       ['$D/ctx', true, 'build context, named context again'],
-      ['$D/out', false, 'output local, output tar'],
+      ['$D/out', false, 'output local'],
     ]);
     expect(ensureDirs).toEqual([join(dir, 'out')]);
     // Two host paths at one guest path: refused, not one hiding the other.
@@ -92,7 +93,7 @@ describe('planBuildBinds', () => {
   });
 
   test('binds exactly what the command line names, read-only except outputs', () => {
-    const { binds, ensureDirs } = plan({
+    const { binds, ensureDirs, outerDirs, fileOutputs } = plan({
       context: 'ctx',
       file: 'Dockerfile.other',
       buildContext: ['extra=named', 'img=docker-image://alpine'],
@@ -108,11 +109,19 @@ describe('planBuildBinds', () => {
       ['$D/named', true, 'named context extra'],
       ['$D/token', true, 'secret t'],
       ['$D/out', false, 'output local'],
-      ['$D/art', false, 'output tar'],
       ['$D/bare-out', false, 'output local'],
     ]);
-    // --iidfile is written by the outer ktl: nothing of meta/ enters the jail.
-    expect(ensureDirs).toEqual([join(dir, 'out'), join(dir, 'art'), join(dir, 'bare-out')]);
+    // --iidfile is written by the outer ktl, and a tar is moved into place by it: nothing of
+    // meta/ or art/ enters the jail; their directories are pinned for the outer ktl instead.
+    expect(ensureDirs).toEqual([join(dir, 'out'), join(dir, 'bare-out')]);
+    expect(outerDirs).toEqual([join(dir, 'meta')]);
+    expect(fileOutputs).toEqual([{ index: 1, dest: join(dir, 'art', 'img.tar') }]);
+  });
+
+  test('a tar beside the context leaves the context read-only inside', () => {
+    const { binds, fileOutputs } = plan({ context: 'ctx', output: ['type=tar,dest=ctx/img.tar'] });
+    expect(binds.map((b) => [b.dst, b.readonly])).toEqual([[join(dir, 'ctx'), true]]);
+    expect(fileOutputs).toEqual([{ index: 0, dest: join(dir, 'ctx', 'img.tar') }]);
   });
 
   test('the default Dockerfile comes with the context; -f - binds nothing more', () => {
@@ -407,7 +416,6 @@ describe('a link in the repository may only lead inside it, from any working dir
     for (const raw of [
       { context: 'ctx', output: ['type=local,dest=o'], metadataFile: 'o/meta/m.json' },
       { context: 'ctx', output: ['type=local,dest=o'], iidfile: 'o/iid' },
-      { context: 'ctx', output: ['type=tar,dest=o/img.tar'], iidfile: 'o/iid' },
     ])
       expect(() => plan(raw)).toThrow(/is inside .*\/o, which the build writes/);
     expect(

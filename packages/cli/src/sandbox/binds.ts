@@ -43,6 +43,11 @@ export interface BindPlan {
   masks: Mask[];
   /** The engine sockets known on this host (for the jailed ktl's self-check). */
   engines: EngineSocket[];
+  /**
+   * File outputs (`-o type=tar|docker|oci,dest=FILE`), by index in the options' outputs: the
+   * destination's directory pinned, for the move into place after the build.
+   */
+  fileOutputs: { index: number; dest: string; dir: Pinned }[];
 }
 
 /** What a build reads and writes on the host, from the parsed command line. */
@@ -120,7 +125,13 @@ export function planBuildBinds(
     return r;
   };
   const binds: PlannedBind[] = [];
-  const plan: BindPlan = { binds, outerDirs: new Map(), masks: [], engines: [] };
+  const plan: BindPlan = {
+    binds,
+    outerDirs: new Map(),
+    masks: [],
+    engines: [],
+    fileOutputs: [],
+  };
   try {
     const need = (r: Pinned, what: string, kind: 'dir' | 'file' | 'socket', typed: string) => {
       if (r.missing.length > 0)
@@ -194,21 +205,38 @@ export function planBuildBinds(
         );
     }
     const written: Pinned[] = [];
-    for (const spec of o.outputs) {
-      if (spec.type === 'image' || spec.type === 'cacheonly') continue;
-      // Directories are bound themselves; a file destination through its parent directory.
-      const dir =
-        spec.type === 'local' || (spec.type === 'oci' && spec.attrs.tar === 'false')
-          ? spec.dest
-          : dirname(spec.dest);
-      const r = add(dir, false, `output ${spec.type}`);
+    o.outputs.forEach((spec, index) => {
+      if (spec.type === 'image' || spec.type === 'cacheonly') return;
+      const isDir = spec.type === 'local' || (spec.type === 'oci' && spec.attrs.tar === 'false');
+      if (isDir) {
+        // A directory output is bound itself, read-write.
+        const r = add(spec.dest, false, `output ${spec.type}`);
+        if (r.missing.length === 0 && r.kind !== 'dir')
+          throw new BindPlanError(
+            `output ${spec.type}: ${spec.dest} is not a directory`,
+            'name a directory',
+          );
+        written.push(r);
+        return;
+      }
+      // A file output (a tar, an image archive) is written inside the jail to a private
+      // directory and moved into place by the outer ktl once the build succeeded: its
+      // directory (the context, often) stays read-only inside. Pinned now, like --iidfile's.
+      const dir = dirname(spec.dest);
+      const { host, guest } = hostPathOf(dir, guests);
+      if (guest?.readonly)
+        throw new BindPlanError(
+          `output ${spec.type}: ${spec.dest} is under --sandbox-bind ${guest.value}, which is read-only`,
+          `bind it read-write (${guest.host}:${guest.guest}:rw) or write elsewhere`,
+        );
+      const r = pin(host, `output ${spec.type}`);
       if (r.missing.length === 0 && r.kind !== 'dir')
         throw new BindPlanError(
           `output ${spec.type}: ${dir} is not a directory`,
           'name a directory',
         );
-      written.push(r);
-    }
+      plan.fileOutputs.push({ index, dest: spec.dest, dir: r });
+    });
     // Local caches are served by the jailed ktl (the daemon reads and writes them through the
     // session): an export's directory read-write, an import's read-only. An import that is also
     // an export's directory comes with the read-write bind; one that does not exist yet is no
@@ -264,7 +292,11 @@ export function planBuildBinds(
     plan.binds = onePerGuestPath(binds);
     plan.masks = engineMasks(plan.binds, plan.engines, env);
     // Descriptors only used for a check are closed; those bound or written through stay.
-    const kept = new Set([...plan.binds.map((b) => b.pin), ...plan.outerDirs.values()]);
+    const kept = new Set([
+      ...plan.binds.map((b) => b.pin),
+      ...plan.outerDirs.values(),
+      ...plan.fileOutputs.map((f) => f.dir),
+    ]);
     for (const r of opened.splice(0)) if (!kept.has(r)) closeSync(r.fd);
     return plan;
   } catch (e) {
@@ -349,6 +381,7 @@ export function makeBindDirs(plan: BindPlan): { leaf: string; top: string }[] {
     b.src = b.pin.real;
   }
   for (const [dir, p] of plan.outerDirs) plan.outerDirs.set(dir, fix(p, dir));
+  for (const f of plan.fileOutputs) f.dir = fix(f.dir, f.dest);
   return made;
 }
 
@@ -357,6 +390,7 @@ export function closeBindPlan(plan: BindPlan): void {
   const fds = new Set([
     ...plan.binds.map((b) => b.pin.fd),
     ...[...plan.outerDirs.values()].map((p) => p.fd),
+    ...plan.fileOutputs.map((f) => f.dir.fd),
   ]);
   for (const fd of fds) {
     try {

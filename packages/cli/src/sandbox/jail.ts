@@ -18,7 +18,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MountPt } from '@ktl/nsjail-config';
 import {
@@ -42,6 +42,7 @@ import type { EngineSocket } from './engine-sockets';
 import { JAIL_GATEWAY_DIR } from './jail-paths';
 import { loadSandboxPolicy } from './policy';
 import type { SandboxSettings } from './settings';
+import type { StagedOutput } from './staged-outputs';
 
 export interface JailInputs {
   /** The command line, parsed and validated: binds are planned from it. */
@@ -83,6 +84,8 @@ export interface Jail {
    * the command line: descriptors pinned when the binds were planned, open until cleanUp.
    */
   readonly outerDirs: ReadonlyMap<string, number>;
+  /** File outputs, written inside to a private directory and moved into place after. */
+  readonly staged: readonly StagedOutput[];
   /** ktl's bundles (dist/), bound read-only: all of ktl the jail sees. */
   readonly bundleDir: string;
   readonly ended: Promise<JailEnd>;
@@ -165,15 +168,32 @@ export async function startJail(b: JailInputs): Promise<Jail> {
     throw e;
   }
   let closed = false;
+  let staging: string | undefined;
   const cleanUp = ({ keepOutputs }: { keepOutputs: boolean }) => {
     if (!closed) closeBindPlan(plan);
     closed = true;
     rmSync(dir, { recursive: true, force: true });
+    if (staging) rmSync(staging, { recursive: true, force: true });
     if (!keepOutputs) for (const m of made.splice(0).reverse()) removeEmptyChain(m.leaf, m.top);
   };
   try {
     made.push(...makeBindDirs(plan));
     mkdirSync(b.cacheDir, { recursive: true });
+    // File outputs are written here inside (ktl's cache directory is bound read-write, and on
+    // the same filesystem as the outputs more often than /tmp is): one directory per build.
+    const staged: StagedOutput[] = [];
+    if (plan.fileOutputs.length > 0) {
+      staging = mkdtempSync(join(b.cacheDir, 'outputs-'));
+      for (const f of plan.fileOutputs) {
+        mkdirSync(join(staging, String(f.index)));
+        staged.push({
+          index: f.index,
+          dest: f.dest,
+          staged: join(staging, String(f.index), basename(f.dest)),
+          dirFd: f.dir.fd,
+        });
+      }
+    }
     // What masks an engine socket (an empty file) or directory (an empty one), read-only.
     const maskFile = join(dir, 'masked');
     const maskDir = join(dir, 'masked.d');
@@ -268,6 +288,7 @@ export async function startJail(b: JailInputs): Promise<Jail> {
       emptied,
       engines: plan.engines,
       outerDirs: new Map([...plan.outerDirs].map(([d, p]) => [d, p.fd])),
+      staged,
       bundleDir: dist,
       ended,
       logTo(w) {

@@ -6,19 +6,21 @@
  * cancels on Ctrl-C and tears everything down.
  */
 import { realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   type AuthAnswerer,
   type BuildkitAddress,
   newSessionId,
   startGateway,
 } from '@ktl/buildkit-client';
+import { ExitCode } from '../build/exit-codes';
 import { EndedElsewhere } from '../build/run';
 import { mark } from '../timing';
 import { BindPlanError } from './binds';
 import { INNER_SPEC_FILE, INNER_SPEC_VERSION, type InnerSpec } from './inner-spec';
 import type { Jail, JailEnd, JailInputs } from './jail';
 import { JAIL_GATEWAY_DIR, SANDBOX_FAILED_EXIT } from './jail-paths';
+import { moveIntoPlace, withStagedOutputs } from './staged-outputs';
 
 export { JAIL_GATEWAY_DIR, SANDBOX_FAILED_EXIT };
 
@@ -128,12 +130,15 @@ async function buildIn(jail: Jail, b: SandboxedBuild): Promise<number> {
       const prefix = up.kind === 'docker' ? 'docker://unix://' : 'unix://';
       const spec: InnerSpec = {
         version: INNER_SPEC_VERSION,
-        options: b.options,
+        options: withStagedOutputs(b.options, jail.staged),
         sessionId,
         gateway: `${prefix}${JAIL_GATEWAY_DIR}/buildkit.sock`,
         logs: b.settings.logs,
         bound: b.sandboxBinds.map((v) => v.split(':')[1] ?? '').filter(Boolean),
-        writable: jail.planned.filter((p) => !p.readonly).map((p) => p.dst),
+        writable: [
+          ...jail.planned.filter((p) => !p.readonly).map((p) => p.dst),
+          ...jail.staged.map((s) => dirname(s.staged)),
+        ],
         // The jailed ktl checks (with --sandbox-logs) that the real builder's socket is not
         // there, nor ktl's install beyond its bundles.
         mustNotSee: [
@@ -185,6 +190,14 @@ async function buildIn(jail: Jail, b: SandboxedBuild): Promise<number> {
       mark('outer: spec handed over');
       code = await b.solve(sessionId, buildStop.signal, jail.outerDirs);
       mark('outer: build done');
+      if (code === 0 && jail.staged.length > 0) {
+        try {
+          moveIntoPlace(jail.staged);
+        } catch (e) {
+          b.stderr(`ERROR: build succeeded but ${(e as Error).message}\n`);
+          code = ExitCode.OUTPUT_FAILED;
+        }
+      }
     } finally {
       building = false;
       b.signal?.removeEventListener('abort', onUserAbort);
