@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { type BuildFlags, optionsFromFlags } from '../src/build/from-flags';
 import { parseBuildOptions, type RawBuildFlags } from '../src/build/options';
 import { BindPlanError, closeBindPlan, inMountOrder, planBuildBinds } from '../src/sandbox/binds';
+import { readExportRoots, recordExportRoots } from '../src/sandbox/export-record';
 import { outputPaths, unboundOutputs } from '../src/sandbox/inner-spec';
 
 const dir = mkdtempSync(join(tmpdir(), 'ktl-binds-'));
@@ -412,7 +413,41 @@ describe('a link in the repository may only lead inside it, from any working dir
     );
   });
 
+  test("a link in a directory an earlier build exported to is judged as that build's", () => {
+    const state = mkdtempSync(join(tmpdir(), 'ktl-state-'));
+    const out = mkdtempSync(join(tmpdir(), 'ktl-exported-'));
+    try {
+      // What the earlier build left: out/meta -> a host directory of its choice.
+      symlinkSync(host, join(out, 'meta'));
+      const env = { KTL_STATE_DIR: join(state, 'ktl') };
+      const st = statSync(out, { bigint: true });
+      const planWith = (raw: RawBuildFlags) => {
+        const p = planBuildBinds(parseBuildOptions(raw, { cwd: dir, env: {} }), [], dir, env);
+        closeBindPlan(p);
+        return p;
+      };
+      const next = { context: 'ctx', output: [`type=local,dest=${join(out, 'meta')}`] };
+      // Not recorded: outside any repository, the link is followed (the user's layout).
+      expect(planWith(next).binds[1]).toMatchObject({ src: host, dst: join(out, 'meta') });
+      recordExportRoots(env, [{ path: out, dev: st.dev, ino: st.ino }]);
+      expect(readExportRoots(env)).toEqual([{ path: out, dev: st.dev, ino: st.ino }]);
+      expect(() => planWith(next)).toThrow(
+        `the symlink ${join(out, 'meta')} -> ${host} leads out of the directory an earlier build exported to, ${out},`,
+      );
+      // A state directory whose parent is missing records nothing, and says nothing.
+      const none = { KTL_STATE_DIR: join(state, 'no', 'such', 'ktl') };
+      recordExportRoots(none, [{ path: out, dev: st.dev, ino: st.ino }]);
+      expect(readExportRoots(none)).toEqual([]);
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
   test('--iidfile or --metadata-file inside an output directory is refused up front', () => {
+    // By how it is typed, too: o/meta may be a link (left by an earlier build) leading out.
+    mkdirSync(join(dir, 'o'), { recursive: true });
+    symlinkSync(join(dir, 'named'), join(dir, 'o', 'meta'));
     for (const raw of [
       { context: 'ctx', output: ['type=local,dest=o'], metadataFile: 'o/meta/m.json' },
       { context: 'ctx', output: ['type=local,dest=o'], iidfile: 'o/iid' },

@@ -14,6 +14,7 @@ import { closeSync, realpathSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { BuildOptions } from '../build/options';
 import { type EngineSocket, engineSockets, managedBuilderDir } from './engine-sockets';
+import { readExportRoots } from './export-record';
 import { BindPlanError, makeMissing, PathResolver, type Pinned } from './resolve';
 
 export { BindPlanError };
@@ -118,6 +119,9 @@ export function planBuildBinds(
 ): BindPlan {
   const guests = parseSandboxBinds(sandboxBinds, cwd);
   const resolver = new PathResolver();
+  // Directories earlier builds exported to: their links are a build's doing, not the user's.
+  for (const r of readExportRoots(env))
+    resolver.addFence(r.dev, r.ino, `the directory an earlier build exported to, ${r.path},`);
   const opened: Pinned[] = [];
   const pin = (p: string, what: string) => {
     const r = resolver.resolve(p, what);
@@ -204,7 +208,8 @@ export function planBuildBinds(
           'forward an ssh agent (ssh-add -l shows its keys): an engine socket in the sandbox would give the build the host',
         );
     }
-    const written: Pinned[] = [];
+    /** What the build writes: each pinned, with the path as typed. */
+    const written: { pin: Pinned; typed: string }[] = [];
     o.outputs.forEach((spec, index) => {
       if (spec.type === 'image' || spec.type === 'cacheonly') return;
       const isDir = spec.type === 'local' || (spec.type === 'oci' && spec.attrs.tar === 'false');
@@ -216,7 +221,7 @@ export function planBuildBinds(
             `output ${spec.type}: ${spec.dest} is not a directory`,
             'name a directory',
           );
-        written.push(r);
+        written.push({ pin: r, typed: spec.dest });
         return;
       }
       // A file output (a tar, an image archive) is written inside the jail to a private
@@ -246,7 +251,7 @@ export function planBuildBinds(
       const dest = c.type === 'local' ? c.attrs?.dest : undefined;
       if (dest === undefined || cacheDests.has(dest)) continue;
       cacheDests.add(dest);
-      written.push(add(dest, false, 'cache export (local)'));
+      written.push({ pin: add(dest, false, 'cache export (local)'), typed: dest });
     }
     for (const c of o.cacheFrom ?? []) {
       const src = c.type === 'local' ? c.attrs?.src : undefined;
@@ -266,11 +271,13 @@ export function planBuildBinds(
       const r = pin(hostPathOf(dir, guests).host, why);
       if (r.missing.length === 0 && r.kind !== 'dir')
         throw new BindPlanError(`${why}: ${dir} is not a directory`, 'check the path');
-      const into = written.find((w) => under(full(r), full(w)));
+      // Inside by where it leads or by how it is typed: a link an earlier build left in the
+      // output directory leads elsewhere, and this build may replace it.
+      const into = written.find((w) => under(full(r), full(w.pin)) || under(dir, w.typed));
       if (into)
         throw new BindPlanError(
-          `${why}: ${file} is inside ${full(into)}, which the build writes`,
-          `write it beside the output (e.g. ${dirname(full(into))}/${file.split('/').pop()})`,
+          `${why}: ${file} is inside ${into.typed}, which the build writes`,
+          `write it beside the output (e.g. ${dirname(into.typed)}/${file.split('/').pop()})`,
         );
       plan.outerDirs.set(dir, r);
     }

@@ -28,12 +28,17 @@ export function unixSocketOf(address: string | undefined): string | undefined {
   return a?.startsWith('unix://') ? a.slice('unix://'.length) : undefined;
 }
 
+/** ktl's state directory: $KTL_STATE_DIR, else $XDG_STATE_HOME/ktl, else ~/.local/state/ktl. */
+export function ktlStateDir(env: Env): string {
+  return (
+    env.KTL_STATE_DIR ||
+    join(env.XDG_STATE_HOME || join(env.HOME || homedir(), '.local', 'state'), 'ktl')
+  );
+}
+
 /** The managed builder's directory (src/builder/managed.ts: its socket and its engine's). */
 export function managedBuilderDir(env: Env): string {
-  const state =
-    env.KTL_STATE_DIR ||
-    join(env.XDG_STATE_HOME || join(env.HOME || homedir(), '.local', 'state'), 'ktl');
-  return join(state, 'builder');
+  return join(ktlStateDir(env), 'builder');
 }
 
 /** Every socket path ktl knows an engine or builder may listen on, existing or not. */

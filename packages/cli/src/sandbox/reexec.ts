@@ -17,6 +17,7 @@ import { ExitCode } from '../build/exit-codes';
 import { EndedElsewhere } from '../build/run';
 import { mark } from '../timing';
 import { BindPlanError } from './binds';
+import { recordExportRoots } from './export-record';
 import { INNER_SPEC_FILE, INNER_SPEC_VERSION, type InnerSpec } from './inner-spec';
 import type { Jail, JailEnd, JailInputs } from './jail';
 import { JAIL_GATEWAY_DIR, SANDBOX_FAILED_EXIT } from './jail-paths';
@@ -190,6 +191,15 @@ async function buildIn(jail: Jail, b: SandboxedBuild): Promise<number> {
       mark('outer: spec handed over');
       code = await b.solve(sessionId, buildStop.signal, jail.outerDirs);
       mark('outer: build done');
+      if (code === 0) {
+        // Where this build's local exports went: later plans judge links there as its own.
+        recordExportRoots(
+          process.env,
+          jail.planned
+            .filter((p) => /\boutput (local|oci)\b/.test(p.why) && !p.readonly)
+            .map((p) => ({ path: p.src, dev: p.pin.dev, ino: p.pin.ino })),
+        );
+      }
       if (code === 0 && jail.staged.length > 0) {
         try {
           moveIntoPlace(jail.staged);

@@ -89,12 +89,22 @@ const child = (dir: string, ...names: string[]) => [dir === '/' ? '' : dir, ...n
  * added once they are themselves resolved; `.git` lookups are remembered per directory.
  */
 export class PathResolver {
+  /** Fences outside git work trees, by identity: what each is, for messages. */
   private readonly roots = new Map<string, string>();
   private readonly gitTrees = new Map<string, boolean>();
 
   /** Makes a resolved directory one of the build's roots (a fence outside any work tree). */
   addRoot(p: Pinned): void {
-    if (p.kind === 'dir' && p.missing.length === 0) this.roots.set(key(p.dev, p.ino), p.real);
+    if (p.kind === 'dir' && p.missing.length === 0)
+      this.roots.set(key(p.dev, p.ino), 'the build directory');
+  }
+
+  /**
+   * Makes a directory a fence by identity, named `label` in errors: a directory an earlier
+   * build exported to (its links were made by that build, not by the user).
+   */
+  addFence(dev: bigint, ino: bigint, label: string): void {
+    this.roots.set(key(dev, ino), label);
   }
 
   private isGitTree(fd: number, dev: bigint, ino: bigint): boolean {
@@ -149,7 +159,10 @@ export class PathResolver {
         const p = pending.pop()!;
         if (stack.some((f) => f.dev === p.fence.dev && f.ino === p.fence.ino)) continue;
         const where = missing.length > 0 ? child(pathOf(stack), ...missing) : pathOf(stack);
-        const kind = p.fence.fence === 'git' ? 'the git work tree' : 'the build directory';
+        const kind =
+          p.fence.fence === 'git'
+            ? 'the git work tree'
+            : (this.roots.get(key(p.fence.dev, p.fence.ino)) ?? 'the build directory');
         throw new BindPlanError(
           `${what}: ${abs}: the symlink ${p.link} -> ${p.target} leads out of ${kind} ${p.fencePath} (to ${where})`,
           `the sandbox follows no link out of the repository being built; to share ${where}, name it directly, or bind it with --sandbox-bind ${where}:GUEST and name GUEST`,
