@@ -92,7 +92,12 @@ describe('toExportSpecs', () => {
     );
     expect(out).toEqual([
       { type: 'docker', dest: join(dir, 'i.tar'), attrs: { name: 'docker.io/library/app:1' } },
-      { type: 'local', dest: join(dir, 'o'), attrs: { 'platform-split': 'true' } },
+      {
+        type: 'local',
+        dest: join(dir, 'o'),
+        attrs: { 'platform-split': 'true' },
+        keepSetid: false,
+      },
     ]);
   });
 });
