@@ -108,6 +108,8 @@ export interface DockerfileBuildOptions extends FrontendOptions {
   readonly entitlements?: readonly string[] | undefined;
   readonly onStatus?: ((s: StatusResponse) => void) | undefined;
   readonly onSync?: ((p: SyncProgress) => void) | undefined;
+  /** How the context is looked up while it is listed (WalkOptions.lookup; default `proc`). */
+  readonly contextLookup?: 'proc' | 'cwd' | undefined;
   readonly signal?: AbortSignal | undefined;
   /** Build id (default random); Control.Status and build history use it. */
   readonly ref?: string | undefined;
@@ -271,6 +273,7 @@ function dockerfileSession(opts: DockerfileBuildOptions) {
     auth: opts.auth,
     contentStores: localCacheStores(opts),
     onSync: opts.onSync,
+    contextLookup: opts.contextLookup,
   };
   return { dockerfile, exporters, session };
 }

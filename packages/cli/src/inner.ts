@@ -170,6 +170,9 @@ async function serve(): Promise<number> {
         contextDir: o.contextDir,
         dockerfile,
         namedContexts: o.buildContexts,
+        // A process of its own with absolute paths only: the context walker may look entries
+        // up relative to the directory it holds open (the faster of its two ways).
+        contextLookup: 'cwd',
         exports: await toExportSpecs(o),
         // Only the local ones matter here: their directories are served as content stores.
         cacheImports: o.cacheFrom,

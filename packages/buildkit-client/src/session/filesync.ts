@@ -23,7 +23,7 @@ import {
   type Handler,
 } from './grpc-server';
 import { DATA_CHUNK, PacketBatch } from './packet-batch';
-import { ContextWalker, contextChangedError, openedAt } from './walk';
+import { ContextWalker, contextChangedError, openedAt, type WalkOptions } from './walk';
 
 /** Listing entries encoded between two chances to read the daemon's requests. */
 const LIST_SLICE = 512;
@@ -36,6 +36,8 @@ export interface SyncProgress {
 
 export interface FileSyncOptions {
   onDone?: ((p: SyncProgress) => void) | undefined;
+  /** How the walker looks entries up (WalkOptions.lookup). */
+  lookup?: WalkOptions['lookup'];
 }
 
 const nextTurn = () => new Promise<void>((r) => setImmediate(r));
@@ -171,6 +173,7 @@ export function diffCopySender(
       includePatterns: call.metadata('include-patterns'),
       excludePatterns: call.metadata('exclude-patterns'),
       followPaths: call.metadata('followpaths'),
+      lookup: opts.lookup,
     });
     let listing = true;
     let nextId = 0;

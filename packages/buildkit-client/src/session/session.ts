@@ -60,6 +60,8 @@ export interface SessionOptions {
    */
   readonly contentStores?: Readonly<Record<string, ContentStoreSpec>> | undefined;
   readonly onSync?: ((p: SyncProgress) => void) | undefined;
+  /** How the context walker looks entries up (WalkOptions.lookup; default `proc`). */
+  readonly contextLookup?: 'proc' | 'cwd' | undefined;
   /** Handler failures: they also go back to the daemon, which fails the build with them. */
   readonly onError?: ((method: string, err: unknown) => void) | undefined;
 }
@@ -89,7 +91,7 @@ export function buildHandlers(opts: SessionOptions): Map<string, Handler> {
   const dirs = new Map(Object.entries(opts.dirs ?? {}));
   handlers.set(
     '/moby.filesync.v1.FileSync/DiffCopy',
-    diffCopySender(dirs, { onDone: opts.onSync }),
+    diffCopySender(dirs, { onDone: opts.onSync, lookup: opts.contextLookup }),
   );
   if (opts.exports && opts.exports.length > 0) {
     handlers.set('/moby.filesync.v1.FileSend/DiffCopy', fileSendReceiver(opts.exports));

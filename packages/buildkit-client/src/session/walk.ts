@@ -39,6 +39,7 @@ import {
   realpathSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 import { toWireStat, type WireStat } from './fsstat';
 import { cleanPath, type MatchInfo, type Pattern, PatternMatcher } from './patterns';
 
@@ -46,6 +47,15 @@ export interface WalkOptions {
   readonly includePatterns?: readonly string[] | undefined;
   readonly excludePatterns?: readonly string[] | undefined;
   readonly followPaths?: readonly string[] | undefined;
+  /**
+   * How a directory's entries are looked up under the open directory (Linux): `proc` (the
+   * default) through `/proc/<pid>/fd/<fd>/<name>`; `cwd` by making the open directory the
+   * working directory for the synchronous length of each next() call (restored before it
+   * returns) and naming entries relative to it, which costs ~1.3 µs less per entry (20k
+   * entries: 125 vs 150 ms). `cwd` is for a process of its own that uses no relative path in
+   * concurrent asynchronous file operations (the sandboxed ktl); ignored off the main thread.
+   */
+  readonly lookup?: 'proc' | 'cwd' | undefined;
 }
 
 export interface WalkEntry {
@@ -258,6 +268,8 @@ export class ContextWalker {
   private readonly frames: Frame[] = [];
   private readonly inodes = new Map<string, string>();
   private started = false;
+  /** lookup `cwd`: the frame whose directory is the working directory now. */
+  private cwdFrame: Frame | undefined;
   private finished = false;
   private closed = false;
 
@@ -297,6 +309,8 @@ export class ContextWalker {
     if (this.closed) throw new Error('the build context walker was closed');
     const out: WalkEntry[] = [];
     const { frames } = this;
+    const byCwd = this.opts.lookup === 'cwd' && isMainThread;
+    const cwd = byCwd ? process.cwd() : undefined;
     try {
       if (!this.started) this.start();
       while (out.length < max) {
@@ -308,7 +322,14 @@ export class ContextWalker {
         }
         const name = frame.names[frame.next]!;
         frame.next++;
-        const at = frame.at + name;
+        let at = frame.at + name;
+        if (byCwd && frame.fd !== undefined) {
+          if (this.cwdFrame !== frame) {
+            process.chdir(frame.at);
+            this.cwdFrame = frame;
+          }
+          at = name;
+        }
         this.visit(frame.relSlash + name, at, lstatOrUndefined(at), out);
       }
       // Leave the directories finished with now: a walk that is over holds nothing open.
@@ -321,6 +342,11 @@ export class ContextWalker {
     } catch (e) {
       this.close();
       throw e;
+    } finally {
+      if (cwd !== undefined) {
+        process.chdir(cwd);
+        this.cwdFrame = undefined;
+      }
     }
     return out;
   }
