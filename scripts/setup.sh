@@ -23,7 +23,8 @@ as_root() {
 }
 
 apt_packages() {
-  local want=(bubblewrap protobuf-compiler curl ca-certificates git)
+  # rootlesskit, slirp4netns and uidmap: the rootless engine `ktl builder start` runs.
+  local want=(bubblewrap protobuf-compiler curl ca-certificates git rootlesskit slirp4netns uidmap)
   local missing=()
   for p in "${want[@]}"; do
     dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing+=("$p")
@@ -34,6 +35,24 @@ apt_packages() {
     as_root apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
   command -v bwrap >/dev/null || die "bubblewrap did not install (apt-get install bubblewrap)"
+}
+
+# slirp4netns (the rootless engine's network) opens /dev/net/tun as the engine's user; some
+# VMs ship it 0600 (root only). 0666 is its usual mode: opening it creates nothing by itself,
+# and making an interface still needs CAP_NET_ADMIN in the caller's own network namespace.
+ensure_tun() {
+  if [[ ! -c /dev/net/tun ]]; then
+    log "/dev/net/tun missing; loading the tun module"
+    as_root modprobe tun 2>/dev/null || true
+    if [[ ! -c /dev/net/tun ]]; then
+      as_root mkdir -p /dev/net
+      as_root mknod -m 666 /dev/net/tun c 10 200 || die "cannot create /dev/net/tun (mknod /dev/net/tun c 10 200)"
+    fi
+  fi
+  if [[ $(stat -c %a /dev/net/tun) != 666 ]]; then
+    log "/dev/net/tun is mode $(stat -c %a /dev/net/tun); making it usable for the rootless engine (chmod 666)"
+    as_root chmod 666 /dev/net/tun
+  fi
 }
 
 node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
@@ -55,6 +74,7 @@ ensure_pnpm() {
 
 deps() {
   apt_packages
+  ensure_tun
   ensure_node
   ensure_pnpm
   cd "$root"

@@ -8,6 +8,14 @@ export {
   type RegistryCredentials,
 } from './auth/docker-config';
 export {
+  type EntitlementProbe,
+  engineSecurityOptions,
+  isRootlessEngine,
+  probeEntitlements,
+  RISKY_ENTITLEMENTS,
+  type RiskyEntitlement,
+} from './builder-risk';
+export {
   BuildkitError,
   type BuildkitErrorCode,
   type BuildkitErrorDetail,

@@ -531,7 +531,7 @@ describe('ktl build refusals (exit 2 and 3), no builder needed', () => {
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('no BuildKit builder answered');
     expect(r.stderr).toContain(`DOCKER_HOST: docker://unix://${dir}/no-docker.sock`);
-    expect(r.stderr).toContain('hint: `sudo ktl builder start` starts a ktl-managed engine');
+    expect(r.stderr).toContain('hint: `ktl builder start` starts a ktl-managed engine');
     const b = run([hello, '--builder', `unix://${dir}/nothing.sock`]);
     expect(b.code).toBe(3);
     expect(b.stderr).toContain(

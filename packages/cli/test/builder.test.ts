@@ -35,6 +35,18 @@ const realReason = !isRoot
         ? 'the rig (registry with the base image) is not up; run scripts/rig.sh up'
         : '';
 const realTest = realReason ? test.skip : test;
+const onHostPath = (name: string) =>
+  spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).stdout.trim();
+// What the rootless engine needs on the host (scripts/setup.sh deps installs it).
+const rootlessTools = ['dockerd', 'rootlesskit', 'slirp4netns', 'newuidmap', 'newgidmap'];
+const rootlessMissing = rootlessTools.filter((t) => !onHostPath(t));
+const rootlessReason = !isRoot
+  ? 'not root (the case runs ktl as root, which runs the engine as ktl-builder)'
+  : rootlessMissing.length > 0
+    ? `not on PATH: ${rootlessMissing.join(', ')} (scripts/setup.sh deps installs them)`
+    : '';
+const rootlessTest = rootlessReason ? test.skip : test;
+const rootlessWhy = rootlessReason ? ` [skipped: ${rootlessReason}]` : '';
 const realWhy = realReason ? ` [skipped: ${realReason}]` : '';
 const BRIDGE = 'ktlt0';
 
@@ -61,13 +73,21 @@ describe('ktl builder on this machine', () => {
     () => {
       const docker0Before = bridgeExists('docker0');
       const s = ktl(
-        ['builder', 'start', '--bridge-name', BRIDGE, '--bridge-cidr', '10.214.0.1/24'],
+        [
+          'builder',
+          'start',
+          '--rootful',
+          '--bridge-name',
+          BRIDGE,
+          '--bridge-cidr',
+          '10.214.0.1/24',
+        ],
         { env: env() },
       );
       expect(s.stderr).toBe('');
       expect(s.code).toBe(0);
       const sock = join(state, 'builder', 'engine.sock');
-      expect(s.stdout).toContain(`started: dockerd (pid `);
+      expect(s.stdout).toContain(`started: dockerd (rootful, pid `);
       expect(s.stdout).toContain(`at docker://unix://${sock}`);
       expect(bridgeExists(BRIDGE)).toBe(true);
 
@@ -96,9 +116,15 @@ describe('ktl builder on this machine', () => {
       expect(j2.code).toBe(0);
       expect(existsSync(join(out2, 'built.txt'))).toBe(true);
 
-      const again = ktl(['builder', 'start'], { env: env() });
+      const again = ktl(['builder', 'start', '--rootful'], { env: env() });
       expect(again.code).toBe(0);
-      expect(again.stdout).toContain(`already running: dockerd (pid ${j.pid})`);
+      expect(again.stdout).toContain(`already running: dockerd (rootful, pid ${j.pid})`);
+      // A rootless start is not answered with the rootful engine.
+      const other = ktl(['builder', 'start'], { env: env() });
+      expect(other.code).toBe(2);
+      expect(other.stderr).toContain(
+        `a rootful ktl-managed builder is already running (dockerd, pid ${j.pid}), not the rootless one asked for`,
+      );
 
       const stop = ktl(['builder', 'stop'], { env: env() });
       expect(stop.code).toBe(0);
@@ -121,10 +147,14 @@ describe('ktl builder on this machine', () => {
 
 describe('ktl builder refusals', () => {
   test('bad flags are exit 2 and name the flag', () => {
-    const a = ktl(['builder', 'start', '--bridge-name', 'this-name-is-too-long'], { env: env() });
+    const a = ktl(['builder', 'start', '--rootful', '--bridge-name', 'this-name-is-too-long'], {
+      env: env(),
+    });
     expect(a.code).toBe(2);
     expect(a.stderr).toContain('--bridge-name this-name-is-too-long: not a valid interface name');
-    const b = ktl(['builder', 'start', '--bridge-cidr', '10.0.0.300/24'], { env: env() });
+    const b = ktl(['builder', 'start', '--rootful', '--bridge-cidr', '10.0.0.300/24'], {
+      env: env(),
+    });
     expect(b.code).toBe(2);
     expect(b.stderr).toContain('--bridge-cidr 10.0.0.300/24');
     const c = ktl(['builder', 'start', '--engine', 'podman'], { env: env() });
@@ -136,11 +166,15 @@ describe('ktl builder refusals', () => {
     // A PATH holding node and nothing else.
     const onlyNode = mkdtempSync(join(tmpdir(), 'ktl-onlynode-'));
     symlinkSync(process.execPath, join(onlyNode, 'node'));
-    const r = ktl(['builder', 'start'], { env: env({ PATH: onlyNode }) });
+    const r = ktl(['builder', 'start', '--rootful'], { env: env({ PATH: onlyNode }) });
+    const rl = ktl(['builder', 'start'], { env: env({ PATH: onlyNode }) });
     rmSync(onlyNode, { recursive: true, force: true });
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('neither buildkitd nor dockerd is on PATH');
     expect(r.stderr).toContain('hint: install one');
+    expect(rl.code).toBe(3);
+    expect(rl.stderr).toContain('dockerd is not on PATH');
+    expect(rl.stderr).toContain('rootlesskit slirp4netns uidmap');
   });
 
   test('an engine that dies at start: exit 4, its log tail printed, nothing left behind', () => {
@@ -150,13 +184,13 @@ describe('ktl builder refusals', () => {
       '#!/bin/sh\necho "fake buildkitd: cannot open the state dir" >&2\nexit 1\n',
     );
     chmodSync(fake, 0o755);
-    const r = ktl(['builder', 'start', '--engine', 'buildkitd'], {
+    const r = ktl(['builder', 'start', '--rootful', '--engine', 'buildkitd'], {
       env: env({ PATH: `${fakeBin}:${process.env.PATH}` }),
     });
     if (!isRoot) {
       expect(r.code).toBe(5); // refused before anything starts
       expect(r.stderr).toContain('needs root');
-      return expect(r.stderr).toContain('hint: run `sudo ktl builder start`');
+      return expect(r.stderr).toContain('hint: run `sudo ktl builder start --rootful`');
     }
     expect(r.code).toBe(4);
     expect(r.stderr).toContain('buildkitd did not start: it exited (status 1)');
@@ -180,6 +214,7 @@ describe('ktl builder refusals', () => {
           join(repoRoot, 'bin', 'ktl'),
           'builder',
           'start',
+          '--rootful',
         ],
         {
           encoding: 'utf8',
@@ -191,4 +226,96 @@ describe('ktl builder refusals', () => {
       expect(r.stderr).toContain('dockerd needs root');
     },
   );
+
+  (dockerd ? test : test.skip)(
+    `rootless: a missing tool is named with its package, exit 4, nothing started${dockerd ? '' : ' [skipped: no dockerd on PATH]'}`,
+    () => {
+      // PATH: dockerd and node, but none of the rootless parts.
+      const bin = mkdtempSync(join(tmpdir(), 'ktl-rlbin-'));
+      symlinkSync(process.execPath, join(bin, 'node'));
+      symlinkSync(dockerd, join(bin, 'dockerd'));
+      const r = ktl(['builder', 'start'], { env: env({ PATH: bin }) });
+      rmSync(bin, { recursive: true, force: true });
+      expect(r.code).toBe(4);
+      expect(r.stderr).toContain('ERROR: the rootless engine cannot run on this host:');
+      expect(r.stderr).toContain('  - rootlesskit is not on PATH');
+      expect(r.stderr).toContain('  - slirp4netns is not on PATH');
+      expect(r.stderr).toContain('  - newuidmap is not on PATH');
+      expect(r.stderr).toContain('hint: apt-get install rootlesskit');
+      expect(r.stderr).toContain('hint: apt-get install uidmap');
+      // Never a rootful engine in its place: the way to one is named, not taken.
+      expect(r.stderr).toContain('`ktl builder start --rootful`');
+      expect(existsSync(join(state, 'builder', 'builder.json'))).toBe(false);
+    },
+  );
+
+  rootlessTest(
+    `rootless: a /dev/net/tun the engine's user cannot open is named with its fix, exit 4${rootlessWhy}`,
+    () => {
+      // The host's own /dev/net/tun stays as it is: in a private mount namespace a 0600 tun
+      // device node is mounted over it, and ktl-builder is refused by the kernel there.
+      const dev = mkdtempSync(join(tmpdir(), 'ktl-tun-'));
+      const r = spawnSync(
+        'unshare',
+        [
+          '--mount',
+          '--propagation',
+          'private',
+          'sh',
+          '-c',
+          'mknod -m 600 "$1/tun" c 10 200 && mount --bind "$1/tun" /dev/net/tun && shift && exec "$@"',
+          'sh',
+          dev,
+          join(repoRoot, 'bin', 'ktl'),
+          'builder',
+          'start',
+        ],
+        { encoding: 'utf8', env: { ...process.env, ...env() } },
+      );
+      rmSync(dev, { recursive: true, force: true });
+      expect(r.stderr).toContain(
+        '  - /dev/net/tun (mode 0600) cannot be opened by ktl-builder: slirp4netns cannot set up its tap device',
+      );
+      expect(r.stderr).toContain('hint: chmod 666 /dev/net/tun');
+      expect(r.status).toBe(4);
+      expect(existsSync(join(state, 'builder', 'builder.json'))).toBe(false);
+    },
+  );
+
+  (rootlessReason === '' && nobody ? test : test.skip)(
+    `rootless as a user with no subordinate ids (nobody): exit 4, naming /etc/subuid and the usermod to run${rootlessReason ? rootlessWhy : nobody ? '' : ' [skipped: no setpriv]'}`,
+    () => {
+      const home = mkdtempSync(join(tmpdir(), 'ktl-nobody-'));
+      chmodSync(home, 0o777);
+      const r = spawnSync(
+        'setpriv',
+        [
+          '--reuid=65534',
+          '--regid=65534',
+          '--clear-groups',
+          join(repoRoot, 'bin', 'ktl'),
+          'builder',
+          'start',
+        ],
+        {
+          encoding: 'utf8',
+          env: { ...process.env, KTL_STATE_DIR: join(home, 'state'), HOME: home },
+        },
+      );
+      rmSync(home, { recursive: true, force: true });
+      expect(r.stderr).toContain('  - nobody has no subordinate id range in /etc/subuid');
+      expect(r.stderr).toContain('  - nobody has no subordinate id range in /etc/subgid');
+      expect(r.stderr).toMatch(/hint: sudo usermod --add-subuids \d+-\d+ nobody/);
+      expect(r.status).toBe(4);
+    },
+  );
+
+  test('rootless: --engine buildkitd and the bridge flags need --rootful (exit 2)', () => {
+    const a = ktl(['builder', 'start', '--engine', 'buildkitd'], { env: env() });
+    expect(a.code).toBe(2);
+    expect(a.stderr).toContain('--engine buildkitd runs only with --rootful');
+    const b = ktl(['builder', 'start', '--bridge-cidr', '10.9.0.1/24'], { env: env() });
+    expect(b.code).toBe(2);
+    expect(b.stderr).toContain('--bridge-cidr applies to --rootful only');
+  });
 });
