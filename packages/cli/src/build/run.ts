@@ -218,6 +218,9 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
       entitlements: o.allow,
       addHosts: o.addHosts,
       namedContexts: o.buildContexts,
+      // ktl is a process of its own and names every path absolutely: the context walker may
+      // look entries up relative to the directory it holds open (WalkOptions.lookup).
+      contextLookup: 'cwd',
       secrets,
       ssh: o.ssh,
       auth,
