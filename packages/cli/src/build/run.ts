@@ -29,6 +29,7 @@ import {
 } from '@ktl/buildkit-client';
 import { managedCandidates, START_HINT } from '../builder/managed';
 import { mark } from '../timing';
+import { warnRootfulRisk } from './builder-warning';
 import { checkEngineSupport } from './engine-support';
 import { ExitCode, type ExitCodeValue } from './exit-codes';
 import { buildRef, formatMetadata, writeFileAtomic } from './metadata';
@@ -192,6 +193,7 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
       preferred: managedCandidates(io.env),
     });
     mark('build: connected');
+    await warnRootfulRisk(o, conn.address, io.stderr);
     const { exports, pushes } = splitEnginePushes(await toExportSpecs(o, conn));
     await checkMultipleExporters(conn, exports.length);
     await checkEngineSupport(o, conn);

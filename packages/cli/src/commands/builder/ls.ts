@@ -6,6 +6,12 @@ interface Probe {
   address: string;
   status: 'selected' | 'answers' | 'unreachable' | 'invalid';
   reason?: string;
+  /** For a builder that answers: rootless or rootful, how that is known, its entitlements. */
+  rootless: boolean | null;
+  rootlessBasis?: string;
+  entitlements: string[] | null;
+  entitlementsRefused?: string[];
+  entitlementsUnknown?: Record<string, string>;
 }
 
 export default class BuilderLs extends Command {
@@ -14,7 +20,11 @@ export default class BuilderLs extends Command {
     'Lists the places `ktl build` looks for a builder, in order (BUILDKIT_HOST, DOCKER_HOST, ' +
     'the ktl-managed builder from `ktl builder start`, the default buildkitd socket, the ' +
     'default Docker socket), whether each answers, and which is selected: the first that ' +
-    'answers. For the selected one: how it is reached, its BuildKit version, the engine API ' +
+    'answers. For each that answers: rootless or rootful (a Docker engine says so in its ' +
+    "security options; a buildkitd is taken to run as its socket's owner) and which of " +
+    'network.host and security.insecure it grants (asked with an empty Solve each): on a ' +
+    "rootful builder these reach the host's loopback services and make a RUN step root on the " +
+    'host. For the selected one: how it is reached, its BuildKit version, the engine API ' +
     'version of a Docker engine, and its workers with their platforms and labels. --builder ' +
     'looks at that address only.\n' +
     'Exit status: 0 a builder answers, 2 bad usage (e.g. an unparseable --builder), 3 no ' +
@@ -36,6 +46,7 @@ export default class BuilderLs extends Command {
     // Loaded on use: `ktl` start-up must not pay for the gRPC client.
     const bk = await import('@ktl/buildkit-client');
     const { managedCandidates } = await import('../../builder/managed');
+    const { builderRisk } = await import('../../builder/risk');
     const view = await import('../../builder/cache-view');
     const timeoutMs = flags.timeout * 1000;
 
@@ -62,19 +73,23 @@ export default class BuilderLs extends Command {
           address: c.raw,
           status: 'invalid',
           reason: c.parseError ?? 'invalid',
+          rootless: null,
+          entitlements: null,
         });
         continue;
       }
       const address = bk.formatAddress(c.address);
       try {
         const conn = await bk.connectTo(c.address, { verify: true, tls: c.tls, timeoutMs });
-        if (selected) {
-          await conn.close();
-          probes.push({ source: c.source, address, status: 'answers' });
-        } else {
-          selected = { conn, c };
-          probes.push({ source: c.source, address, status: 'selected' });
-        }
+        const risk = await builderRisk(conn, c.tls, timeoutMs);
+        probes.push({
+          source: c.source,
+          address,
+          status: selected ? 'answers' : 'selected',
+          ...risk,
+        });
+        if (selected) await conn.close();
+        else selected = { conn, c };
       } catch (e) {
         const msg = e instanceof Error ? e.message : String(e);
         probes.push({
@@ -82,6 +97,8 @@ export default class BuilderLs extends Command {
           address,
           status: 'unreachable',
           reason: msg.replace(/^cannot reach builder at \S+: /, ''),
+          rootless: null,
+          entitlements: null,
         });
       }
     }
@@ -101,10 +118,14 @@ export default class BuilderLs extends Command {
           ),
           bk.engineApiVersion(conn.address, c.tls, timeoutMs),
         ]);
+        const risk = probes.find((p) => p.status === 'selected');
         details = {
           source: c.source,
           address: conn.address,
           transport: conn.transport ?? null,
+          rootless: risk?.rootless ?? null,
+          rootlessBasis: risk?.rootlessBasis ?? null,
+          entitlements: risk?.entitlements ?? null,
           buildkit: info.ok ? info.v : null,
           ...(info.ok ? {} : { buildkitError: info.reason }),
           engineApiVersion: api ?? null,
@@ -124,10 +145,16 @@ export default class BuilderLs extends Command {
         p.status === 'selected' ? '*' : ' ',
         p.source,
         p.address,
+        p.rootless === null ? '-' : p.rootless ? 'rootless' : 'rootful',
+        p.entitlements === null ? '-' : p.entitlements.join(',') || 'none',
         p.reason ? `${p.status}: ${p.reason}` : p.status,
       ]);
-      for (const l of view.table([[' ', 'SOURCE', 'ADDRESS', 'STATUS'], ...rows])) this.log(l);
-      if (details) this.printDetails(details, view.table);
+      for (const l of view.table([
+        [' ', 'SOURCE', 'ADDRESS', 'MODE', 'ENTITLEMENTS', 'STATUS'],
+        ...rows,
+      ]))
+        this.log(l);
+      if (details) await this.printDetails(details, view.table);
     }
     if (!selected) {
       const what = flags.builder !== undefined ? `the builder at ${flags.builder}` : 'no builder';
@@ -139,16 +166,22 @@ export default class BuilderLs extends Command {
     }
   }
 
-  private printDetails(d: Record<string, unknown>, table: (r: string[][]) => string[]): void {
+  private async printDetails(
+    d: Record<string, unknown>,
+    table: (r: string[][]) => string[],
+  ): Promise<void> {
     const b = d.buildkit as { package: string; version: string; revision: string } | null;
     const workers = d.workers as {
       id: string;
       platforms: string[];
       labels: Record<string, string>;
     }[];
+    const ents = d.entitlements as string[] | null;
     const kv: string[][] = [
       ['selected:', `${d.address} (${d.source})`],
       ['transport:', String(d.transport ?? 'unknown')],
+      ['mode:', `${d.rootless ? 'rootless' : 'rootful'} (${d.rootlessBasis})`],
+      ['entitlements:', ents === null ? 'unknown' : ents.join(', ') || 'none granted'],
       [
         'buildkit:',
         b
@@ -160,6 +193,10 @@ export default class BuilderLs extends Command {
       kv.push(['engine API:', String(d.engineApiVersion ?? 'unknown')]);
     this.log('');
     for (const l of table(kv)) this.log(l);
+    if (!d.rootless && ents && ents.length > 0) {
+      const { rootfulExposure } = await import('../../builder/risk');
+      this.log(`risk: ${rootfulExposure(ents)} (rootless: ktl builder start)`);
+    }
     this.log(`workers: ${d.workersError ? `unknown (${d.workersError})` : workers.length}`);
     for (const w of workers) {
       this.log(`  ${w.id}`);
