@@ -96,9 +96,20 @@ describe('ktl builder ls', () => {
     const r = ktl(['builder', 'ls', '--json', '--builder', `docker://${dockerHost}`], { env });
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
+    // The rig's engine is rootful and grants network.host (Docker's default), not
+    // security.insecure; ktl asked the engine itself.
     expect(j.candidates).toEqual([
-      { source: '--builder', address: `docker://${dockerHost}`, status: 'selected' },
+      {
+        source: '--builder',
+        address: `docker://${dockerHost}`,
+        status: 'selected',
+        rootless: false,
+        rootlessBasis: expect.stringMatching(/^the engine's security options \(no name=rootless/),
+        entitlements: ['network.host'],
+        entitlementsRefused: ['security.insecure'],
+      },
     ]);
+    expect(j.selected).toMatchObject({ rootless: false, entitlements: ['network.host'] });
     expect(j.selected.address).toBe(`docker://${dockerHost}`);
     expect(['engine-upgrade', 'engine-native']).toContain(j.selected.transport);
     expect(j.selected.engineApiVersion).toMatch(/^1\.\d+$/);
