@@ -3,7 +3,8 @@
 #
 #   scripts/setup.sh deps    install system packages, Node >= 20, pnpm, node_modules; build
 #   scripts/setup.sh demo    deps + the BuildKit rig, then the sandboxed demo (scripts/demo.sh)
-#   scripts/setup.sh test    deps + the BuildKit rig, then every check and test (pnpm run ci)
+#   scripts/setup.sh test    deps + the BuildKit rig (rootful, compatibility and rootless
+#                            engines), then every check and test (pnpm run ci)
 #
 # Idempotent: a second run only re-checks. The README's two commands are `demo` and `test`.
 set -euo pipefail
@@ -96,9 +97,16 @@ compat() {
   as_root bash "$here/rig-compat.sh" up >/dev/null || log "compatibility engine unavailable; its tests will be skipped"
 }
 
+rootless() {
+  # The rootless engine `ktl builder start` gives (as root: run as the system user
+  # ktl-builder), with the base image loaded; its tests are skipped, with the reason, without it.
+  log "starting the rootless engine (scripts/rig-rootless.sh up)"
+  as_root bash "$here/rig-rootless.sh" up >/dev/null || log "rootless engine unavailable (above); its tests will be skipped"
+}
+
 case ${1:-} in
   deps) deps ;;
   demo) deps; rig; exec bash "$here/demo.sh" ;;
-  test) deps; rig; compat; cd "$root"; exec pnpm run ci ;;
+  test) deps; rig; compat; rootless; cd "$root"; exec pnpm run ci ;;
   *) echo "usage: $0 deps|demo|test" >&2; exit 2 ;;
 esac

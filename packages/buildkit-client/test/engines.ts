@@ -3,6 +3,9 @@
  * - the rig (scripts/rig.sh): Docker 26.1, embedded BuildKit v0.13, containerd image store;
  * - the compatibility engine (scripts/rig-compat.sh): Debian bookworm's Docker 20.10,
  *   BuildKit v0.8 on a graphdriver store. It uses the rig's registry and base image.
+ * - the rootless engine (scripts/rig-rootless.sh): Docker 26.1 in rootless mode, started by
+ *   `ktl builder start` as root (so run as ktl-builder), the base image loaded into it. Not in
+ *   testEngines(): the suites that run on it ask for it (rootlessEngine()).
  * An engine that does not answer has every case registered as skipped, with the reason. A
  * case needing what an engine lacks is skipped there with the engine limit in its name
  * (`gate`), computed when the test is registered; what ktl does instead (refuse before the
@@ -12,11 +15,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { test } from '@jest/globals';
 
-export type EngineId = 'rig' | 'compat';
+export type EngineId = 'rig' | 'compat' | 'rootless';
 
 export interface TestEngine {
   readonly id: EngineId;
-  /** For describe.each titles: `Docker 26.1 (rig)`, `Docker 20.10 (compat)`. */
+  /** For describe.each titles: `Docker 26.1 (rig)`, `Docker 20.10 (compat)`, `Docker 26.1 rootless`. */
   readonly label: string;
   /** `unix:///...`; empty when the engine is not set up. */
   readonly dockerHost: string;
@@ -56,6 +59,9 @@ const REFUSED: ReadonlySet<Feature> = new Set([
 /** What each engine lacks, and why: facts of Docker 20.10 / BuildKit v0.8 on a graphdriver. */
 const LACKS: Record<EngineId, Partial<Record<Feature, string>>> = {
   rig: {},
+  // It cannot reach the rig's registry on the host's 127.0.0.1 (host loopback disabled): its
+  // base image is loaded into it, and no suite pushes or pulls there.
+  rootless: {},
   compat: {
     'image-archives': 'its graphdriver store has no oci or docker exporter',
     'several-outputs': 'BuildKit v0.8 exports one output per build',
@@ -72,6 +78,7 @@ const LACKS: Record<EngineId, Partial<Record<Feature, string>>> = {
 
 const RIG_ENV = process.env.KTL_RIG_ENV_FILE ?? '/var/lib/ktl-rig/env';
 const COMPAT_ENV = process.env.KTL_RIG_COMPAT_ENV_FILE ?? '/var/lib/ktl-rig/env-compat';
+const ROOTLESS_ENV = process.env.KTL_RIG_ROOTLESS_ENV_FILE ?? '/var/lib/ktl-rig/env-rootless';
 
 function readEnv(file: string): Record<string, string> {
   if (!existsSync(file)) return {};
@@ -184,4 +191,37 @@ export function gate(
   const lack = lacks(e, ...needs);
   if (lack) return { test: test.skip, why: ` [skipped on ${e.label}: ${lack}]` };
   return { test, why: '' };
+}
+
+let rootlessCached: Promise<TestEngine & { readonly stateDir: string }> | undefined;
+
+/**
+ * The rig's rootless engine. `stateDir` is the KTL_STATE_DIR it runs under: with it (and
+ * BUILDKIT_HOST, DOCKER_HOST unset) `ktl build` finds it as the managed builder.
+ */
+export function rootlessEngine(): Promise<TestEngine & { readonly stateDir: string }> {
+  rootlessCached ??= (async () => {
+    const rl = readEnv(ROOTLESS_ENV);
+    const rig = readEnv(RIG_ENV);
+    const why = !rl.KTL_RIG_ROOTLESS_DOCKER_HOST
+      ? `the rootless engine is not up (no ${ROOTLESS_ENV}); run scripts/rig-rootless.sh up`
+      : await ping(rl.KTL_RIG_ROOTLESS_DOCKER_HOST.replace('unix://', '')).then((w) =>
+          w ? `the rootless engine does not answer (${w}); run scripts/rig-rootless.sh up` : '',
+        );
+    return {
+      id: 'rootless' as const,
+      label: 'Docker 26.1 rootless',
+      dockerHost: rl.KTL_RIG_ROOTLESS_DOCKER_HOST ?? '',
+      dockerCli: rig.KTL_RIG_DOCKER_CLI ?? 'docker',
+      version: rig.KTL_RIG_ENGINE_VERSION,
+      api: undefined,
+      registry: rig.KTL_RIG_REGISTRY ?? '',
+      baseImage: rl.KTL_RIG_ROOTLESS_BASE_IMAGE ?? '',
+      buildx: rig.KTL_RIG_BUILDX,
+      dockerConfig: rig.KTL_RIG_DOCKER_CONFIG,
+      down: why ? ` [skipped: ${why}]` : '',
+      stateDir: rl.KTL_RIG_ROOTLESS_STATE_DIR ?? '',
+    };
+  })();
+  return rootlessCached;
 }

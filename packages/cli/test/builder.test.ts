@@ -1,7 +1,9 @@
 /**
- * `ktl builder start|status|stop` for real: a dockerd from PATH on a private socket under a
- * throw-away KTL_STATE_DIR, found by `ktl build` with no BUILDKIT_HOST / DOCKER_HOST, then
- * stopped with nothing left behind. Refusals use fake engines on a private PATH.
+ * `ktl builder start|status|stop` for real, under throw-away KTL_STATE_DIRs: the rootless
+ * engine (Docker's rootless mode, as ktl-builder when ktl is root, as the caller otherwise)
+ * and the rootful one (a dockerd from PATH on a private socket), each found by `ktl build`
+ * with no BUILDKIT_HOST / DOCKER_HOST, then stopped with nothing left behind. Refusals use
+ * fake engines on a private PATH, and, for rootless, the host's real checks.
  */
 import { spawnSync } from 'node:child_process';
 import {
@@ -10,7 +12,9 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  readlinkSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -142,6 +146,155 @@ describe('ktl builder on this machine', () => {
       expect(stop2.stderr).toContain('no ktl-managed builder is running');
     },
     180_000,
+  );
+});
+
+/** Every process whose command line mentions `needle`, as `pid comm`. */
+const processesNaming = (needle: string) =>
+  spawnSync('ps', ['-e', '-o', 'pid=,comm=,args='], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter((l) => l.includes(needle) && !l.includes('jest'))
+    .map((l) => l.trim().split(/\s+/).slice(0, 2).join(' '));
+
+describe('the rootless ktl builder on this machine', () => {
+  const rlState = mkdtempSync(join(tmpdir(), 'ktl-rlst-'));
+  const rlEnv = (extra: Record<string, string> = {}) => ({
+    KTL_STATE_DIR: rlState,
+    BUILDKIT_HOST: '',
+    DOCKER_HOST: '',
+    ...extra,
+  });
+  let engineDir = '';
+  afterAll(() => {
+    ktl(['builder', 'stop'], { env: rlEnv() });
+    rmSync(rlState, { recursive: true, force: true });
+    // The engine's data (owned by ktl-builder's subordinate ids) goes with the test.
+    if (engineDir) rmSync(engineDir, { recursive: true, force: true });
+  });
+
+  rootlessTest(
+    `start as root: the engine runs as ktl-builder; found by ktl build (sandboxed); status; start again; stop ends every process${rootlessWhy}`,
+    () => {
+      const s = ktl(['builder', 'start'], { env: rlEnv() });
+      expect(s.code).toBe(0);
+      const link = join(rlState, 'builder', 'engine.sock');
+      expect(s.stdout).toContain('started: dockerd (rootless, as ktl-builder, pid ');
+      expect(s.stdout).toContain(`at docker://unix://${link}`);
+      const st = JSON.parse(ktl(['builder', 'status', '--json'], { env: rlEnv() }).stdout);
+      engineDir = st.dir;
+      expect(st).toMatchObject({
+        running: true,
+        engine: 'dockerd',
+        rootless: true,
+        comm: 'rootlesskit',
+        user: { name: 'ktl-builder' },
+        socket: link,
+        engineSocket: join(st.dir, 'engine.sock'),
+        runtimeDir: join(st.dir, 'r'),
+      });
+      // Root's state dir holds the record and the log; the engine's files are ktl-builder's.
+      expect(st.dir).toMatch(/^\/var\/lib\/ktl-builder\/engine-[0-9a-f]{8}$/);
+      expect(readlinkSync(link)).toBe(st.engineSocket);
+      expect(statSync(st.dir).uid).toBe(st.user.uid);
+      // Nothing of it for other users (dockerd makes its data root 0710 itself).
+      expect(statSync(st.dir).mode & 0o077).toBe(0);
+      expect(statSync(join(st.dir, 'data')).mode & 0o007).toBe(0);
+      expect(statSync(join(rlState, 'builder', 'engine.log')).uid).toBe(0);
+      const running = processesNaming(st.dir);
+      for (const comm of ['rootlesskit', 'exe', 'dockerd', 'containerd'])
+        expect(running.some((p) => p.endsWith(` ${comm}`))).toBe(true);
+
+      const load = spawnSync(
+        'bash',
+        [join(repoRoot, 'scripts', 'rig-rootless.sh'), 'load', st.address],
+        {
+          encoding: 'utf8',
+        },
+      );
+      expect(load.stderr).toContain(`loading 127.0.0.1:5000/ktl/busybox:latest into ${st.address}`);
+      expect(load.status).toBe(0);
+      const out = join(rlState, 'out');
+      const b = ktl(['build', join(repoRoot, 'testdata', 'build', 'hello'), '-o', out], {
+        env: rlEnv({ KTL_SANDBOX_DISABLE: '', KTL_SANDBOX_CONFIG: '' }),
+      });
+      expect(b.stderr).toMatch(/^Running ktl build inside the sandbox/);
+      expect(b.code).toBe(0);
+      expect(readFileSync(join(out, 'built.txt'), 'utf8')).toContain('built by 0 on');
+
+      const again = ktl(['builder', 'start'], { env: rlEnv() });
+      expect(again.code).toBe(0);
+      expect(again.stdout).toContain(
+        `already running: dockerd (rootless, as ktl-builder, pid ${st.pid})`,
+      );
+      const rootful = ktl(['builder', 'start', '--rootful'], { env: rlEnv() });
+      expect(rootful.code).toBe(2);
+      expect(rootful.stderr).toContain('a rootless ktl-managed builder is already running');
+
+      const slirp = spawnSync('pgrep', ['-P', String(st.pid), 'slirp4netns'], { encoding: 'utf8' });
+      expect(slirp.stdout.trim()).toMatch(/^\d+$/);
+      const stop = ktl(['builder', 'stop'], { env: rlEnv() });
+      expect(stop.stdout).toContain(`stopped: dockerd (rootless) (pid ${st.pid})`);
+      expect(stop.code).toBe(0);
+      // Nothing of it keeps running: rootlesskit, its child, dockerd, containerd, slirp4netns.
+      expect(existsSync(`/proc/${st.pid}`)).toBe(false);
+      expect(existsSync(`/proc/${slirp.stdout.trim()}`)).toBe(false);
+      expect(processesNaming(st.dir)).toEqual([]);
+      expect(existsSync(link)).toBe(false);
+      expect(existsSync(st.runtimeDir)).toBe(false);
+      // Its images and cache are kept for the next start.
+      expect(existsSync(join(st.dir, 'data'))).toBe(true);
+      expect(ktl(['builder', 'status'], { env: rlEnv() }).code).toBe(1);
+    },
+    180_000,
+  );
+
+  (rootlessReason === '' && isRoot ? test : test.skip)(
+    `start as an unprivileged user (ktl-builder itself): the engine runs as the caller, under the caller's state dir${rootlessWhy}`,
+    () => {
+      const home = mkdtempSync(join(tmpdir(), 'ktl-rlcaller-'));
+      const uid = Number(spawnSync('id', ['-u', 'ktl-builder'], { encoding: 'utf8' }).stdout);
+      const gid = Number(spawnSync('id', ['-g', 'ktl-builder'], { encoding: 'utf8' }).stdout);
+      spawnSync('chown', [`${uid}:${gid}`, home]);
+      const as = (args: string[]) =>
+        spawnSync(join(repoRoot, 'bin', 'ktl'), args, {
+          encoding: 'utf8',
+          uid,
+          gid,
+          cwd: home,
+          env: {
+            ...process.env,
+            HOME: home,
+            KTL_STATE_DIR: join(home, 'st'),
+            BUILDKIT_HOST: '',
+            DOCKER_HOST: '',
+          },
+          timeout: 90_000,
+        });
+      try {
+        const s = as(['builder', 'start']);
+        expect(s.stderr).toBe('');
+        expect(s.status).toBe(0);
+        const st = JSON.parse(as(['builder', 'status', '--json']).stdout);
+        expect(st).toMatchObject({
+          rootless: true,
+          user: { name: 'ktl-builder', uid },
+          dir: join(home, 'st', 'builder'),
+          socket: join(home, 'st', 'builder', 'engine.sock'),
+          runtimeDir: expect.stringMatching(/./),
+        });
+        expect(st.engineSocket).toBeUndefined();
+        const ls = JSON.parse(as(['builder', 'ls', '--json']).stdout);
+        expect(ls.selected).toMatchObject({ rootless: true });
+        const stop = as(['builder', 'stop']);
+        expect(stop.status).toBe(0);
+        expect(existsSync(`/proc/${st.pid}`)).toBe(false);
+        expect(processesNaming(st.dir)).toEqual([]);
+      } finally {
+        as(['builder', 'stop']);
+        rmSync(home, { recursive: true, force: true });
+      }
+    },
+    120_000,
   );
 });
 
