@@ -16,7 +16,14 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  type Stats,
+} from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 
@@ -74,7 +81,7 @@ export function readXattrs(root: string): Record<string, Record<string, string>>
   return JSON.parse(r.stdout) as Record<string, Record<string, string>>;
 }
 
-function typeOf(st: ReturnType<typeof lstatSync>): EntryType {
+function typeOf(st: Stats): EntryType {
   if (st.isDirectory()) return 'dir';
   if (st.isSymbolicLink()) return 'symlink';
   if (st.isFIFO()) return 'fifo';
