@@ -8,13 +8,19 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "ktl --version"
 ktl --version
-# The rig (scripts/rig.sh up) provides the registry with the offline base image; the engine
-# is ktl's own: `ktl builder start` runs dockerd from PATH on a private socket, and `ktl build`
-# finds it with no variable set.
+# The engine is ktl's own: `ktl builder start` runs Docker's rootless mode on a private socket
+# (as root: as the system user ktl-builder), and `ktl build` finds it with no variable set.
 unset DOCKER_HOST BUILDKIT_HOST
-step "ktl builder start  (a ktl-managed engine; ktl build finds it by default)"
+step "ktl builder start  (a ktl-managed rootless engine; ktl build finds it by default)"
 ktl builder start
 ktl builder status
+# A rootless engine cannot reach the host's 127.0.0.1, where the rig's registry serves the
+# offline base image: the image is built FROM scratch and loaded into the engine instead.
+address=$(ktl builder status --json | sed -n 's/.*"address":"\([^"]*\)".*/\1/p')
+step "load the offline base image into it (scripts/rig-rootless.sh load)"
+bash "$root/scripts/rig-rootless.sh" load "$address"
+step "which builder ktl build uses, and what it lets a build do"
+ktl builder ls
 out=$(mktemp -d)
 step "ktl build testdata/build/hello -o type=local,dest=$out  (inside the sandbox)"
 ktl build "$root/testdata/build/hello" -o "type=local,dest=$out"

@@ -11,8 +11,9 @@
 #   scripts/rig-rootless.sh load ADDRESS   build the base image and --load it into the engine at
 #                                          ADDRESS (docker://unix:///...), e.g. your own managed one
 #
-# Needs root, bin/ktl built (pnpm build) and the rootless parts installed (scripts/setup.sh
-# deps: rootlesskit, slirp4netns, uidmap, a usable /dev/net/tun); RIG as in scripts/rig.sh.
+# up/down/status need root; all need bin/ktl built (pnpm build) and the rootless parts
+# installed (scripts/setup.sh deps: rootlesskit, slirp4netns, uidmap, a usable /dev/net/tun);
+# RIG as in scripts/rig.sh.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -106,11 +107,11 @@ cmd_status() {
   log "status: up, $BASE_IMAGE loaded"
 }
 
-[[ $(id -u) -eq 0 ]] || die "must run as root (it runs the engine as ktl-builder, as ktl does for root)"
+need_root() { [[ $(id -u) -eq 0 ]] || die "must run as root (it runs the engine as ktl-builder, as ktl does for root)"; }
 case ${1:-} in
-  up) cmd_up ;;
-  down) cmd_down ;;
-  status) cmd_status ;;
+  up) need_root; cmd_up ;;
+  down) need_root; cmd_down ;;
+  status) need_root; cmd_status ;;
   load) shift; cmd_load "$@" ;;
   *) sed -n '2,13p' "$0" >&2; exit 2 ;;
 esac

@@ -67,8 +67,8 @@ check "sandboxed, from the repository's parent: the link is refused" "$work/thre
 (cd "$repo" && ktl build . --build-context hostfiles=./assets -o "type=local,dest=$work/loot-assets") >"$work/threat-assets.log" 2>&1
 check "sandboxed: a named context inside the tree is visible" "$work/loot-assets/loot.txt" "in-tree asset" present
 # Host-marker contrast through a permissive builder: the sandbox confines the client, not the
-# daemon. A builder that grants network.host lets a RUN step reach the host's loopback (here
-# a one-shot server handing out a marker); without the entitlement the same step cannot.
+# daemon. A rootful builder that grants network.host lets a RUN step reach the host's loopback
+# (here a one-shot server handing out a marker); without the entitlement the same step cannot.
 port_file="$work/marker.port"
 node -e '
   const s = require("net").createServer((c) => c.end(process.argv[1] + "\n"));
@@ -87,6 +87,36 @@ else
   check "permissive builder: a RUN step with network.host reads a host-loopback marker, though the client is sandboxed" "$work/perm-host/loot.txt" "$marker-loopback" present
   ktl build "$work/permissive" --no-cache --build-arg "PORT=$(cat "$port_file")" -o "type=local,dest=$work/perm-bridge" >"$work/perm-bridge.log" 2>&1
   check "the same step without the entitlement cannot reach it" "$work/perm-bridge/loot.txt" "^unreachable$" present
+fi
+# The same step through the rootless managed builder (`ktl builder start`: Docker's rootless
+# mode, host loopback disabled): network.host is the engine's own network namespace there, and
+# the host's 127.0.0.1 is out of its reach. Yours when it runs rootless, else the rig's.
+rl_state= rl_which=
+if env -u DOCKER_HOST -u BUILDKIT_HOST "$root/bin/ktl" builder status --json 2>/dev/null | grep -q '"rootless":true'; then
+  rl_state=${KTL_STATE_DIR:-}
+  rl_which="your managed builder"
+  rl_address=$(env -u DOCKER_HOST -u BUILDKIT_HOST "$root/bin/ktl" builder status --json | sed -n 's/.*"address":"\([^"]*\)".*/\1/p')
+  # It pulls nothing from the loopback registry: the base image is loaded into it.
+  if ! curl -fs -m 5 --unix-socket "${rl_address#docker://unix://}" -o /dev/null "http://docker/images/$(sed -n 's/^ARG BASE=//p' "$root/testdata/build/threat/Dockerfile")/json"; then
+    bash "$root/scripts/rig-rootless.sh" load "$rl_address" >"$work/rl-load.log" 2>&1 || rl_which=
+  fi
+fi
+if [[ -z $rl_which && -f /var/lib/ktl-rig/env-rootless ]]; then
+  rl_state=$(sed -n 's/^KTL_RIG_ROOTLESS_STATE_DIR=//p' /var/lib/ktl-rig/env-rootless)
+  rl_which="the rig's rootless managed builder"
+fi
+if [[ -z $rl_which ]]; then
+  skip "rootless managed builder: network.host blocked from the host's loopback" "no rootless managed builder runs: start one with ktl builder start"
+else
+  env -u DOCKER_HOST -u BUILDKIT_HOST ${rl_state:+KTL_STATE_DIR="$rl_state"} "$root/bin/ktl" build "$work/permissive" --network host --no-cache \
+    --build-arg "PORT=$(cat "$port_file")" -o "type=local,dest=$work/perm-rootless" >"$work/perm-rootless.log" 2>&1
+  if grep -q "$marker-loopback" "$work/perm-rootless/loot.txt" 2>/dev/null; then
+    fail "rootless managed builder ($rl_which): network.host blocked from the host's loopback" "the RUN step read the host-loopback marker: $(cat "$work/perm-rootless/loot.txt")"
+  elif grep -qx unreachable "$work/perm-rootless/loot.txt" 2>/dev/null; then
+    pass "rootless managed builder ($rl_which): the same network.host step is blocked from the host's loopback (it read: unreachable)"
+  else
+    fail "rootless managed builder ($rl_which): network.host blocked from the host's loopback" "the build did not run the step: $(tail -3 "$work/perm-rootless.log" | tr '\n' ' ')"
+  fi
 fi
 kill "$server" 2>/dev/null || true
 

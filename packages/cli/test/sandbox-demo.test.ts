@@ -34,6 +34,11 @@ rigTest(
     expect(r.stdout).toMatch(
       /^(PASS {2}permissive builder: a RUN step with network\.host reads a host-loopback marker|SKIP {2}host-marker contrast through a permissive builder \(the builder is not permissive: .+\))/m,
     );
+    // The same network.host step through the rootless managed builder is blocked, or SKIPs
+    // with the reason when none runs.
+    expect(r.stdout).toMatch(
+      /^(PASS {2}rootless managed builder \(.+\): the same network\.host step is blocked from the host's loopback|SKIP {2}rootless managed builder: .+\(no rootless managed builder runs)/m,
+    );
     expect(r.status).toBe(0);
   },
   250_000,
