@@ -1,4 +1,4 @@
-import { link, mkdir, mkdtemp, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chown, link, mkdir, mkdtemp, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
@@ -33,6 +33,8 @@ beforeAll(async () => {
   await symlink('Dockerfile', join(root, 'link-to-df'));
   await link(join(root, 'z'), join(root, 'zz-hardlink'));
   await utimes(join(root, 'z'), 1_700_000_000.5, 1_700_000_000.5);
+  // Owned by someone else (as root), or by the caller: not 0:0 either way.
+  if (process.getuid?.() === 0) await chown(join(root, 'x.log'), 1234, 5678);
 });
 afterAll(async () => {
   await rm(root, { recursive: true, force: true });
@@ -65,7 +67,7 @@ describe('walkContext', () => {
     ]);
   });
 
-  test('Go FileMode bits, nanosecond mtimes, symlink and hardlink names', () => {
+  test('Go FileMode bits, nanosecond mtimes, symlink and hardlink names, owner 0:0, a hardlink with its size', () => {
     const byPath = new Map(walkContext(root).map((e) => [e.stat.path, e.stat]));
     const dir = byPath.get('a')!;
     expect((dir.mode & MODE_DIR) >>> 0).toBe(MODE_DIR);
@@ -78,8 +80,12 @@ describe('walkContext', () => {
     expect(byPath.get('z')!.modTime).toBe(1_700_000_000_500_000_000n);
     const hl = byPath.get('zz-hardlink')!;
     expect(hl.linkname).toBe('z');
-    expect(hl.size).toBe(0n);
+    // As fsutil: the size of the file, not 0 (the daemon would take the link as changed).
+    expect(hl.size).toBe(byPath.get('z')!.size);
+    expect(hl.size).toBeGreaterThan(0n);
     expect(canRequestData(hl.mode)).toBe(true);
+    // As BuildKit's client: every entry 0:0, whoever owns it here.
+    for (const st of byPath.values()) expect([st.path, st.uid, st.gid]).toEqual([st.path, 0, 0]);
   });
 
   test('exclude patterns skip whole directories; exceptions list parents lazily', () => {

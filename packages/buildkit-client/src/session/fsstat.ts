@@ -84,8 +84,18 @@ export const canRequestData = (m: number): boolean => (m & MODE_TYPE) >>> 0 === 
 export type WireStat = Stat;
 
 /**
- * Builds the Stat for `rel` from an lstat. The socket bit is dropped like fsutil does (tar
- * cannot represent sockets). Extended attributes are not read: Node has no xattr API.
+ * Builds the Stat for `rel` from an lstat, as fsutil's mkstat does with the map BuildKit's
+ * client puts on every directory it serves (client/solve.go, resetUIDAndGID):
+ * - owner 0:0 for every entry, whoever owns the file here: a context's files are root's in
+ *   the image unless the Dockerfile says otherwise (COPY --chown), the same for every user
+ *   who builds it, and an owner outside the sandbox's user namespace (the overflow id 65534
+ *   in there) never reaches the image;
+ * - the size of everything but a directory from the lstat, a hardlink's later names
+ *   included: the daemon compares it with its copy of an earlier build's context, and a
+ *   link sent with size 0 counts as changed and is re-linked there through a `.tmp.N` name
+ *   that stays in the context;
+ * - the socket bit dropped (tar cannot represent sockets).
+ * Extended attributes are not read: Node has no xattr API.
  */
 export function toWireStat(rel: string, st: BigIntStats, linkTarget: string | undefined): WireStat {
   let mode = goFileMode(Number(st.mode));
@@ -95,8 +105,8 @@ export function toWireStat(rel: string, st: BigIntStats, linkTarget: string | un
   return {
     path: rel,
     mode,
-    uid: Number(st.uid),
-    gid: Number(st.gid),
+    uid: 0,
+    gid: 0,
     size: dir ? 0n : st.size,
     modTime: st.mtimeNs,
     linkname: linkTarget ?? '',

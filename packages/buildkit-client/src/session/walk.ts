@@ -488,10 +488,9 @@ export class ContextWalker {
       if (st.isFile() && st.nlink > 1n) {
         const key = `${st.dev}:${st.ino}`;
         const first = this.inodes.get(key);
-        if (first !== undefined) {
-          entry.stat.linkname = first;
-          entry.stat.size = 0n;
-        } else this.inodes.set(key, rel);
+        // The size stays the file's (fsutil's mkstat sets it after the link name).
+        if (first !== undefined) entry.stat.linkname = first;
+        else this.inodes.set(key, rel);
       }
       out.push(entry);
     }
