@@ -3,8 +3,8 @@
 #
 #   scripts/setup.sh deps    install system packages, Node >= 20, pnpm, node_modules; build
 #   scripts/setup.sh demo    deps + the BuildKit rig, then the sandboxed demo (scripts/demo.sh)
-#   scripts/setup.sh test    deps + the BuildKit rig (rootful, compatibility and rootless
-#                            engines), then every check and test (pnpm run ci)
+#   scripts/setup.sh test    deps + the BuildKit rig (rootful, compatibility, rootless and
+#                            TLS engines), then every check and test (pnpm run ci)
 #
 # Idempotent: a second run only re-checks. The README's two commands are `demo` and `test`.
 set -euo pipefail
@@ -104,9 +104,16 @@ rootless() {
   as_root bash "$here/rig-rootless.sh" up >/dev/null || log "rootless engine unavailable (above); its tests will be skipped"
 }
 
+tls_engine() {
+  # A second engine reachable only over TCP with mutual TLS on 127.0.0.1 (certificates made by
+  # the script); its tests are skipped, with the reason, without it.
+  log "starting the TLS engine (scripts/rig-tls.sh up)"
+  as_root bash "$here/rig-tls.sh" up >/dev/null || log "TLS engine unavailable (above); its tests will be skipped"
+}
+
 case ${1:-} in
   deps) deps ;;
   demo) deps; rig; exec bash "$here/demo.sh" ;;
-  test) deps; rig; compat; rootless; cd "$root"; exec pnpm run ci ;;
+  test) deps; rig; compat; rootless; tls_engine; cd "$root"; exec pnpm run ci ;;
   *) echo "usage: $0 deps|demo|test" >&2; exit 2 ;;
 esac
