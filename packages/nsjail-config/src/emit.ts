@@ -174,13 +174,16 @@ export function assertPolicy(policy: unknown): asserts policy is NsJailConfig {
   }
 }
 
+/**
+ * The text of a policy that sets nothing. nsjail (and ktl) refuse an empty file, and an editor
+ * that trims blank lines would make a lone newline one; a comment-only file is the empty policy.
+ */
+export const EMPTY_POLICY_TEXT = '# empty policy: every field has its nsjail default\n';
+
 /** Canonical text: `parsePolicy(emitPolicy(p)).policy` deep-equals `p`. */
 export function emitPolicy(policy: NsJailConfig): string {
   assertPolicy(policy);
   const out: string[] = [];
   emitMessage(policy as Record<string, unknown>, policyDescriptor, '', out);
-  // nsjail refuses an empty file; a comment-only one is the empty policy.
-  return out.length
-    ? `${out.join('\n')}\n`
-    : '# empty policy: every field has its nsjail default\n';
+  return out.length ? `${out.join('\n')}\n` : EMPTY_POLICY_TEXT;
 }

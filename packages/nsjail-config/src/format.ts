@@ -4,6 +4,9 @@
  * indentation, `{}` for `<>`, one field a line, and lists of messages into repeated blocks.
  * The policy must parse first; formatting is idempotent.
  */
+import { EMPTY_POLICY_TEXT } from './emit';
+import { formatJson } from './json/format';
+import { readJson } from './json/parser';
 import { type ParseOptions, parsePolicy } from './parse';
 import { type Comment, type Token, Tokenizer } from './text/tokenizer';
 
@@ -255,9 +258,24 @@ class Printer {
   }
 }
 
-/** Formats protobuf text policies (ProtoJSON is returned re-indented by JSON rules). */
-export function formatPolicy(text: string, opts: ParseOptions = {}): string {
-  const parsed = parsePolicy(text, opts);
-  if (parsed.source.format === 'json') return `${JSON.stringify(JSON.parse(text), null, 2)}\n`;
-  return new Printer(text, opts.filename).print();
+/**
+ * Formats a policy: protobuf text as described above; ProtoJSON re-indented by JSON rules,
+ * every value written as in the source (64-bit integers are never rounded). A policy of only
+ * white space becomes EMPTY_POLICY_TEXT: the empty file it would otherwise become is refused
+ * by nsjail and by ktl. Given bytes (a file as read), returns the bytes to write: text
+ * policies byte for byte as nsjail reads them, ProtoJSON as UTF-8 (which it must be).
+ */
+export function formatPolicy(text: string, opts?: ParseOptions): string;
+export function formatPolicy(bytes: Uint8Array, opts?: ParseOptions): Uint8Array;
+export function formatPolicy(
+  input: string | Uint8Array,
+  opts: ParseOptions = {},
+): string | Uint8Array {
+  const { source } = parsePolicy(input, opts);
+  const out =
+    source.format === 'json'
+      ? formatJson(readJson(source.text, opts.filename))
+      : new Printer(source.text, opts.filename).print() || EMPTY_POLICY_TEXT;
+  if (typeof input === 'string') return out;
+  return Buffer.from(out, source.format === 'json' ? 'utf8' : 'latin1');
 }

@@ -521,6 +521,82 @@ export const badCases: BadCase[] = [
     line: 1,
     column: 18,
   },
+  // protobuf's JSON reader refuses a \u escape that is half a surrogate pair: such a string
+  // has no UTF-8 form, so nsjail could never read what ktl would.
+  {
+    name: 'JSON lone high surrogate escape',
+    text: '{"hostname": "a\\ud800"}',
+    code: 'E_SYNTAX',
+    message: 'Invalid \\u escape: \\ud800 is a lone surrogate',
+    line: 1,
+    column: 16,
+    hint: '\\ud83d\\ude00',
+  },
+  {
+    name: 'JSON lone low surrogate escape',
+    text: '{"hostname": "\\udc00x"}',
+    code: 'E_SYNTAX',
+    message: 'Invalid \\u escape: \\udc00 is a lone surrogate',
+    line: 1,
+    column: 15,
+  },
+  {
+    name: 'JSON high surrogate escape followed by another escape',
+    text: '{"hostname": "\\ud800\\u0041"}',
+    code: 'E_SYNTAX',
+    message: 'Invalid \\u escape: \\ud800 is a lone surrogate',
+    line: 1,
+    column: 15,
+  },
+  {
+    name: 'JSON two high surrogate escapes',
+    text: '{"hostname": "\\ud800\\ud800"}',
+    code: 'E_SYNTAX',
+    message: 'Invalid \\u escape: \\ud800 is a lone surrogate',
+    line: 1,
+    column: 15,
+  },
+];
+
+/**
+ * ProtoJSON files that are not UTF-8, as bytes: protobuf refuses them ("Encountered non UTF-8
+ * code points"); read as anything else, a value would silently change.
+ */
+export const badJsonBytes: {
+  name: string;
+  bytes: Buffer;
+  message: string;
+  line: number;
+  column: number;
+}[] = [
+  {
+    name: 'JSON with a latin1 byte',
+    bytes: Buffer.from('{"hostname": "caf\xe9"}', 'latin1'),
+    message: 'Encountered non UTF-8 code points (byte 0xe9).',
+    line: 1,
+    column: 18,
+  },
+  {
+    name: 'JSON with a UTF-8-encoded surrogate (CESU-8)',
+    bytes: Buffer.from('{\n "hostname": "\xed\xa0\x80"}', 'latin1'),
+    message: 'Encountered non UTF-8 code points (byte 0xed).',
+    line: 2,
+    column: 15,
+  },
+  {
+    name: 'JSON with an overlong encoding',
+    bytes: Buffer.from('{"hostname": "\xc0\xaf"}', 'latin1'),
+    message: 'Encountered non UTF-8 code points (byte 0xc0).',
+    line: 1,
+    column: 15,
+  },
+  {
+    name: 'JSON with a truncated sequence at the end',
+    bytes: Buffer.from('{"hostname": "x"} \xe2\x82', 'latin1'),
+    message: 'Encountered non UTF-8 code points (byte 0xe2).',
+    line: 1,
+    column: 19,
+  },
 ];
 
 /** Policies that are valid in nsjail's parser though they look odd. */
@@ -631,6 +707,24 @@ export const goodCases: { name: string; text: string; expect: Record<string, unk
     },
   },
 ];
+
+goodCases.push(
+  {
+    name: 'JSON surrogate pair escape',
+    text: '{"hostname": "\\ud83d\\ude00", "cwd": "/\\u00e9"}',
+    expect: { hostname: '\u{1F600}', cwd: '/\u00e9' },
+  },
+  {
+    name: 'JSON 64-bit integers beyond 2^53, as numbers and strings',
+    text: '{"rlimitAs": 9007199254740993, "cgroupMemMax": "18446744073709551615", "cgroupPidsMax": 9223372036854775807}',
+    expect: {
+      rlimit_as: 9007199254740993n,
+      cgroup_mem_max: 18446744073709551615n,
+      cgroup_pids_max: 9223372036854775807n,
+    },
+  },
+  { name: 'only white space', text: ' \n\t\n', expect: {} },
+);
 
 // A leading byte-order mark inside a string is data, not an encoding marker (found by fast-check).
 goodCases.push({

@@ -57,6 +57,55 @@ describe('formatPolicy', () => {
     expect(formatPolicy(src)).toBe('mount {\n  # inner\n  dst: "/x" # trailing\n  # last\n}\n');
   });
 
+  test('ProtoJSON: re-indented, every value as written (64-bit integers past 2^53 too)', () => {
+    const src =
+      '{"rlimitAs":9007199254740993, "cgroupMemMax": "18446744073709551615","envar":["A=\\u00e9\\/"],\n' +
+      '"mount":[{"dst":"/t","fstype":"tmpfs","mandatory":false}],"uidmap":[],"user_net":{}, "timeLimit": 1e2}';
+    const out = formatPolicy(src);
+    expect(out).toBe(
+      [
+        '{',
+        '  "rlimitAs": 9007199254740993,',
+        '  "cgroupMemMax": "18446744073709551615",',
+        '  "envar": [',
+        '    "A=\\u00e9\\/"',
+        '  ],',
+        '  "mount": [',
+        '    {',
+        '      "dst": "/t",',
+        '      "fstype": "tmpfs",',
+        '      "mandatory": false',
+        '    }',
+        '  ],',
+        '  "uidmap": [],',
+        '  "user_net": {},',
+        '  "timeLimit": 1e2',
+        '}',
+        '',
+      ].join('\n'),
+    );
+    expect(parsePolicy(out).policy).toEqual(parsePolicy(src).policy);
+    expect(parsePolicy(out).policy.rlimit_as).toBe(9007199254740993n);
+    expect(formatPolicy(out)).toBe(out);
+  });
+
+  test('a policy of only white space becomes the empty policy, not an empty file', () => {
+    const out = formatPolicy(' \n\t\n');
+    expect(out).toBe('# empty policy: every field has its nsjail default\n');
+    expect(parsePolicy(out).policy).toEqual({});
+    expect(formatPolicy(out)).toBe(out);
+  });
+
+  test('bytes in, bytes out: text kept byte for byte, ProtoJSON as UTF-8', () => {
+    const text = Buffer.from('hostname:"caf\xe9" # \xff\n', 'latin1');
+    expect(Buffer.from(formatPolicy(text)).toString('latin1')).toBe('hostname: "caf\xe9" # \xff\n');
+    const json = Buffer.from('{"hostname":"café"}', 'utf8');
+    expect(Buffer.from(formatPolicy(json)).toString('utf8')).toBe('{\n  "hostname": "café"\n}\n');
+    expect(() => formatPolicy(Buffer.from('{"hostname":"caf\xe9"}', 'latin1'))).toThrow(
+      /non UTF-8/,
+    );
+  });
+
   test('refuses a policy that does not parse', () => {
     expect(() => formatPolicy('hostnme: "x"', { filename: 'a.cfg' })).toThrow(/^a\.cfg:1:1: /);
   });

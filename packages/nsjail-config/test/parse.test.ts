@@ -1,6 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
 import { PolicyError, parsePolicy } from '../src/index';
-import { badCases, goodCases } from './cases';
+import { badCases, badJsonBytes, goodCases } from './cases';
 
 function parseError(text: string): PolicyError {
   try {
@@ -22,6 +22,31 @@ describe('malformed policies', () => {
       expect(err.message.startsWith(`p.cfg:${c.line}:${c.column}: `)).toBe(true);
     } else expect(err.message.startsWith('p.cfg: ')).toBe(true);
     if (c.hint) expect(err.hint).toContain(c.hint);
+  });
+});
+
+describe('a ProtoJSON file is UTF-8', () => {
+  test.each(badJsonBytes)('$name is refused where the bad byte is', (c) => {
+    let err: unknown;
+    try {
+      parsePolicy(c.bytes, { filename: 'p.json' });
+    } catch (e) {
+      err = e;
+    }
+    expect(PolicyError.is(err)).toBe(true);
+    const e = err as PolicyError;
+    expect([e.code, e.shortMessage, e.line, e.column]).toEqual([
+      'E_SYNTAX',
+      c.message,
+      c.line,
+      c.column,
+    ]);
+    expect(e.hint).toContain('save the file as UTF-8');
+  });
+
+  test('its strings are read as UTF-8, not byte by byte', () => {
+    const bytes = Buffer.from('{"hostname": "café", "envar": ["K=\u{1F600}"]}', 'utf8');
+    expect(parsePolicy(bytes).policy).toEqual({ hostname: 'café', envar: ['K=\u{1F600}'] });
   });
 });
 

@@ -9,16 +9,20 @@ import { type FieldDescriptor, type MessageDescriptor, SCALAR_RANGES } from '../
 import { type FieldSpan, joinPath, LineIndex } from '../source';
 import { didYouMean } from '../suggest';
 
-type JsonNode =
+/** A JSON value with where it stands; scalars keep their source spelling (`raw`). */
+export type JsonNode =
   | {
       kind: 'object';
       pos: SourcePosition;
-      entries: { key: string; keyPos: SourcePosition; value: JsonNode }[];
+      entries: { key: string; keyRaw: string; keyPos: SourcePosition; value: JsonNode }[];
     }
   | { kind: 'array'; pos: SourcePosition; items: JsonNode[] }
-  | { kind: 'string'; pos: SourcePosition; value: string; offsets: number[] }
+  | { kind: 'string'; pos: SourcePosition; value: string; offsets: number[]; raw: string }
   | { kind: 'number'; pos: SourcePosition; text: string }
   | { kind: 'literal'; pos: SourcePosition; value: boolean | null };
+
+const isHigh = (c: number) => c >= 0xd800 && c <= 0xdbff;
+const isLow = (c: number) => c >= 0xdc00 && c <= 0xdfff;
 
 class JsonReader {
   private i = 0;
@@ -81,7 +85,7 @@ class JsonReader {
 
   private object(pos: SourcePosition, depth: number): JsonNode {
     this.i++;
-    const entries: { key: string; keyPos: SourcePosition; value: JsonNode }[] = [];
+    const entries: Extract<JsonNode, { kind: 'object' }>['entries'] = [];
     this.ws();
     if (this.src[this.i] === '}') {
       this.i++;
@@ -91,11 +95,11 @@ class JsonReader {
       this.ws();
       const keyPos = this.lines.position(this.i);
       if (this.src[this.i] !== '"') this.fail('Expected an object key or }.');
-      const key = this.string(keyPos);
+      const key = this.string(keyPos) as Extract<JsonNode, { kind: 'string' }>;
       this.ws();
       if (this.src[this.i] !== ':') this.fail('Expected : after the object key.');
       this.i++;
-      entries.push({ key: (key as { value: string }).value, keyPos, value: this.value(depth + 1) });
+      entries.push({ key: key.value, keyRaw: key.raw, keyPos, value: this.value(depth + 1) });
       this.ws();
       if (this.src[this.i] === ',') {
         this.i++;
@@ -142,9 +146,22 @@ class JsonReader {
       if (c === undefined) this.fail('Unexpected end of string.', start);
       if (c === '"') {
         this.i++;
-        return { kind: 'string', pos, value, offsets };
+        return { kind: 'string', pos, value, offsets, raw: this.src.slice(start, this.i) };
       }
-      if (c.charCodeAt(0) < 0x20) this.fail('Invalid control character in string.');
+      const code = c.charCodeAt(0);
+      if (code < 0x20) this.fail('Invalid control character in string.');
+      if (isHigh(code) && isLow(this.src.charCodeAt(this.i + 1))) {
+        value += c + this.src[this.i + 1];
+        offsets.push(this.i, this.i);
+        this.i += 2;
+        continue;
+      }
+      // Only reachable from a JS string handed to parsePolicy (a file is UTF-8 checked first):
+      // such a character has no UTF-8 form, so it cannot be in the file nsjail reads.
+      if (isHigh(code) || isLow(code))
+        this.fail(
+          `Lone surrogate U+${code.toString(16).toUpperCase()} in a string: it is not a character and has no UTF-8 form.`,
+        );
       if (c === '\\') {
         const e = this.src[this.i + 1];
         const simple: Record<string, string> = {
@@ -162,9 +179,27 @@ class JsonReader {
           offsets.push(this.i);
           this.i += 2;
         } else if (e === 'u' && /^[0-9a-fA-F]{4}$/.test(this.src.slice(this.i + 2, this.i + 6))) {
-          value += String.fromCharCode(Number.parseInt(this.src.slice(this.i + 2, this.i + 6), 16));
-          offsets.push(this.i);
-          this.i += 6;
+          const unit = Number.parseInt(this.src.slice(this.i + 2, this.i + 6), 16);
+          const next = /^\\u([dD][c-fC-F][0-9a-fA-F]{2})/.exec(this.src.slice(this.i + 6));
+          if (isHigh(unit) && next) {
+            value += String.fromCharCode(unit, Number.parseInt(next[1]!, 16));
+            offsets.push(this.i, this.i);
+            this.i += 12;
+          } else if (isHigh(unit) || isLow(unit)) {
+            // protobuf's JSON reader (and so nsjail) refuses these; a string holding one has no
+            // UTF-8 form, so it could not mean the same thing to nsjail and to ktl.
+            this.fail(
+              `Invalid \\u escape: ${this.src.slice(this.i, this.i + 6)} is a lone surrogate (half of a UTF-16 pair), not a character.`,
+              this.i,
+              isHigh(unit)
+                ? `follow it with its low half (\\udc00 to \\udfff), as in "\\ud83d\\ude00" for U+1F600, or write the character itself`
+                : 'a low surrogate (\\udc00 to \\udfff) must follow a high one (\\ud800 to \\udbff); write the character itself',
+            );
+          } else {
+            value += String.fromCharCode(unit);
+            offsets.push(this.i);
+            this.i += 6;
+          }
         } else this.fail('Invalid escape sequence.');
         continue;
       }
@@ -337,8 +372,13 @@ class JsonToMessage {
   }
 }
 
+/** The JSON document as a tree; throws PolicyError E_SYNTAX with a position. */
+export function readJson(src: string, file?: string): JsonNode {
+  return new JsonReader(src, file).document();
+}
+
 export function parseJson(src: string, desc: MessageDescriptor, file?: string): JsonParseResult {
-  const doc = new JsonReader(src, file).document();
+  const doc = readJson(src, file);
   const conv = new JsonToMessage(file);
   const value = conv.message(doc, desc, '');
   return { value, fields: conv.fields, stringOffsets: conv.stringOffsets };

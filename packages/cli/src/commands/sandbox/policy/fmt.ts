@@ -30,23 +30,23 @@ export default class SandboxPolicyFmt extends Command {
     let failed = false;
     for (const file of argv as string[]) {
       try {
-        // latin1 round-trips every byte, so non-UTF-8 content is written back untouched.
-        const text = (await readFile(file)).toString('latin1');
+        // Bytes in, bytes out: text policies are kept byte for byte (non-UTF-8 included).
+        const text = await readFile(file);
         const out = formatPolicy(text, { filename: file });
         if (flags.check) {
-          if (out !== text) {
+          if (!text.equals(out)) {
             process.stderr.write(
               `${file}: not formatted (run ktl sandbox policy fmt --write ${file})\n`,
             );
             failed = true;
           }
         } else if (flags.write) {
-          if (out !== text) {
+          if (!text.equals(out)) {
             const tmp = `${file}.ktl-fmt-${process.pid}`;
-            await writeFile(tmp, Buffer.from(out, 'latin1'));
+            await writeFile(tmp, out);
             await rename(tmp, file);
           }
-        } else process.stdout.write(Buffer.from(out, 'latin1'));
+        } else process.stdout.write(out);
       } catch (e) {
         const err = PolicyError.from(e, file);
         process.stderr.write(`${err.message}\n`);
