@@ -110,6 +110,32 @@ describe('ktl sandbox policy fmt', () => {
     expect(ktl(['sandbox', 'policy', 'fmt', '--check', f]).code).toBe(0);
   });
 
+  test('ProtoJSON keeps 64-bit integers past 2^53 exactly', () => {
+    const f = file(
+      'big.json',
+      '{"rlimitAs": 9007199254740993, "cgroupMemMax": "18446744073709551615"}',
+    );
+    const r = ktl(['sandbox', 'policy', 'fmt', f]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(
+      '{\n  "rlimitAs": 9007199254740993,\n  "cgroupMemMax": "18446744073709551615"\n}\n',
+    );
+  });
+
+  test('a policy of only white space is written as the empty policy, which validates', () => {
+    const f = file('blank.cfg', '  \n\n');
+    expect(ktl(['sandbox', 'policy', 'fmt', '--write', f]).code).toBe(0);
+    expect(readFileSync(f, 'utf8')).toBe('# empty policy: every field has its nsjail default\n');
+    expect(ktl(['sandbox', 'policy', 'validate', f]).code).toBe(0);
+  });
+
+  test('text policies are kept byte for byte, bytes that are not UTF-8 included', () => {
+    const f = join(dir, 'latin1.cfg');
+    writeFileSync(f, Buffer.from('hostname:"caf\xe9"\n', 'latin1'));
+    expect(ktl(['sandbox', 'policy', 'fmt', '--write', f]).code).toBe(0);
+    expect(readFileSync(f).toString('latin1')).toBe('hostname: "caf\xe9"\n');
+  });
+
   test('--write and --check together are refused', () => {
     expect(ktl(['sandbox', 'policy', 'fmt', '--write', '--check', policies[0]!]).code).toBe(2);
   });

@@ -1,6 +1,8 @@
 /**
- * The checks nsjail itself makes when it starts (after parsing): a policy that fails one of
- * these parses fine but nsjail refuses to run it. Codes NSJ-V0xx are stable.
+ * Errors in a policy that parses: what nsjail refuses when it starts (or the jail cannot run
+ * under it at all), and what nsjail only warns about but ktl refuses, because the jail would
+ * not be what the policy says. Each message says which of the two it is, as checked against
+ * nsjail itself (test/nsjail-validate.test.ts). Codes NSJ-V0xx are stable.
  */
 import { effective, effectiveIn } from './defaults';
 import {
@@ -66,7 +68,10 @@ export interface ValidateOptions {
   arch?: 'x86_64' | 'aarch64';
 }
 
-/** Returns every reason nsjail would refuse to start with this policy (severity error). */
+/**
+ * Returns every reason the policy cannot run as written (severity error): nsjail refuses it,
+ * or nsjail would run a jail other than the one written and ktl refuses it.
+ */
 export function validatePolicy(input: PolicyInput, opts: ValidateOptions = {}): Diagnostic[] {
   const { policy: p, source } = splitInput(input);
   const d = diagnosticFactory(source);
@@ -78,7 +83,7 @@ export function validatePolicy(input: PolicyInput, opts: ValidateOptions = {}): 
         'error',
         'NSJ-V001',
         'cgroup_mem_swap_max',
-        'cannot set both cgroup_mem_memsw_max and cgroup_mem_swap_max',
+        'cannot set both cgroup_mem_memsw_max and cgroup_mem_swap_max: nsjail refuses to start',
         'memsw is memory+swap (cgroup v1), swap_max is swap alone: keep one',
       ),
     );
@@ -93,7 +98,7 @@ export function validatePolicy(input: PolicyInput, opts: ValidateOptions = {}): 
         'error',
         'NSJ-V002',
         'seccomp_policy_file',
-        'both seccomp_policy_file and seccomp_string are set; nsjail takes only one',
+        'both seccomp_policy_file and seccomp_string are set: nsjail refuses to start ("Specify one only")',
         'move the policy into one of them',
       ),
     );
@@ -104,19 +109,23 @@ export function validatePolicy(input: PolicyInput, opts: ValidateOptions = {}): 
         'error',
         'NSJ-V003',
         'user_net',
-        'user_net needs a network namespace, but clone_newnet is false',
+        'user_net needs a network namespace, but clone_newnet is false: nsjail cannot start the jail',
         'set clone_newnet: true or remove user_net',
       ),
     );
   }
   const pasta = p.user_net?.pasta;
-  if (pasta && pasta.ip4_enabled === false && pasta.ip6_enabled === false) {
+  if (
+    (p.user_net?.backend ?? 'NSTUN') === 'PASTA' &&
+    pasta?.ip4_enabled === false &&
+    pasta.ip6_enabled === false
+  ) {
     out.push(
       d(
         'error',
         'NSJ-V004',
         'user_net.pasta',
-        'both IPv4 and IPv6 are disabled for user networking',
+        'both IPv4 and IPv6 are disabled for user networking: pasta exits at once and nsjail kills the jail (the command may already have started)',
         'enable ip4_enabled or ip6_enabled',
       ),
     );
@@ -128,7 +137,12 @@ export function validatePolicy(input: PolicyInput, opts: ValidateOptions = {}): 
         'error',
         'NSJ-V005',
         'macvlan_vs_mo',
-        `macvlan mode "${macMode}" is not one of ${MACVLAN_MODES.join(', ')}`,
+        `macvlan mode "${macMode}" is not one of ${MACVLAN_MODES.join(', ')}: ${
+          p.macvlan_iface
+            ? 'the kernel refuses to create the interface and nsjail does not start the jail'
+            : 'nsjail ignores it while macvlan_iface is unset and fails to create the interface once it is set; ktl refuses it now'
+        }`,
+        "use one of them (nsjail's default is private)",
       ),
     );
   }
@@ -139,21 +153,31 @@ export function validatePolicy(input: PolicyInput, opts: ValidateOptions = {}): 
           'error',
           'NSJ-V006',
           `cap[${i}]`,
-          `unknown capability "${c}"`,
+          `unknown capability "${c}": nsjail only warns ("Unknown capability") and starts the jail without it; ktl refuses it, so a misspelt capability is not silently dropped`,
           didYouMean(c, CAPABILITIES) ?? 'capabilities are written like "CAP_NET_BIND_SERVICE"',
         ),
       );
     }
   });
   const port = effective(p, 'port')!;
-  if (effective(p, 'mode') === 'LISTEN' && (port < 1 || port > 65535)) {
+  if (effective(p, 'mode') === 'LISTEN' && port > 65535) {
     out.push(
       d(
         'error',
         'NSJ-V007',
         'port',
-        `TCP port ${port} out of bounds for mode LISTEN (1 to 65535)`,
-        'set port',
+        `TCP port ${port} out of bounds for mode LISTEN (1 to 65535): nsjail refuses to start`,
+        'set port to the port to listen on',
+      ),
+    );
+  } else if (effective(p, 'mode') === 'LISTEN' && port === 0) {
+    out.push(
+      d(
+        'error',
+        'NSJ-V007',
+        'port',
+        `mode LISTEN with port ${p.port === undefined ? 'unset (0)' : '0'}: nsjail listens on a port the kernel picks and names it only in its log; ktl refuses it, since no client could know where to connect`,
+        'set port to the port to listen on (1 to 65535)',
       ),
     );
   }
@@ -163,21 +187,26 @@ export function validatePolicy(input: PolicyInput, opts: ValidateOptions = {}): 
         'error',
         'NSJ-V008',
         'oom_score_adj',
-        `oom_score_adj ${p.oom_score_adj} is outside -1000..1000; the kernel refuses it`,
+        `oom_score_adj ${p.oom_score_adj} is outside -1000..1000: the kernel refuses it, nsjail only warns and runs the command with the score it inherited; ktl refuses it, so the policy does not claim a score the jail never gets`,
+        'use a value from -1000 (never killed first) to 1000 (killed first)',
       ),
     );
   }
   for (const key of ['uidmap', 'gidmap'] as const) {
+    const what = key === 'uidmap' ? 'UID' : 'GID';
     (p[key] ?? []).forEach((m, i) => {
       for (const side of ['inside_id', 'outside_id'] as const) {
         const id = m[side] ?? '';
         if (/^[0-9]+$/.test(id) && BigInt(id) > 0xfffffffen) {
+          const n = BigInt(id);
           out.push(
             d(
               'error',
               'NSJ-V009',
               `${key}[${i}].${side}`,
-              `${side} ${id} is not a valid id (at most 4294967294)`,
+              n === 0xffffffffn
+                ? `${side} ${id} is not a valid id (at most 4294967294): nsjail refuses the policy ("Cannot parse '${id}' as ${what}")`
+                : `${side} ${id} is not a valid id (at most 4294967294): nsjail takes it modulo 2^32, as ${what} ${n % 0x100000000n}; ktl refuses it, since the id mapped would not be the one written`,
             ),
           );
         }
@@ -187,23 +216,47 @@ export function validatePolicy(input: PolicyInput, opts: ValidateOptions = {}): 
   (p.mount ?? []).forEach((m, i) => {
     const get = (k: string) => effectiveIn(m as Record<string, unknown>, MountPt.descriptor, k);
     const hasContent = m.src_content !== undefined;
+    // nsjail refuses to start when a mandatory mount fails; a non-mandatory one it skips with
+    // a warning, which for these two is every time: ktl refuses a mount that can never exist.
+    const outcome = get('mandatory')
+      ? 'nsjail refuses to start the jail'
+      : 'nsjail skips it with a warning every time (mandatory: false); ktl refuses a mount that can never be made';
     if (!m.src && !m.fstype && !hasContent && !get('is_symlink') && !m.prefix_src_env) {
       out.push(
         d(
           'error',
           'NSJ-V010',
           `mount[${i}]`,
-          `mount[${i}] (dst "${m.dst}") has no src, fstype or src_content: there is nothing to mount`,
+          `mount[${i}] (dst "${m.dst}") has no src, fstype or src_content, so there is nothing to mount: ${outcome}`,
           'add fstype: "tmpfs", a src with is_bind: true, or src_content',
         ),
       );
     }
     if (get('is_symlink') && !m.src) {
       out.push(
-        d('error', 'NSJ-V011', `mount[${i}]`, `mount[${i}] is a symlink without a target (src)`),
+        d(
+          'error',
+          'NSJ-V011',
+          `mount[${i}]`,
+          `mount[${i}] is a symlink without a target (src): ${outcome}`,
+          'set src to the path the link points to',
+        ),
       );
     }
   });
+  if (p.exec_bin?.path === '') {
+    out.push(
+      d(
+        'error',
+        'NSJ-V014',
+        'exec_bin.path',
+        p.exec_bin.exec_fd
+          ? 'exec_bin has an empty path: nsjail cannot open it for exec_fd and refuses to start'
+          : 'exec_bin has an empty path: nsjail runs execve("") whatever command line it is given, which always fails (ENOENT), so the jail never runs',
+        'set path to the program to run, or remove exec_bin to run the command given on the command line',
+      ),
+    );
+  }
   out.push(...checkSeccomp(p, source, opts.arch ?? 'x86_64'));
   return sortDiagnostics(out);
 }

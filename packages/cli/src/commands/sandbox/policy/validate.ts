@@ -3,7 +3,7 @@ import { Args, Command, Flags } from '@oclif/core';
 
 export default class SandboxPolicyValidate extends Command {
   static override summary =
-    'Check nsjail policies: syntax, what nsjail refuses at start-up, and risky settings.';
+    'Check nsjail policies: syntax, settings nsjail refuses or would not apply as written, and risky ones.';
   static override description =
     'Exit status: 0 when every file is valid (warnings allowed), 1 when any has an error, 2 on bad usage.\n' +
     'Diagnostics read FILE:LINE:COL: error|warning|info CODE: message.';
