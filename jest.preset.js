@@ -22,6 +22,7 @@ export function preset(overrides = {}) {
     },
     moduleNameMapper: {
       '^@ktl/nsjail-config$': join(root, 'packages/nsjail-config/src/index.ts'),
+      '^@ktl/nsjail-config/schema$': join(root, 'packages/nsjail-config/src/schema/index.ts'),
       '^@ktl/sandbox-runner$': join(root, 'packages/sandbox-runner/src/index.ts'),
       '^@ktl/buildkit-client$': join(root, 'packages/buildkit-client/src/index.ts'),
     },

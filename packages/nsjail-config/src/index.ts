@@ -1,3 +1,8 @@
+/**
+ * @ktl/nsjail-config: nsjail policies as text or ProtoJSON -> a typed NsJailConfig -> canonical
+ * text; validation against what nsjail refuses, lint, explain, kafel seccomp. The zod schema
+ * and the JSON Schema are in @ktl/nsjail-config/schema, so that this entry never loads zod.
+ */
 export { type CheckResult, checkPolicyFile, errorDiagnostic } from './check';
 export { effective } from './defaults';
 export { type Diagnostic, formatDiagnostic, type Severity } from './diagnostics';
@@ -11,7 +16,6 @@ export {
   type SeccompExplainer,
 } from './explain';
 export { formatPolicy } from './format';
-export { policyJsonSchema } from './json-schema';
 export {
   describeKafel,
   hostKafelArch,
@@ -48,7 +52,6 @@ export {
   type TrafficRule,
   type UserNet,
 } from './schema/nsjail';
-export { policySchema } from './schema/zod';
 export { type SeccompText, seccompText } from './seccomp';
 export type { FieldSpan, PolicySource } from './source';
 export { CAPABILITIES, type ValidateOptions, validatePolicy } from './validate';

@@ -5,9 +5,8 @@ import {
   type MessageDescriptor,
   type PolicyError,
   policyDescriptor,
-  policyJsonSchema,
-  policySchema,
 } from '../src/index';
+import { policyJsonSchema, policySchema } from '../src/schema/index';
 import { message } from './arbitrary';
 
 function messages(
