@@ -9,6 +9,7 @@ export {
   SUPPORT as BWRAP_SUPPORT,
   type SupportKind,
 } from './bwrap-support';
+export { defaultPolicy } from './default-policy';
 export { type CgroupReport, type Check, type DoctorReport, doctor, type Probe } from './doctor';
 export {
   type RunOutcome,

@@ -33,7 +33,10 @@ export interface RunBind extends Bind {
 }
 
 export interface RunOptions {
-  /** A parsed policy (from parsePolicy or built in code). Exactly one of policy/policyFile. */
+  /**
+   * A parsed policy (from parsePolicy or built in code). At most one of policy/policyFile;
+   * neither: the embedded default policy (defaultPolicy()).
+   */
   policy?: NsJailConfig;
   /** Path of a policy file (text or ProtoJSON), read synchronously before spawning. */
   policyFile?: string;
@@ -223,20 +226,18 @@ function env(v: unknown): Record<string, string> {
   return out;
 }
 
-export function normalizeOptions(o: RunOptions | undefined): NormalizedOptions {
-  if (o === undefined || o === null || typeof o !== 'object') {
-    throw badOption('options', o, 'an object with policy or policyFile');
+export function normalizeOptions(o: RunOptions): NormalizedOptions {
+  if (o === null || typeof o !== 'object') {
+    throw badOption('options', o, 'an object of run options');
   }
   for (const k of Object.keys(o)) {
     if (!KNOWN.has(k)) throw badOption(k, (o as Record<string, unknown>)[k], 'no such option');
   }
-  if ((o.policy === undefined) === (o.policyFile === undefined)) {
-    throw new SandboxError(
-      o.policy === undefined
-        ? 'invalid options: neither policy nor policyFile is set'
-        : 'invalid options: both policy and policyFile are set',
-      { code: 'E_BAD_OPTION', hint: 'pass exactly one of policy (parsed) or policyFile (a path)' },
-    );
+  if (o.policy !== undefined && o.policyFile !== undefined) {
+    throw new SandboxError('invalid options: both policy and policyFile are set', {
+      code: 'E_BAD_OPTION',
+      hint: 'pass one of policy (parsed) or policyFile (a path), or neither for the default policy',
+    });
   }
   if (o.policy !== undefined && (typeof o.policy !== 'object' || o.policy === null)) {
     throw badOption('policy', o.policy, 'a parsed NsJailConfig object');

@@ -196,7 +196,11 @@ export function buildPlan(
 }
 
 /** The exact argv (and nsjail config text) run() would execute, without running anything. */
-export function plan(file: string, args: readonly string[], options: RunOptions): SandboxPlan {
+export function plan(
+  file: string,
+  args: readonly string[] = [],
+  options: RunOptions = {},
+): SandboxPlan {
   const p = buildPlan(file, args, options);
   return {
     runtime: p.runtime,

@@ -1,4 +1,7 @@
-/** The effective policy of a run: the policy (or file) plus the caller's binds, env and cwd. */
+/**
+ * The effective policy of a run: the policy, the file, or (neither given) the embedded default,
+ * plus the caller's binds, env and cwd.
+ */
 import { readFileSync } from 'node:fs';
 import {
   assertPolicy,
@@ -10,6 +13,7 @@ import {
   withBinds,
   withEnv,
 } from '@ktl/nsjail-config';
+import { DEFAULT_POLICY_ORIGIN, parsedDefaultPolicy } from './default-policy';
 import { SandboxError } from './errors';
 import type { NormalizedOptions, RunOptions } from './options';
 
@@ -41,9 +45,12 @@ function read(file: string): ParsedPolicy {
 export function loadPolicy(o: RunOptions, n: NormalizedOptions): EffectivePolicy {
   let input: ParsedPolicy | NsJailConfig;
   let policy: NsJailConfig;
-  const origin = o.policyFile ?? '<policy>';
+  const origin = o.policyFile ?? (o.policy === undefined ? DEFAULT_POLICY_ORIGIN : '<policy>');
   if (o.policyFile !== undefined) {
     input = read(o.policyFile);
+    policy = input.policy;
+  } else if (o.policy === undefined) {
+    input = parsedDefaultPolicy();
     policy = input.policy;
   } else {
     try {

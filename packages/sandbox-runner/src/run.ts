@@ -81,11 +81,14 @@ function failed(e: unknown): SandboxProcess {
   );
 }
 
-/** Runs `file args` in the jail described by options.policy / options.policyFile. */
+/**
+ * Runs `file args` in the jail described by options.policy / options.policyFile, or by the
+ * embedded default policy (defaultPolicy()) when neither is given.
+ */
 export function run(
   file: string,
   args: readonly string[] = [],
-  options: RunOptions,
+  options: RunOptions = {},
 ): SandboxProcess {
   let plan: InternalPlan;
   try {

@@ -7,17 +7,20 @@ import { FIXTURES, gate } from './helpers';
 
 const SRC = join(FIXTURES, '..', '..', 'src');
 
-test('exports run, plan, detectRuntimes, doctor, SandboxError', () => {
-  for (const k of ['run', 'plan', 'detectRuntimes', 'doctor', 'SandboxError']) {
+test('exports run, plan, defaultPolicy, detectRuntimes, doctor, SandboxError', () => {
+  for (const k of ['run', 'plan', 'defaultPolicy', 'detectRuntimes', 'doctor', 'SandboxError']) {
     expect([k, typeof (api as Record<string, unknown>)[k]]).toEqual([k, 'function']);
   }
 });
 
 test('imports only node builtins, @ktl/nsjail-config and itself (no oclif, no gRPC)', () => {
+  // ...and the default policy's text, compiled in at build time.
+  const allowed =
+    /^(node:|\.\/|@ktl\/nsjail-config$|\.\.\/\.\.\/\.\.\/testdata\/sandbox\/linux-ci\.cfg$)/;
   for (const f of readdirSync(SRC)) {
     const text = readFileSync(join(SRC, f), 'utf8');
     for (const m of text.matchAll(/from '([^']+)'/g)) {
-      expect([f, m[1]]).toEqual([f, expect.stringMatching(/^(node:|\.\/|@ktl\/nsjail-config$)/)]);
+      expect([f, m[1]]).toEqual([f, expect.stringMatching(allowed)]);
     }
   }
   const pkg = JSON.parse(readFileSync(join(SRC, '..', 'package.json'), 'utf8'));

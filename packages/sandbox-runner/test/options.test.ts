@@ -10,7 +10,7 @@ import { TEST_POLICY } from './helpers';
 
 const base: RunOptions = { policy: TEST_POLICY, runtime: 'bwrap' };
 
-const bad: [string, unknown, RunOptions | undefined, RegExp][] = [
+const bad: [string, unknown, RunOptions | null, RegExp][] = [
   ['file', 'sh', base, /invalid option file: "sh" \(expected an absolute path/],
   ['args', '/bin/true', base, /invalid option args\[1\]: 5/],
   ['timeout', '/bin/true', { ...base, timeout: -1 }, /invalid option timeout: -1/],
@@ -69,8 +69,7 @@ const bad: [string, unknown, RunOptions | undefined, RegExp][] = [
     /forceKillAfterDelay: 1.5/,
   ],
   ['policy+policyFile', '/bin/true', { ...base, policyFile: '/x' }, /both policy and policyFile/],
-  ['no policy', '/bin/true', { runtime: 'bwrap' }, /neither policy nor policyFile/],
-  ['options', '/bin/true', undefined, /invalid option options: undefined/],
+  ['options', '/bin/true', null, /invalid option options: null \(expected an object/],
 ];
 
 test.each(bad)('bad %s -> E_BAD_OPTION before spawning', async (_, file, options, message) => {
