@@ -134,6 +134,12 @@ export interface BadKafel {
   differs?: string;
   /** kafel (and so nsjail) accepts this policy; ktl refuses it on purpose (see `differs`). */
   kafelAccepts?: true;
+  /**
+   * The error needs the source to end right there, which a seccomp_policy_file can but a
+   * seccomp_string cannot: nsjail ends every seccomp_string with '\n', and with it the policy
+   * is valid to kafel and to ktl alike. Says what the newline makes of it.
+   */
+  validWithNewline?: string;
 }
 
 const EOF_DIFFERS = 'kafel points at the start of the last token; ktl just after it';
@@ -966,6 +972,7 @@ export const invalidKafel: BadKafel[] = [
     line: 1,
     column: 16,
     code: 'E_KAFEL_INCLUDE',
+    validWithNewline: '`#include` followed by a newline is a no-op include',
   },
   {
     name: 'include with angle brackets',

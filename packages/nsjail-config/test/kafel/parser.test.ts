@@ -1,5 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, test } from '@jest/globals';
+import { quoteString } from '../../src/emit';
+import { parsePolicy, validatePolicy } from '../../src/index';
 import { type Expr, type KafelProgram, type PolicyEntry, parseKafel } from '../../src/kafel';
 import { dirFromEnv } from '../helpers';
 import { invalidKafel, validKafel } from './cases';
@@ -200,6 +202,16 @@ describe('kafel: invalid policies (message, line, column as kafel reports them)'
     expect(r.error.offset).toBeGreaterThanOrEqual(0);
     expect(r.error.offset + r.error.length).toBeLessThanOrEqual(c.src.length);
   });
+
+  // As a seccomp_string (nsjail and ktl end each with '\n'), the source never ends there.
+  test.each(invalidKafel.filter((c) => c.validWithNewline))(
+    '$name: valid once followed by a newline, and so in a seccomp_string',
+    (c) => {
+      expect(parseKafel(`${c.src}\n`, { arch: c.arch ?? 'x86_64' }).ok).toBe(true);
+      const policy = parsePolicy(`seccomp_string: ${quoteString(c.src)}\n`);
+      expect(validatePolicy(policy, { arch: c.arch ?? 'x86_64' })).toEqual([]);
+    },
+  );
 
   test('the error span covers the offending text', () => {
     const src = 'ALLOW { read, uname }';
