@@ -23,7 +23,13 @@ import {
   type Handler,
 } from './grpc-server';
 import { DATA_CHUNK, PacketBatch } from './packet-batch';
-import { ContextWalker, contextChangedError, openedAt, type WalkOptions } from './walk';
+import {
+  ContextWalker,
+  contextChangedError,
+  openedAt,
+  unreadableError,
+  type WalkOptions,
+} from './walk';
 
 /** Listing entries encoded between two chances to read the daemon's requests. */
 const LIST_SLICE = 512;
@@ -45,7 +51,9 @@ const nextTurn = () => new Promise<void>((r) => setImmediate(r));
 /**
  * Appends file `id` to the batch: DATA packets read straight from disk, then the empty DATA
  * that ends it. Sends at most the size the listing announced (a file growing meanwhile is cut
- * there, like a tar of it would be); a file that is gone is sent empty, as fsutil does.
+ * there, like a tar of it would be). A file that is gone, or that cannot be read, fails the
+ * transfer naming it, where fsutil would send it empty: an image built from a context must
+ * not hold an empty file in place of one it could not read.
  *
  * The file read must be the one listed: opened without following a symlink at its name, with
  * the device and inode the listing saw, and (Linux) still at the path it was listed at, as the
@@ -62,42 +70,39 @@ async function addFile(
   file: RequestableFile,
 ): Promise<number> {
   const { abs, size } = file;
-  let fd: number | undefined;
+  let fd: number;
   try {
     fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ELOOP') throw changedError(file, 'it is a symbolic link now');
-    // Gone or unreadable: fsutil too sends it empty (the receiver then sees a short file).
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw changedError(file, 'it is gone');
+    // fsutil sends such a file empty and the build goes on with a file that is not the one
+    // in the context: refused instead, naming it.
+    if (code === 'EACCES' || code === 'EPERM') throw unreadableError(file.rel, 'read');
+    throw e;
   }
-  if (fd !== undefined) {
-    try {
-      const st = fstatSync(fd, { bigint: true });
-      if (!st.isFile() || st.dev !== file.dev || st.ino !== file.ino)
-        throw changedError(
-          file,
-          st.isFile() ? 'another file is there now' : 'it is not a file now',
-        );
-      const at = openedAt(fd);
-      if (at !== undefined && at !== abs)
-        throw changedError(file, 'a directory on the way to it was swapped or moved');
-    } catch (e) {
-      closeSync(fd);
-      throw e;
-    }
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    if (!st.isFile() || st.dev !== file.dev || st.ino !== file.ino)
+      throw changedError(file, st.isFile() ? 'another file is there now' : 'it is not a file now');
+    const at = openedAt(fd);
+    if (at !== undefined && at !== abs)
+      throw changedError(file, 'a directory on the way to it was swapped or moved');
+  } catch (e) {
+    closeSync(fd);
+    throw e;
   }
   let off = 0;
-  if (fd !== undefined) {
-    try {
-      while (off < size) {
-        const got = batch.data(id, fd, off, Math.min(DATA_CHUNK, size - off));
-        if (got === 0) break;
-        off += got;
-        if (batch.full) await flush();
-      }
-    } finally {
-      closeSync(fd);
+  try {
+    while (off < size) {
+      const got = batch.data(id, fd, off, Math.min(DATA_CHUNK, size - off));
+      if (got === 0) break;
+      off += got;
+      if (batch.full) await flush();
     }
+  } finally {
+    closeSync(fd);
   }
   batch.endOfFile(id);
   if (batch.full) await flush();

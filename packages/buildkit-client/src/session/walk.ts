@@ -69,6 +69,16 @@ export interface WalkEntry {
 
 const PATTERN_CHARS = /[*[\]?^\\]/;
 
+/**
+ * The error of an entry of the context that ktl may not read or list (permission denied):
+ * the build is refused rather than sent without it.
+ */
+export function unreadableError(rel: string, what: 'read' | 'listed'): Error {
+  return new Error(
+    `${rel}: this ${what === 'read' ? 'file' : 'directory'} of the build context cannot be ${what} (permission denied); nothing was built without it: make it readable, or leave it out with .dockerignore`,
+  );
+}
+
 /** The error of a context that changed under ktl while it was being sent. */
 export function contextChangedError(rel: string, why: string): Error {
   return new Error(
@@ -126,12 +136,15 @@ function listDir(abs: string): string[] {
   return names.some((n) => ORDER_DIFFERS.test(n)) ? names.sort(byteOrder) : names.sort();
 }
 
-function lstatOrUndefined(abs: string) {
+function lstatOrUndefined(abs: string, rel?: string) {
   try {
     return lstatSync(abs, { bigint: true });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined; // vanished: skip, like fsutil
+    // Its directory may be read but not searched (mode r-- for us).
+    if (rel !== undefined && (code === 'EACCES' || code === 'EPERM'))
+      throw unreadableError(rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '.', 'listed');
     throw e;
   }
 }
@@ -330,7 +343,8 @@ export class ContextWalker {
           }
           at = name;
         }
-        this.visit(frame.relSlash + name, at, lstatOrUndefined(at), out);
+        const rel = frame.relSlash + name;
+        this.visit(rel, at, lstatOrUndefined(at, rel), out);
       }
       // Leave the directories finished with now: a walk that is over holds nothing open.
       while (
@@ -399,11 +413,16 @@ export class ContextWalker {
       const code = (e as NodeJS.ErrnoException).code;
       return code === 'ENOENT' || (skip && (code === 'EACCES' || code === 'EPERM'));
     };
+    const denied = (e: unknown) => {
+      const code = (e as NodeJS.ErrnoException).code;
+      return code === 'EACCES' || code === 'EPERM';
+    };
     if (!PROC_FD) {
       try {
         return { relSlash, at: `${at}/`, fd: undefined, names: listDir(at), next: 0 };
       } catch (e) {
         if (skipped(e) || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+        if (denied(e)) throw unreadableError(rel, 'listed');
         throw e;
       }
     }
@@ -416,6 +435,7 @@ export class ContextWalker {
       // O_DIRECTORY | O_NOFOLLOW on what is a link or a file now.
       if (code === 'ENOTDIR' || code === 'ELOOP')
         throw contextChangedError(rel, 'it is not a directory now');
+      if (denied(e)) throw unreadableError(rel, 'listed');
       throw e;
     }
     try {

@@ -291,7 +291,7 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
     return outcome(ExitCode.OK, { imageId, exporterResponse: r });
   } catch (e) {
     renderer.end();
-    return failed(e, renderer, io, outcome, o.progress === 'tty');
+    return failed(e, renderer, io, outcome, o.progress === 'tty', io.externalSession !== undefined);
   } finally {
     await conn?.close().catch(() => {});
     if (tmp) rmSync(tmp, { recursive: true, force: true });
@@ -327,12 +327,18 @@ async function recordedProvenance(
   }
 }
 
+/** The session's refusal of a context file it may not read (walk.ts unreadableError). */
+const UNREADABLE = /of the build context cannot be (read|listed) \(permission denied\)/;
+const UNREADABLE_HINT =
+  'the sandbox reads the context with privileges over your own user and group ids only (as root: over root:root files); a file of another user that only that user may read stays unreadable in there (buildx run as root reads it): make it readable (chmod o+r), leave it out with .dockerignore, or build it unsandboxed (KTL_SANDBOX_DISABLE=1)';
+
 function failed(
   e: unknown,
   renderer: ProgressRenderer,
   io: BuildIO,
   outcome: (c: ExitCodeValue, rest: Pick<BuildOutcome, 'error'>) => BuildOutcome,
   tty: boolean,
+  sandboxed: boolean,
 ): BuildOutcome {
   if (e instanceof BuildUsageError) {
     io.stderr(`ERROR: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ''}`);
@@ -369,6 +375,7 @@ function failed(
         `hint: forward an ssh agent with --ssh ${id}=SOCKET${id === 'default' ? ' (or --ssh default for $SSH_AUTH_SOCK)' : ` (or --ssh ${id} for $SSH_AUTH_SOCK)`}\n`,
       );
     }
+    if (sandboxed && UNREADABLE.test(err.message)) io.stderr(`hint: ${UNREADABLE_HINT}\n`);
     // A secret the Dockerfile requires that the command line did not give (BuildKit v0.13:
     // `secret npmrc: not found`; v0.8: `secret npmrc not found: not found`).
     const secret = /secret ([^\s:]+):? not found/.exec(err.message);
