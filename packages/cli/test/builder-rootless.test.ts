@@ -124,12 +124,14 @@ describe(`on the rootless engine${rlWhy}`, () => {
     },
   );
 
+  // Every step names this run's nonce: a step cached by an earlier run would prove nothing
+  // (a secret is no part of a step's cache key).
   rlTest('a cache mount keeps its files from one build to the next; a secret is mounted', () => {
     const secret = join(dir, 'token.txt');
     writeFileSync(secret, `secret-${nonce}\n`);
     const ctx = context(
       'mounts',
-      `FROM ${rootless.baseImage}\nARG STEP\nRUN --mount=type=cache,target=/cache,id=ktl-rootless-${nonce} echo "$STEP" >> /cache/log && cp /cache/log /seen.txt\nRUN --mount=type=secret,id=tok cp /run/secrets/tok /secret-copy.txt\n`,
+      `FROM ${rootless.baseImage}\nARG STEP\nRUN --mount=type=cache,target=/cache,id=ktl-rootless-${nonce} : ${nonce} && echo "$STEP" >> /cache/log && cp /cache/log /seen.txt\nRUN --mount=type=secret,id=tok : ${nonce} && cp /run/secrets/tok /secret-copy.txt\n`,
     );
     const build = (step: string, out: string) =>
       ktl(

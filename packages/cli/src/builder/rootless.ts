@@ -160,6 +160,8 @@ export function rootlessCommand(
       DOCKERD: plan.dockerd,
       DOCKERD_ROOTLESS_ROOTLESSKIT_STATE_DIR: join(plan.runtimeDir, 'rootlesskit'),
       DOCKERD_ROOTLESS_ROOTLESSKIT_NET: 'slirp4netns',
+      // What the script picks itself for slirp4netns when it chooses the driver (1500 otherwise).
+      DOCKERD_ROOTLESS_ROOTLESSKIT_MTU: '65520',
       DOCKERD_ROOTLESS_ROOTLESSKIT_DISABLE_HOST_LOOPBACK: 'true',
       DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER: 'builtin',
       DOCKERD_ROOTLESS_ROOTLESSKIT_SLIRP4NETNS_SANDBOX: 'auto',
