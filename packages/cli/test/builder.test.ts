@@ -52,12 +52,15 @@ const rootlessReason = !isRoot
 const rootlessTest = rootlessReason ? test.skip : test;
 const rootlessWhy = rootlessReason ? ` [skipped: ${rootlessReason}]` : '';
 const realWhy = realReason ? ` [skipped: ${realReason}]` : '';
-const BRIDGE = 'ktlt0';
+// A bridge no other engine of the rig uses (ktlc0: compat, ktlt0: the TLS engine), made and
+// removed by the managed dockerd itself; the cleanup removes it only if this file made it.
+const BRIDGE = 'ktlmb0';
+let bridgeMade = false;
 
 afterAll(() => {
   // Whatever a failed assertion left running is stopped here.
   ktl(['builder', 'stop'], { env: { KTL_STATE_DIR: state } });
-  spawnSync('ip', ['link', 'del', BRIDGE], { stdio: 'ignore' });
+  if (bridgeMade) spawnSync('ip', ['link', 'del', BRIDGE], { stdio: 'ignore' });
   rmSync(state, { recursive: true, force: true });
   rmSync(fakeBin, { recursive: true, force: true });
 });
@@ -76,6 +79,9 @@ describe('ktl builder on this machine', () => {
     `start, found by ktl build (host and sandbox), status, start again, stop${realWhy}`,
     () => {
       const docker0Before = bridgeExists('docker0');
+      // Someone else's bridge of that name would be shared, and not removed by stop.
+      expect(bridgeExists(BRIDGE)).toBe(false);
+      bridgeMade = true;
       const s = ktl(
         [
           'builder',
