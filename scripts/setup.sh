@@ -47,12 +47,15 @@ ensure_tun() {
     as_root modprobe tun 2>/dev/null || true
     if [[ ! -c /dev/net/tun ]]; then
       as_root mkdir -p /dev/net
-      as_root mknod -m 666 /dev/net/tun c 10 200 || die "cannot create /dev/net/tun (mknod /dev/net/tun c 10 200)"
+      if ! as_root mknod -m 666 /dev/net/tun c 10 200 2>/dev/null; then
+        log "cannot create /dev/net/tun: the rootless engine cannot start here (its tests will be skipped)"
+        return 0
+      fi
     fi
   fi
   if [[ $(stat -c %a /dev/net/tun) != 666 ]]; then
     log "/dev/net/tun is mode $(stat -c %a /dev/net/tun); making it usable for the rootless engine (chmod 666)"
-    as_root chmod 666 /dev/net/tun
+    as_root chmod 666 /dev/net/tun || log "cannot chmod /dev/net/tun: the rootless engine cannot start here"
   fi
 }
 
