@@ -163,4 +163,30 @@ describe('ktl sandbox policy explain', () => {
     expect(r.stdout).toContain('uid 65534 inside = (caller) outside');
     expect(r.stdout).toContain('no capabilities');
   });
+
+  test('an x32 number: nsjail applies the rule, bubblewrap kills the call; --runtime picks one', () => {
+    const f = file('x32.cfg', 'seccomp_string: "ERRNO(1) { SYSCALL[-1] } DEFAULT ALLOW"\n');
+    const both = ktl(['sandbox', 'policy', 'explain', '--arch', 'x86_64', f]);
+    expect(both.code).toBe(0);
+    expect(both.stdout).toContain(
+      'syscall 4294967295: fails with errno 1 under nsjail; under bubblewrap the process is killed',
+    );
+    const bwrap = ktl([
+      'sandbox',
+      'policy',
+      'explain',
+      '--arch',
+      'x86_64',
+      '--runtime',
+      'bwrap',
+      f,
+    ]);
+    expect(bwrap.stdout).toContain(
+      '  - x32 system calls (nr >= 0x40000000): the process is killed\n' +
+        '  - syscall 4294967295 (never applies: x32 system calls are killed first): fails with errno 1\n',
+    );
+    const nsjail = ktl(['sandbox', 'policy', 'explain', '--runtime', 'nsjail', f]);
+    expect(nsjail.stdout).toContain('  - syscall 4294967295: fails with errno 1\n');
+    expect(ktl(['sandbox', 'policy', 'explain', '--runtime', 'docker', f]).code).toBe(2);
+  });
 });

@@ -1,6 +1,14 @@
 /** A policy in plain words: what the jail sees and may do. */
 import { effective, effectiveIn } from './defaults';
-import { describeKafel, parseKafel } from './kafel';
+import {
+  compileKafel,
+  describeKafel,
+  explain as explainFilter,
+  hostKafelArch,
+  type KafelArch,
+  KafelCompileError,
+  parseKafel,
+} from './kafel';
 import { MountPt, type NsJailConfig } from './schema/nsjail';
 import { seccompText } from './seccomp';
 
@@ -11,6 +19,19 @@ export interface ExplainSection {
 
 /** Words for the seccomp section; the default reads the kafel policy. */
 export type SeccompExplainer = (policy: NsJailConfig) => string[] | undefined;
+
+export interface ExplainOptions {
+  /**
+   * The runtime whose seccomp filter to describe: nsjail compiles the kafel policy itself,
+   * ktl compiles it for bubblewrap, and the two differ on x32 calls (ktl's filter kills them
+   * before any rule). Unset: kafel's rules, with what bubblewrap does otherwise where it does.
+   */
+  runtime?: 'nsjail' | 'bwrap' | undefined;
+  /** The architecture the jail runs on. Defaults to this machine's. */
+  arch?: KafelArch | undefined;
+  /** Replaces the seccomp section's words altogether. */
+  seccomp?: SeccompExplainer | undefined;
+}
 
 const NAMESPACES = [
   ['clone_newuser', 'user', 'ids and capabilities are private to the jail'],
@@ -23,13 +44,21 @@ const NAMESPACES = [
   ['clone_newtime', 'time', 'its own monotonic and boot clocks'],
 ] as const;
 
-function kafelInWords(p: NsJailConfig): string[] | undefined {
+function kafelInWords(p: NsJailConfig, opts: ExplainOptions): string[] | undefined {
   const text = seccompText(p);
   if (!text) return undefined;
-  const r = parseKafel(text.text);
-  return r.ok
-    ? describeKafel(r.program)
-    : [`the kafel policy does not compile: ${r.error.message}`];
+  const arch = opts.arch ?? hostKafelArch();
+  const r = parseKafel(text.text, { arch });
+  if (!r.ok) return [`the kafel policy does not compile: ${r.error.message}`];
+  if (opts.runtime !== 'bwrap')
+    return describeKafel(r.program, { arch, bwrapDifferences: opts.runtime === undefined });
+  try {
+    compileKafel(r.program, { arch });
+  } catch (e) {
+    if (!(e instanceof KafelCompileError)) throw e;
+    return [`ktl cannot compile the kafel policy for bubblewrap: ${e.message}`];
+  }
+  return explainFilter(r.program, arch);
 }
 
 function limit(v: bigint, unit: string, type: string): string {
@@ -39,10 +68,16 @@ function limit(v: bigint, unit: string, type: string): string {
   return `${v} ${unit}`;
 }
 
+/**
+ * The policy in plain words, section by section. The second argument is the options, or (as
+ * before options existed) a SeccompExplainer for the seccomp section.
+ */
 export function explainPolicy(
   p: NsJailConfig,
-  seccomp: SeccompExplainer = kafelInWords,
+  options: ExplainOptions | SeccompExplainer = {},
 ): ExplainSection[] {
+  const opts = typeof options === 'function' ? { seccomp: options } : options;
+  const seccomp = opts.seccomp ?? ((q: NsJailConfig) => kafelInWords(q, opts));
   const out: ExplainSection[] = [];
   const name = p.name ? `"${p.name}"` : '(unnamed)';
   out.push({

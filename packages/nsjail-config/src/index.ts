@@ -10,6 +10,7 @@ export { type Bind, withBinds, withEnv } from './edit';
 export { assertPolicy, emitPolicy } from './emit';
 export { PolicyError, type PolicyErrorCode, type SourcePosition } from './errors';
 export {
+  type ExplainOptions,
   type ExplainSection,
   explainPolicy,
   renderExplanation,
@@ -17,6 +18,7 @@ export {
 } from './explain';
 export { formatPolicy } from './format';
 export {
+  type DescribeKafelOptions,
   describeKafel,
   hostKafelArch,
   type KafelArch,

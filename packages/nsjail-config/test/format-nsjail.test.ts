@@ -26,7 +26,7 @@ function nsjailParsed(file: string): { message?: string; log: string } {
   });
   const log = r.stderr ?? '';
   const m = /Parsed (?:JSON|TextProto) config from '[^']*':\n'([\s\S]*?)'\n\[/.exec(log);
-  return m ? { message: m[1], log } : { log };
+  return m?.[1] !== undefined ? { message: m[1], log } : { log };
 }
 
 const cases: { name: string; bytes: Buffer }[] = [

@@ -12,7 +12,7 @@ function codes(text: string): string[] {
   return validatePolicy(parsePolicy(text, { filename: 'v.cfg' })).map((d) => d.code);
 }
 
-describe('rules nsjail enforces at start-up', () => {
+describe('rules that keep a policy from running as written', () => {
   test.each([
     ['memsw with swap', 'cgroup_mem_memsw_max: 1\ncgroup_mem_swap_max: 0', 'NSJ-V001'],
     [
@@ -106,6 +106,45 @@ describe('helpers', () => {
 });
 
 describe('explain seccomp', () => {
+  const x32 = parsePolicy('seccomp_string: "ERRNO(1) { read, SYSCALL[-1] } DEFAULT ALLOW"').policy;
+  const calls = (opts: Parameters<typeof explainPolicy>[1]) =>
+    explainPolicy(x32, opts).find((s) => s.title === 'System calls')?.lines;
+
+  test('an x32 number: what nsjail does, and what bubblewrap does otherwise', () => {
+    expect(calls({ arch: 'x86_64' })).toEqual([
+      'read: fails with errno 1',
+      "syscall 4294967295: fails with errno 1 under nsjail; under bubblewrap the process is killed (an x32 system call number: ktl's filter kills every nr >= 0x40000000 before any rule)",
+      'every other system call: allowed',
+    ]);
+    expect(calls({ arch: 'x86_64', runtime: 'nsjail' })).toEqual([
+      'read, syscall 4294967295: fails with errno 1',
+      'every other system call: allowed',
+    ]);
+  });
+
+  test('under bubblewrap: the compiled filter, in the order it decides', () => {
+    expect(calls({ arch: 'x86_64', runtime: 'bwrap' })).toEqual([
+      'architectures other than x86_64: the process is killed',
+      'x32 system calls (nr >= 0x40000000): the process is killed',
+      'read, syscall 4294967295 (never applies: x32 system calls are killed first): fails with errno 1',
+      'everything else: allowed',
+    ]);
+  });
+
+  test('aarch64 has no x32 numbers', () => {
+    expect(calls({ arch: 'aarch64' })).toEqual([
+      'read, syscall 4294967295: fails with errno 1',
+      'every other system call: allowed',
+    ]);
+  });
+
+  test('a policy ktl cannot compile for bubblewrap says so', () => {
+    const many = Array.from({ length: 3000 }, (_, i) => `SYSCALL[${i * 2}]`).join(', ');
+    const p = parsePolicy(`seccomp_string: "ERRNO(1) { ${many} } DEFAULT ALLOW"`).policy;
+    const lines = explainPolicy(p, { arch: 'x86_64', runtime: 'bwrap' }).at(-1)?.lines;
+    expect(lines?.[0]).toMatch(/^ktl cannot compile the kafel policy for bubblewrap: /);
+  });
+
   test('rules in order, USE expanded, the default last', () => {
     const text = renderExplanation(
       explainPolicy(

@@ -1,5 +1,8 @@
 /** A kafel program in plain words, rule by rule, first match first (as the filter runs). */
 import type { Action, Expr, KafelProgram, Policy, SyscallFilter } from './ast';
+import { X32_SYSCALL_BIT } from './bpf/compile';
+import { appliesOn } from './check';
+import { hostKafelArch, type KafelArch, lookupSyscall } from './syscalls';
 
 export function describeAction(a: Action | undefined): string {
   if (!a) return "the thread is killed (kafel's default)";
@@ -77,11 +80,37 @@ export function flattenRules(
   return out;
 }
 
-export function describeKafel(program: KafelProgram): string[] {
+/** True when `f` names an x32 number (`SYSCALL[-1]` is 0xffffffff) on x86_64. */
+export function isX32Filter(f: SyscallFilter, arch: KafelArch): boolean {
+  if (arch !== 'x86_64' || !appliesOn(f, arch)) return false;
+  const nr = f.syscall.name !== undefined ? lookupSyscall(arch, f.syscall.name)?.nr : f.syscall.nr;
+  return nr !== undefined && nr >= X32_SYSCALL_BIT;
+}
+
+export interface DescribeKafelOptions {
+  /** Where the jail runs: x32 numbers exist on x86_64 only. Defaults to this machine's. */
+  arch?: KafelArch;
+  /**
+   * Also say where ktl's filter for bubblewrap does otherwise than kafel (nsjail): it kills
+   * every x32 call before the rules, so a rule for such a number never applies there.
+   */
+  bwrapDifferences?: boolean;
+}
+
+/** What kafel's filter, as nsjail compiles it, does with each call. */
+export function describeKafel(program: KafelProgram, opts: DescribeKafelOptions = {}): string[] {
+  const arch = opts.arch ?? hostKafelArch();
   const lines: string[] = [];
   for (const rule of flattenRules(program, program.main)) {
     if (rule.filters.length === 0) continue;
-    lines.push(`${rule.filters.map(filterText).join(', ')}: ${describeAction(rule.action)}`);
+    const action = describeAction(rule.action);
+    const x32 = opts.bwrapDifferences ? rule.filters.filter((f) => isX32Filter(f, arch)) : [];
+    const rest = rule.filters.filter((f) => !x32.includes(f));
+    if (rest.length > 0) lines.push(`${rest.map(filterText).join(', ')}: ${action}`);
+    if (x32.length > 0)
+      lines.push(
+        `${x32.map(filterText).join(', ')}: ${action} under nsjail; under bubblewrap the process is killed (an x32 system call number: ktl's filter kills every nr >= 0x40000000 before any rule)`,
+      );
   }
   lines.push(`every other system call: ${describeAction(program.defaultAction)}`);
   return lines;

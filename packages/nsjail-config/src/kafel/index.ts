@@ -32,7 +32,14 @@ export {
   type SockFilter,
   serialize,
 } from './bpf';
-export { describeAction, describeExpr, describeKafel, flattenRules } from './describe';
+export {
+  type DescribeKafelOptions,
+  describeAction,
+  describeExpr,
+  describeKafel,
+  flattenRules,
+  isX32Filter,
+} from './describe';
 export { tokenize } from './lexer';
 export { type ParseKafelOptions, type ParseKafelResult, parseKafel } from './parser';
 export {

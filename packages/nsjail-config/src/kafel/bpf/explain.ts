@@ -5,7 +5,7 @@
  */
 import type { KafelProgram } from '../ast';
 import { appliesOn, filterArgs } from '../check';
-import { describeAction, describeExpr } from '../describe';
+import { describeAction, describeExpr, isX32Filter } from '../describe';
 import type { KafelArch } from '../syscalls';
 import { lookupSyscall } from '../syscalls';
 import { lower, simplify } from './ir';
@@ -35,7 +35,9 @@ export function explain(program: KafelProgram, arch: KafelArch): string[] {
         const ir = f.expr ? lower(f.expr, filterArgs(f, arch)) : undefined;
         const cond = ir ? simplify(ir) : undefined;
         let text = f.expr && cond?.t !== 'true' ? `${label} when ${describeExpr(f.expr)}` : label;
-        if (always.has(nr)) text += ' (never applies: an earlier rule always matches it)';
+        // The filter kills x32 calls before it reaches any rule (see compile.ts).
+        if (isX32Filter(f, arch)) text += ' (never applies: x32 system calls are killed first)';
+        else if (always.has(nr)) text += ' (never applies: an earlier rule always matches it)';
         else if (cond?.t === 'false') text += ' (never applies: the condition is never true)';
         else if (!cond || cond.t === 'true') always.add(nr);
         parts.push(text);
