@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { IdMap, NsJailConfig } from '@ktl/nsjail-config';
 import { mountArgs } from './bwrap-mounts';
 import { seccompBytes, seccompProgram } from './bwrap-seccomp';
-import { checkTopLevel, Refusals } from './bwrap-support';
+import { checkTopLevel, Refusals, SUPPORT } from './bwrap-support';
 import { eff } from './eff';
 import { SandboxError } from './errors';
 
@@ -107,6 +107,23 @@ function envArgs(p: NsJailConfig, env: NodeJS.ProcessEnv): string[] {
   return out;
 }
 
+/**
+ * What to do about fields bwrap cannot enforce. nsjail is suggested only for those it would
+ * help with: the runner refuses some (exec_bin, daemon) under nsjail as well.
+ */
+function unenforceableHint(fields: string[]): string {
+  const top = (f: string) => f.split('.')[0]!;
+  const everywhere = fields.filter((f) => SUPPORT[top(f)]?.refusedUnderNsjail);
+  const rest = fields.filter((f) => !everywhere.includes(f));
+  const them = (n: number) => (n > 1 ? 'them' : 'it');
+  const allow = `pass allowUnenforced: ${JSON.stringify(fields)} to run without ${them(fields.length)}`;
+  if (everywhere.length === 0) return `use runtime 'nsjail', or ${allow}`;
+  const remove = `remove ${everywhere.join(', ')} from the policy (the runner refuses ${them(everywhere.length)} under nsjail too)`;
+  return rest.length === 0
+    ? `${remove}, or ${allow}`
+    : `${remove}; for ${rest.join(', ')} use runtime 'nsjail'; or ${allow}`;
+}
+
 export function bwrapArgs(input: BwrapArgsInput): BwrapArgs {
   const { policy: p, statusFd, blockFd } = input;
   const refusals = new Refusals(input.allowUnenforced);
@@ -164,10 +181,7 @@ export function bwrapArgs(input: BwrapArgsInput): BwrapArgs {
       `bwrap cannot enforce ${refusals.refused.map((r) => r.field).join(', ')}: ${refusals.refused
         .map((r) => `${r.field}: ${r.why}`)
         .join('; ')}`,
-      {
-        code: 'E_UNENFORCEABLE',
-        hint: `use runtime 'nsjail', or pass allowUnenforced: ${JSON.stringify(fields)} to run without ${fields.length > 1 ? 'them' : 'it'}`,
-      },
+      { code: 'E_UNENFORCEABLE', hint: unenforceableHint(fields) },
     );
   }
   for (const a of refusals.allowed)

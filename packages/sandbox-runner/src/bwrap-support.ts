@@ -6,7 +6,8 @@
  * - enforced: translated into a bwrap flag, a host-side wrapper (prlimit, nice, taskset,
  *   setarch, choom), a cgroup the runner creates, or the runner's own supervision.
  * - refused: bwrap cannot enforce it; setting it is an E_UNENFORCEABLE error naming the field
- *   unless the caller lists it in `allowUnenforced` (or uses nsjail).
+ *   unless the caller lists it in `allowUnenforced` (or uses nsjail, where `refusedUnderNsjail`
+ *   does not say the runner refuses it there as well).
  * - irrelevant: it configures nsjail itself (logging, LISTEN mode) or only matters together
  *   with a refused field; nothing in the jail depends on it.
  * An enforced field may still refuse particular values (`refuse` answers why).
@@ -22,6 +23,8 @@ export interface FieldSupport {
   readonly note: string;
   /** Why this policy's value of the field cannot be enforced; undefined when it can. */
   readonly refuse?: (p: NsJailConfig) => string | undefined;
+  /** The runner refuses it under nsjail too (plan.ts), so nsjail is no way around it. */
+  readonly refusedUnderNsjail?: true;
 }
 
 type Table<K extends string> = Readonly<Record<K, FieldSupport>>;
@@ -29,10 +32,15 @@ type Table<K extends string> = Readonly<Record<K, FieldSupport>>;
 const enforced = (note: string, refuse?: FieldSupport['refuse']): FieldSupport =>
   refuse ? { kind: 'enforced', note, refuse } : { kind: 'enforced', note };
 const irrelevant = (note: string): FieldSupport => ({ kind: 'irrelevant', note });
-const refused = (note: string, isSet: (p: NsJailConfig) => boolean): FieldSupport => ({
+const refused = (
+  note: string,
+  isSet: (p: NsJailConfig) => boolean,
+  where?: { underNsjailToo: true },
+): FieldSupport => ({
   kind: 'refused',
   note,
   refuse: (p) => (isSet(p) ? note : undefined),
+  ...(where ? { refusedUnderNsjail: true } : {}),
 });
 
 const RLIMIT = enforced(
@@ -70,6 +78,7 @@ export const SUPPORT: Table<string> = {
   daemon: refused(
     'daemon detaches the jail from its supervisor; the runner must supervise the command',
     (p) => p.daemon === true,
+    { underNsjailToo: true },
   ),
   max_cpus: enforced('taskset wraps bwrap with max_cpus CPUs of the current affinity'),
   nice_level: enforced('nice wraps bwrap; the niceness is inherited'),
@@ -202,6 +211,7 @@ export const SUPPORT: Table<string> = {
   exec_bin: refused(
     'the runner runs the command given to run(); a policy exec_bin would replace it',
     (p) => p.exec_bin !== undefined,
+    { underNsjailToo: true },
   ),
 };
 

@@ -102,6 +102,7 @@ describe('bwrap refuses what it cannot enforce', () => {
     ...REFUSED_VALUES,
   ];
   t.each(cases)(named('%s'), (field, policy) => {
+    const generic = field.replace(/\[\d+\]/, '');
     let err: unknown;
     try {
       plan('/bin/true', [], opts('bwrap', { policy }));
@@ -112,9 +113,55 @@ describe('bwrap refuses what it cannot enforce', () => {
     const e = err as SandboxError;
     expect([e.code, e.message]).toEqual(['E_UNENFORCEABLE', expect.stringContaining(field)]);
     expect(e.message).toMatch(/^bwrap cannot enforce /);
-    expect(e.hint).toMatch(/nsjail.*allowUnenforced/);
-    const generic = field.replace(/\[\d+\]/, '');
+    // nsjail is suggested only where it helps: the runner refuses exec_bin and daemon there too.
+    if (BWRAP_SUPPORT[generic.split('.')[0]!]?.refusedUnderNsjail) {
+      expect(e.hint).toBe(
+        `remove ${generic} from the policy (the runner refuses it under nsjail too), or pass allowUnenforced: ["${generic}"] to run without it`,
+      );
+    } else expect(e.hint).toMatch(/^use runtime 'nsjail', or pass allowUnenforced: /);
     const p = plan('/bin/true', [], opts('bwrap', { policy, allowUnenforced: [generic] }));
     expect(p.notes.join('\n')).toContain(field);
+  });
+});
+
+describe('fields the runner refuses under nsjail as well', () => {
+  const ns = gate('nsjail');
+  const tn = ns.ok ? test : test.skip;
+  const everywhere = Object.entries(BWRAP_SUPPORT)
+    .filter(([, s]) => s.refusedUnderNsjail)
+    .map(([f]) => f);
+
+  test('are exec_bin and daemon', () => {
+    expect(everywhere.sort()).toEqual(['daemon', 'exec_bin']);
+  });
+
+  // The table's claim, checked against the nsjail plan: refused there exactly for these.
+  tn.each(Object.keys(REFUSED_SAMPLES))(
+    ns.ok ? '%s under nsjail' : `%s under nsjail [skipped: ${ns.why}]`,
+    (field) => {
+      const attempt = () =>
+        plan('/bin/true', [], opts('nsjail', { policy: REFUSED_SAMPLES[field]! }));
+      if (everywhere.includes(field))
+        expect(attempt).toThrow(
+          new RegExp(`^policy error: ${field} cannot be used with the runner`),
+        );
+      else expect(attempt).not.toThrow();
+    },
+  );
+
+  t(named('a mix: remove those, nsjail for the rest'), () => {
+    let err: unknown;
+    try {
+      plan(
+        '/bin/true',
+        [],
+        opts('bwrap', { policy: { exec_bin: { path: '/bin/true' }, clone_newtime: true } }),
+      );
+    } catch (e) {
+      err = e;
+    }
+    expect((err as SandboxError).hint).toBe(
+      `remove exec_bin from the policy (the runner refuses it under nsjail too); for clone_newtime use runtime 'nsjail'; or pass allowUnenforced: ["clone_newtime","exec_bin"] to run without them`,
+    );
   });
 });
