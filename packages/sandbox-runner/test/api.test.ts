@@ -36,6 +36,10 @@ const bw = gate('bwrap');
     const report = await api.doctor();
     expect(report.userNamespaces.ok).toBe(true);
     expect(report.seccomp.ok).toBe(true);
+    // seccomp.test.ts runs kafel policies under bwrap: the doctor must not say it refuses them.
+    expect(report.seccomp.detail).toContain(
+      'kafel policies apply under both runtimes: nsjail compiles them itself, for bwrap ktl compiles them to BPF',
+    );
     expect(['v1', 'v2', 'hybrid']).toContain(report.cgroups.layout);
     const probes = report.probes.filter((p) => p.runtime === 'bwrap');
     expect(probes.map((p) => [p.name, p.ok, p.detail])).toEqual([
