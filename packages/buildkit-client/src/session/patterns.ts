@@ -5,8 +5,13 @@
  * - the last pattern that matches decides, and a pattern that cannot change the current
  *   result is not even evaluated;
  * - a pattern that matches a parent directory matches everything below it;
- * - `**` spans directories, `*` and `?` stay within one path element, `\` escapes.
+ * - `**` spans directories, `*` and `?` stay within one path element, `\` escapes;
+ * - a pattern Go's filepath.Match rejects is an error when the matcher is made, and what a
+ *   pattern matches is what Go's regexp makes of it (go-pattern.ts), errors included.
  */
+import { GoPatternError, goGlobValid, goRegExp } from './go-pattern';
+
+export { BAD_PATTERN, GoPatternError } from './go-pattern';
 
 /** Go's path.Clean for slash paths. */
 export function cleanPath(p: string): string {
@@ -34,7 +39,10 @@ export class Pattern {
   readonly text: string;
   readonly dirs: number;
   private readonly kind: Kind;
-  private readonly re: RegExp | undefined;
+  /** The Go regexp's source, compiled on the first match as Go's matcher does. */
+  private readonly source: string;
+  private re: RegExp | undefined;
+  private broken = false;
 
   constructor(raw: string) {
     let p = cleanPath(raw.trim());
@@ -43,11 +51,28 @@ export class Pattern {
       if (p.length === 1) throw new Error('illegal exclusion pattern: "!"');
       p = p.slice(1);
     }
+    // moby's matcher calls filepath.Match on each pattern for its error alone.
+    if (!goGlobValid(p)) throw new GoPatternError();
     this.text = p;
     this.dirs = p.split('/').length;
     const { kind, source } = compile(p);
     this.kind = kind;
-    this.re = kind === 'regexp' ? toRegExp(source) : undefined;
+    this.source = source;
+  }
+
+  /** The regexp, compiled on first use; a regexp Go cannot compile fails every match. */
+  private regexp(): RegExp {
+    if (this.re) return this.re;
+    if (!this.broken) {
+      try {
+        this.re = goRegExp(this.source);
+        return this.re;
+      } catch (e) {
+        if (!(e instanceof GoPatternError)) throw e;
+        this.broken = true;
+      }
+    }
+    throw new GoPatternError();
   }
 
   match(path: string): boolean {
@@ -61,7 +86,7 @@ export class Pattern {
         return path.endsWith(suffix) || (suffix.startsWith('/') && path === suffix.slice(1));
       }
       default:
-        return this.re!.test(path);
+        return this.regexp().test(path);
     }
   }
 
@@ -71,15 +96,6 @@ export class Pattern {
     if (s.endsWith('/**')) s = s.slice(0, -3);
     if (s.endsWith('/*')) s = s.slice(0, -2);
     return s;
-  }
-}
-
-/** Unicode mode so `?` and `[^/]` take one code point, as Go's regexp takes one rune. */
-function toRegExp(source: string): RegExp {
-  try {
-    return new RegExp(source, 'u');
-  } catch {
-    return new RegExp(source);
   }
 }
 
@@ -118,11 +134,13 @@ function compile(p: string): { kind: Kind; source: string } {
     } else if (REGEX_SPECIAL.has(ch)) {
       re += `\\${ch}`;
     } else if (ch === '\\') {
+      // The next character goes into the Go regexp escaped, whatever Go's regexp makes of it
+      // (`\a` is BEL there).
       if (i + 1 < chars.length) {
         i++;
         re += `\\${chars[i]}`;
         kind = 'regexp';
-      } else re += '\\\\';
+      } else re += '\\';
     } else if (ch === '[' || ch === ']') {
       re += ch;
       kind = 'regexp';

@@ -41,7 +41,13 @@ import {
 import { join, resolve } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import { toWireStat, type WireStat } from './fsstat';
-import { cleanPath, type MatchInfo, type Pattern, PatternMatcher } from './patterns';
+import {
+  cleanPath,
+  GoPatternError,
+  type MatchInfo,
+  type Pattern,
+  PatternMatcher,
+} from './patterns';
 
 export interface WalkOptions {
   readonly includePatterns?: readonly string[] | undefined;
@@ -222,6 +228,8 @@ export function resolveFollowPaths(root: string, paths: readonly string[]): stri
 }
 
 interface Filter {
+  /** `include` or `exclude`, for errors worded as fsutil's. */
+  readonly kind: string;
   readonly matcher: PatternMatcher;
   /** Every relevant pattern is a plain prefix, so whole directories can be skipped. */
   readonly prefixOnly: boolean;
@@ -229,11 +237,29 @@ interface Filter {
 
 function makeFilter(patterns: readonly string[], exceptions: boolean): Filter | undefined {
   if (patterns.length === 0) return undefined;
-  const matcher = new PatternMatcher(patterns);
+  const kind = exceptions ? 'exclude' : 'include';
+  let matcher: PatternMatcher;
+  try {
+    matcher = new PatternMatcher(patterns);
+  } catch (e) {
+    // fsutil's words (Go's %s of a []string), which buildx users see for the same file.
+    throw new Error(`invalid ${kind}patterns: [${patterns.join(' ')}]: ${(e as Error).message}`);
+  }
   const prefixOnly = !matcher.patterns.some(
     (p: Pattern) => p.exclusion === exceptions && PATTERN_CHARS.test(p.withoutTrailingGlob()),
   );
-  return { matcher, prefixOnly };
+  return { kind, matcher, prefixOnly };
+}
+
+/** matchesUsingParent, its errors (a regexp Go cannot compile) worded as fsutil's. */
+function matchIn(f: Filter, rel: string, parent: MatchInfo) {
+  try {
+    return f.matcher.matchesUsingParent(rel, parent);
+  } catch (e) {
+    if (e instanceof GoPatternError)
+      throw new Error(`failed to match ${f.kind}patterns: ${e.message}`);
+    throw e;
+  }
 }
 
 /** Could a non-skipped pattern of `f` still match something under directory `rel`? */
@@ -464,7 +490,7 @@ export class ContextWalker {
     let incInfo: MatchInfo;
     let excInfo: MatchInfo;
     if (inc) {
-      const r = inc.matcher.matchesUsingParent(rel, parent?.include);
+      const r = matchIn(inc, rel, parent?.include);
       incInfo = r.info;
       if (!r.matched) {
         if (isDir && inc.prefixOnly && !mayMatchInside(inc, rel, false)) return;
@@ -472,7 +498,7 @@ export class ContextWalker {
       }
     }
     if (exc) {
-      const r = exc.matcher.matchesUsingParent(rel, parent?.exclude);
+      const r = matchIn(exc, rel, parent?.exclude);
       excInfo = r.info;
       if (r.matched) {
         if (isDir && exc.prefixOnly) {
