@@ -5,6 +5,8 @@ import BuilderPrune from './commands/builder/prune';
 import BuilderStart from './commands/builder/start';
 import BuilderStatus from './commands/builder/status';
 import BuilderStop from './commands/builder/stop';
+import Completion from './commands/completion';
+import Help from './commands/help';
 import SandboxDoctor from './commands/sandbox/doctor';
 import SandboxPolicyExplain from './commands/sandbox/policy/explain';
 import SandboxPolicyFmt from './commands/sandbox/policy/fmt';
@@ -27,6 +29,8 @@ export const commands = {
   'sandbox:policy:explain': SandboxPolicyExplain,
   'sandbox:run': SandboxRun,
   'sandbox:doctor': SandboxDoctor,
+  help: Help,
+  completion: Completion,
 };
 
 /** Runs the CLI (bin/run.cjs loads this bundle through dist/boot.cjs's code cache). */
