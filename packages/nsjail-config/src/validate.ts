@@ -207,6 +207,7 @@ export function validatePolicy(input: PolicyInput, opts: ValidateOptions = {}): 
               n === 0xffffffffn
                 ? `${side} ${id} is not a valid id (at most 4294967294): nsjail refuses the policy ("Cannot parse '${id}' as ${what}")`
                 : `${side} ${id} is not a valid id (at most 4294967294): nsjail takes it modulo 2^32, as ${what} ${n % 0x100000000n}; ktl refuses it, since the id mapped would not be the one written`,
+              `use an id from 0 to 4294967294 (4294967295 is (${key === 'uidmap' ? 'uid' : 'gid'}_t)-1, "no id")`,
             ),
           );
         }
