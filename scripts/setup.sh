@@ -25,7 +25,8 @@ as_root() {
 
 apt_packages() {
   # rootlesskit, slirp4netns and uidmap: the rootless engine `ktl builder start` runs.
-  local want=(bubblewrap protobuf-compiler curl ca-certificates git rootlesskit slirp4netns uidmap)
+  # zsh: the completion script is tested in bash and zsh.
+  local want=(bubblewrap protobuf-compiler curl ca-certificates git rootlesskit slirp4netns uidmap zsh)
   local missing=()
   for p in "${want[@]}"; do
     dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing+=("$p")
