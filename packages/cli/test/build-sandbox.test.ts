@@ -17,7 +17,7 @@ const why = ready
   ? ''
   : ` [skipped: the BuildKit rig is not up (${rigEnv}); run scripts/rig.sh up]`;
 const dir = mkdtempSync(join(tmpdir(), 'ktl-e2e-'));
-// nsjail is not packaged here; a hand-built one is named by KTL_NSJAIL_BIN (see README).
+// nsjail is not packaged here; a hand-built one is named by KTL_NSJAIL_BIN (see docs/development.md).
 const nsjail =
   process.env.KTL_NSJAIL_BIN ||
   spawnSync('sh', ['-c', 'command -v nsjail'], { encoding: 'utf8' }).stdout.trim();
