@@ -2,7 +2,7 @@
  * Resolving a path from the command line the way the kernel would, one component at a time,
  * so that every symlink met on the way is seen and judged — and pinning what it leads to.
  *
- * The rule (README, "What crosses into the jail"): a symlink that lies inside the repository
+ * The rule (docs/sandbox.md, "The rule for paths"): a symlink that lies inside the repository
  * being built may only lead to somewhere inside that repository. "The repository" of a link is
  * the innermost git work tree (a directory holding `.git`) that holds it; outside any work
  * tree, the build's own roots (the context directory and the Dockerfile's directory) stand in

@@ -7,7 +7,7 @@
  * - calls are found by a binary search on the number (as kafel does), so a large allow-list
  *   costs a handful of instructions per call rather than one per entry.
  *
- * Where we deliberately differ from kafel (documented in the report and README):
+ * Where we deliberately differ from kafel (documented in docs/policies.md, "Seccomp under bubblewrap"):
  * - another architecture's calls kill the process (kafel: SECCOMP_RET_KILL, the thread only),
  *   and the check is always there (kafel leaves it out when every call would be killed);
  * - on x86_64, x32 calls (nr >= 0x40000000, the x32 ABI bit) kill the process before any rule
