@@ -5,7 +5,9 @@
 # a CA, a server certificate for 127.0.0.1, localhost and a name only an override reaches, a
 # client certificate in Docker's DOCKER_CERT_PATH layout, and a second CA with a client
 # certificate of its own (for the refusals: a CA that did not sign the server, a client the
-# engine does not trust). Builds on it use the main rig's registry and base image.
+# engine does not trust). Builds on it use the main rig's registry and base image. The server
+# certificate and key are in the env file too, for tests that serve TLS of their own under
+# the same CA (a buildkitd-style tcp:// endpoint).
 #
 #   scripts/rig-tls.sh up       make the certificates (once), start, write $RIG/env-tls
 #   scripts/rig-tls.sh down     stop it and remove its bridge (data and certificates are kept)
@@ -143,6 +145,8 @@ KTL_RIG_TLS_CERT=$CLIENT/cert.pem
 KTL_RIG_TLS_KEY=$CLIENT/key.pem
 KTL_RIG_TLS_SERVER_NAME=$SERVER_NAME
 KTL_RIG_TLS_OTHER_CERT_DIR=$OTHER
+KTL_RIG_TLS_SERVER_CERT=$PKI/server-cert.pem
+KTL_RIG_TLS_SERVER_KEY=$PKI/server-key.pem
 KTL_RIG_TLS_VERSION=${v% *}
 KTL_RIG_TLS_API=${v#* }
 EOF

@@ -10,6 +10,7 @@ export type BuildkitErrorCode =
   | 'E_NO_BUILDER' // discovery found nothing that answers
   | 'E_CONNECT' // one explicit address did not answer
   | 'E_UPGRADE' // the Docker engine refused the HTTP/1.1 -> h2c upgrade
+  | 'E_TLS' // the TLS connection to the builder failed its checks, or its TLS files are unusable
   | 'E_GRPC' // a Control call failed
   | 'E_SOLVE' // the build itself failed (step error, bad Dockerfile, ...)
   | 'E_SESSION' // the client session broke

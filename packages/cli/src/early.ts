@@ -95,6 +95,7 @@ async function startEarly(read: BuildArgv): Promise<void> {
       key: commandLineKey(read.args, read.flags),
       jail,
       builder: flags.builder,
+      builderTls: options.builderTls,
       interrupted,
       release: () => {
         release();

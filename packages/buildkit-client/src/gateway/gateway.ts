@@ -12,7 +12,8 @@ import * as net from 'node:net';
 import type { SolveRequest } from '../gen/moby/buildkit/v1/control';
 import type { AuthAnswerer } from '../session/auth-service';
 import type { BuildkitAddress, EngineAddress } from '../transport/address';
-import { dialRaw, httpUpgrade, type TlsOptions } from '../transport/upgrade';
+import { cleartextStream, type TlsOptions } from '../transport/tls';
+import { dialRaw, httpUpgrade } from '../transport/upgrade';
 import { serveAuthCall, sniffAuthCall } from './auth-endpoint';
 import { DEFAULT_ALLOWED_METHODS, serveFiltered } from './grpc-filter';
 import { header, type RequestHead, readRequestHead, refuseHttp } from './http-head';
@@ -24,7 +25,11 @@ export interface GatewayOptions {
    * rejects.
    */
   upstream: BuildkitAddress | Promise<BuildkitAddress>;
-  tls?: TlsOptions;
+  /**
+   * The TLS the upstream is reached with (the connection that found the builder has it). Only
+   * this side holds the client key: the jail talks plain HTTP/2 to the gateway's socket.
+   */
+  tls?: TlsOptions | Promise<TlsOptions | undefined> | undefined;
   /** Where to listen; created 0600, removed on close. */
   socketPath: string;
   /** Control methods allowed (full gRPC paths); defaults to Solve, Status, Info, ListWorkers, Session. */
@@ -124,9 +129,17 @@ async function upstreamH2(
   tls: TlsOptions | undefined,
 ): Promise<http2.ClientHttp2Session> {
   const engine: EngineAddress = addr.kind === 'docker' ? addr.engine : addr;
-  let sock: net.Socket = await dialRaw(engine, tls);
+  let sock: net.Socket = await dialRaw(
+    engine,
+    tls,
+    10_000,
+    addr.kind === 'docker' ? ['http/1.1'] : ['h2'],
+  );
   if (addr.kind === 'docker') sock = await httpUpgrade(sock, { path: '/grpc' });
-  return http2.connect('http://buildkit', { createConnection: () => sock });
+  const stream = cleartextStream(sock);
+  return http2.connect(tls && addr.kind !== 'docker' ? 'https://buildkit' : 'http://buildkit', {
+    createConnection: () => stream,
+  });
 }
 
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
@@ -147,8 +160,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   };
   const conns = new Set<net.Socket>();
   let upstream: BuildkitAddress | undefined;
-  const upstreamReady = Promise.resolve(opts.upstream).then((u) => {
+  let tls: TlsOptions | undefined;
+  const upstreamReady = Promise.all([opts.upstream, opts.tls]).then(([u, t]) => {
     upstream = u;
+    tls = t;
     return u;
   });
   upstreamReady.catch(() => {}); // each connection reports it
@@ -194,7 +209,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     }
     try {
       if (m[2] === 'grpc') {
-        const h2 = await upstreamH2(up, opts.tls);
+        const h2 = await upstreamH2(up, tls);
         sock.write(
           'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n',
         );
@@ -209,7 +224,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       const passed = head.headers
         .filter(([k]) => k.startsWith('x-docker-expose-session-'))
         .map(([k, v]) => [k, v] as const);
-      const engineSock = await httpUpgrade(await dialRaw(engine, opts.tls), {
+      const engineSock = await httpUpgrade(await dialRaw(engine, tls), {
         path: '/session',
         headers: passed,
       });
@@ -238,7 +253,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const onNativeConnection = async (sock: net.Socket, up: BuildkitAddress) => {
     try {
-      serveFiltered(sock, await upstreamH2(up, opts.tls), filter);
+      serveFiltered(sock, await upstreamH2(up, tls), filter);
     } catch (e) {
       log(`builder unreachable: ${(e as Error).message}`);
       sock.destroy();

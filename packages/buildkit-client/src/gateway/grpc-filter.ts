@@ -34,6 +34,24 @@ export interface GrpcFilterOptions {
   log: (line: string) => void;
 }
 
+/**
+ * A request's headers from its raw lines: a header sent several times stays several lines.
+ * node:http2 joins repeats into one "a, b" value in `headers`, and the session's
+ * `X-Docker-Expose-Session-Grpc-Method` lines (one per method the client serves) then match
+ * nothing on the daemon: it finds no FileSync ("no local sources enabled").
+ */
+function forwardableRaw(raw: readonly string[]): http2.OutgoingHttpHeaders {
+  const out: Record<string, string[]> = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const k = raw[i]!.toLowerCase();
+    if (k.startsWith(':') || HOP_BY_HOP.has(k)) continue;
+    const values = out[k] ?? [];
+    values.push(raw[i + 1]!);
+    out[k] = values;
+  }
+  return out;
+}
+
 function forwardable(headers: http2.IncomingHttpHeaders): http2.OutgoingHttpHeaders {
   const out: http2.OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(headers)) {
@@ -100,6 +118,8 @@ function pipeResponse(up: http2.ClientHttp2Stream, down: http2.ServerHttp2Stream
   let trailers: http2.OutgoingHttpHeaders | undefined;
   up.on('response', (headers, flags) => {
     if (down.destroyed) return;
+    // Once only: a grpcError already answered (an upstream error) leaves nothing to forward.
+    if (down.headersSent) return;
     const ended = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
     down.respond(
       { ':status': headers[':status'] ?? 200, ...forwardable(headers) },
@@ -136,41 +156,49 @@ export function serveFiltered(
   opts: GrpcFilterOptions,
 ): void {
   const server = http2.createServer();
-  server.on('stream', (stream, headers) => {
-    const path = String(headers[':path'] ?? '');
-    if (headers[':method'] !== 'POST' || !opts.allowMethods.has(path)) {
-      opts.log(
-        `refused ${headers[':method']} ${path}: not part of the BuildKit API the sandbox may use`,
+  server.on(
+    'stream',
+    (
+      stream: http2.ServerHttp2Stream,
+      headers: http2.IncomingHttpHeaders,
+      _flags: number,
+      rawHeaders: string[],
+    ) => {
+      const path = String(headers[':path'] ?? '');
+      if (headers[':method'] !== 'POST' || !opts.allowMethods.has(path)) {
+        opts.log(
+          `refused ${headers[':method']} ${path}: not part of the BuildKit API the sandbox may use`,
+        );
+        grpcError(stream, 7, `ktl sandbox gateway: ${path} is not allowed from inside the sandbox`);
+        return;
+      }
+      const up = upstream.request(
+        { ':method': 'POST', ':path': path, ...forwardableRaw(rawHeaders) },
+        { endStream: false },
       );
-      grpcError(stream, 7, `ktl sandbox gateway: ${path} is not allowed from inside the sandbox`);
-      return;
-    }
-    const up = upstream.request(
-      { ':method': 'POST', ':path': path, ...forwardable(headers) },
-      { endStream: false },
-    );
-    pipeResponse(up, stream);
-    if (path !== SOLVE) {
-      stream.pipe(up);
-      return;
-    }
-    readAll(stream, MAX_SOLVE_REQUEST)
-      .then((body) => {
-        const why = opts.checkSolve?.(SolveRequest.decode(decodeUnary(body)));
-        if (why) {
-          opts.log(`refused Solve: ${why}`);
+      pipeResponse(up, stream);
+      if (path !== SOLVE) {
+        stream.pipe(up);
+        return;
+      }
+      readAll(stream, MAX_SOLVE_REQUEST)
+        .then((body) => {
+          const why = opts.checkSolve?.(SolveRequest.decode(decodeUnary(body)));
+          if (why) {
+            opts.log(`refused Solve: ${why}`);
+            up.close(http2.constants.NGHTTP2_CANCEL);
+            grpcError(stream, 7, `ktl sandbox gateway: ${why}`);
+            return;
+          }
+          up.end(body);
+        })
+        .catch((e: Error) => {
+          opts.log(`refused Solve: ${e.message}`);
           up.close(http2.constants.NGHTTP2_CANCEL);
-          grpcError(stream, 7, `ktl sandbox gateway: ${why}`);
-          return;
-        }
-        up.end(body);
-      })
-      .catch((e: Error) => {
-        opts.log(`refused Solve: ${e.message}`);
-        up.close(http2.constants.NGHTTP2_CANCEL);
-        grpcError(stream, 3, `ktl sandbox gateway: unreadable Solve request: ${e.message}`);
-      });
-  });
+          grpcError(stream, 3, `ktl sandbox gateway: unreadable Solve request: ${e.message}`);
+        });
+    },
+  );
   server.on('session', (session) => {
     session.on('close', () => upstream.close());
     session.on('error', () => upstream.destroy());

@@ -18,7 +18,8 @@ import { apiAtLeast, engineApiVersion } from './engine-ping';
 import { fromGrpc, unary } from './grpc-errors';
 import { startUpgradeProxy, type UpgradeProxy } from './proxy';
 import { openControlSession, type SessionHandshake, sessionHeaders } from './session-stream';
-import { dialRaw, httpUpgrade, type TlsOptions } from './upgrade';
+import { cleartextStream, plainToTlsError, type TlsOptions } from './tls';
+import { dialRaw, httpUpgrade, tlsFailureOn } from './upgrade';
 
 export interface ConnectOptions {
   /** TLS for `tcp://` and `docker://tcp://` addresses. */
@@ -70,6 +71,11 @@ export interface BuildkitConnection {
    * own gRPC, API 1.53+), `engine-upgrade` (the engine's `/grpc` upgrade).
    */
   readonly transport?: 'grpc' | 'engine-native' | 'engine-upgrade';
+  /**
+   * The TLS it was reached with (undefined: none). Whatever dials the builder again for this
+   * connection (the engine API, the sandbox's gateway) must use the same.
+   */
+  readonly tls?: TlsOptions | undefined;
   /** Typed client for moby.buildkit.v1.Control; requests must be built with `X.fromPartial`. */
   readonly control: ControlClient;
   info(timeoutMs?: number): Promise<BuildkitVersionInfo>;
@@ -92,13 +98,55 @@ export function formatPlatform(p: Platform): string {
   return [p.OS, p.Architecture, p.Variant].filter((x) => x !== '').join('/');
 }
 
-function credentialsFor(a: EngineAddress, tls: TlsOptions | undefined): grpc.ChannelCredentials {
-  if (a.kind === 'tcp' && tls !== undefined) {
-    const buf = (v: string | Buffer | undefined) =>
-      v === undefined ? null : Buffer.isBuffer(v) ? v : Buffer.from(v);
-    return grpc.credentials.createSsl(buf(tls.ca), buf(tls.key), buf(tls.cert));
-  }
-  return grpc.credentials.createInsecure();
+const H2_PREFACE = Buffer.concat([
+  Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'),
+  // An empty SETTINGS frame: length 0, type 4, no flags, stream 0.
+  Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]),
+]);
+
+/**
+ * What a gRPC server (buildkitd) says to HTTP/2's client preface: its own SETTINGS frame
+ * (`h2`), the text of an HTTP/1 server such as a Docker engine's API (`http1`), nothing before
+ * it closes (`closed`: a TLS port spoken to in plain text, or a TLS server that refuses the
+ * client's certificate by hanging up), or nothing in time (`silent`).
+ */
+function h2Answer(sock: Duplex, timeoutMs: number): Promise<'h2' | 'http1' | 'closed' | 'silent'> {
+  return new Promise((resolve, reject) => {
+    let got = Buffer.alloc(0);
+    const timer = setTimeout(() => done('silent'), timeoutMs);
+    const done = (v: 'h2' | 'http1' | 'closed' | 'silent', err?: unknown) => {
+      clearTimeout(timer);
+      sock.removeAllListeners('data');
+      sock.destroy();
+      if (err !== undefined) reject(err);
+      else resolve(v);
+    };
+    sock.on('data', (c: Buffer) => {
+      got = Buffer.concat([got, c]);
+      if (got.subarray(0, 5).toString('latin1') === 'HTTP/') return done('http1');
+      if (got.length >= 9) done(got[3] === 4 ? 'h2' : 'http1');
+    });
+    sock.once('error', (e) => done('closed', e));
+    sock.once('end', () => done('closed'));
+    sock.write(H2_PREFACE);
+  });
+}
+
+/** Whether `addr` completes (or answers with an alert) a TLS handshake: it speaks TLS. */
+function speaksTls(addr: EngineAddress, timeoutMs: number): Promise<boolean> {
+  if (addr.kind !== 'tcp') return Promise.resolve(false);
+  return dialRaw(addr, { insecureSkipVerify: true }, timeoutMs, ['h2']).then(
+    (s) => {
+      s.destroy();
+      return true;
+    },
+    (e: unknown) =>
+      /_ALERT_/.test(
+        String(
+          (e as { cause?: { code?: string } }).cause?.code ?? (e as { code?: string }).code ?? '',
+        ),
+      ),
+  );
 }
 
 function targetFor(a: EngineAddress): string {
@@ -148,8 +196,41 @@ async function verifyReachable(
   );
   if (addr.kind === 'docker' && !native) {
     await httpUpgrade(sock, { path: '/grpc', timeoutMs });
-  }
-  sock.destroy();
+    sock.destroy();
+  } else if (addr.kind !== 'docker') {
+    let answer: Awaited<ReturnType<typeof h2Answer>>;
+    try {
+      answer = await h2Answer(sock, timeoutMs);
+    } catch (e) {
+      throw tlsFailureOn(sock, e, false) ?? e;
+    }
+    if (answer === 'http1') {
+      throw new BuildkitError(`${formatAddress(addr)} answers HTTP/1, not gRPC`, {
+        code: 'E_CONNECT',
+        hint: `if this is a Docker engine, use docker://${formatAddress(addr)}`,
+      });
+    }
+    if (answer === 'closed' && opts.tls !== undefined) {
+      // Some servers (not Go's, which sends an alert) refuse a client certificate by closing
+      // the connection once the handshake is done.
+      throw new BuildkitError(
+        `TLS: the builder at ${formatAddress(addr)} closed the connection right after the TLS handshake, without a word of HTTP/2 (${opts.tls.origin ?? 'TLS settings'}), as a server does that refuses the client certificate${opts.tls.files?.cert ? ` ${opts.tls.files.cert}` : ''}`,
+        {
+          code: 'E_TLS',
+          hint: opts.tls.cert
+            ? 'use a client certificate signed by a CA the builder trusts'
+            : 'give the client certificate and key with --tlscert and --tlskey (or --tlsdir DIR)',
+        },
+      );
+    }
+    if (answer === 'closed' && opts.tls === undefined && (await speaksTls(engine, timeoutMs))) {
+      throw plainToTlsError(
+        formatAddress(addr),
+        false,
+        'it closed the connection at the HTTP/2 preface and completes a TLS handshake',
+      );
+    }
+  } else sock.destroy();
   try {
     await conn.info(timeoutMs);
   } catch (e) {
@@ -213,12 +294,18 @@ async function connectVia(
       httpUpgrade(await dialRaw(engine, opts.tls), { path: '/grpc' }),
     );
     control = new ControlClient(proxy.target, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  } else if (addr.kind === 'tcp' && opts.tls !== undefined) {
+    // TLS is dialled here, not by grpc-js: one place checks the certificates (the server name
+    // override, Docker's unverified TLS, no SNI for an IP) and explains what fails.
+    const tls = opts.tls;
+    proxy = await startUpgradeProxy(() => dialRaw(addr, tls, 10_000, ['h2']));
+    control = new ControlClient(proxy.target, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
   } else {
-    const channelOpts: grpc.ChannelOptions = { ...CHANNEL_OPTIONS };
-    if (addr.kind === 'tcp' && opts.tls?.serverName !== undefined) {
-      channelOpts['grpc.ssl_target_name_override'] = opts.tls.serverName;
-    }
-    control = new ControlClient(targetFor(addr), credentialsFor(addr, opts.tls), channelOpts);
+    control = new ControlClient(
+      targetFor(addr),
+      grpc.credentials.createInsecure(),
+      CHANNEL_OPTIONS,
+    );
   }
 
   const withProxyCause = (e: BuildkitError): BuildkitError => {
@@ -235,6 +322,7 @@ async function connectVia(
 
   const conn: BuildkitConnection = {
     address: formatted,
+    tls: opts.tls,
     transport: addr.kind !== 'docker' ? 'grpc' : native ? 'engine-native' : 'engine-upgrade',
     control,
     async info(timeoutMs = 10_000) {
@@ -265,7 +353,9 @@ async function connectVia(
         return openControlSession(control, h);
       }
       const sock = await dialRaw(addr.engine, opts.tls);
-      return httpUpgrade(sock, { path: '/session', headers: sessionHeaders(h) });
+      return cleartextStream(
+        await httpUpgrade(sock, { path: '/session', headers: sessionHeaders(h) }),
+      );
     },
     async close() {
       control.close();
@@ -278,6 +368,8 @@ async function connectVia(
       await verifyReachable(addr, opts, conn, native);
     } catch (e) {
       await conn.close();
+      // A TLS failure is said as such: the builder is there, and the connection is not safe.
+      if (BuildkitError.is(e) && e.code === 'E_TLS') throw e;
       const hint = BuildkitError.is(e) ? e.hint : undefined;
       const why = describeDialError(e) + (hint ? ` (${hint})` : '');
       throw new BuildkitError(`cannot reach builder at ${formatted}: ${why}`, {

@@ -3,8 +3,6 @@
  * preferred builders, then the default buildkitd socket, then the default Docker socket. The first that answers wins; when none
  * does, one E_NO_BUILDER error lists every attempt and its reason.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { BuildkitError, type DiscoveryAttempt } from '../errors';
 import {
   type BuildkitAddress,
@@ -14,7 +12,7 @@ import {
   parseAddress,
 } from './address';
 import { type BuildkitConnection, type ConnectOptions, connectTo } from './connect';
-import type { TlsOptions } from './upgrade';
+import { dockerEnvTls, flagsTls, hasTlsFlags, type TlsFlags, type TlsOptions } from './tls';
 
 export interface Candidate {
   readonly source: string;
@@ -24,6 +22,8 @@ export interface Candidate {
   readonly address: BuildkitAddress | undefined;
   readonly parseError?: string;
   readonly tls?: TlsOptions | undefined;
+  /** Its TLS settings are unusable (a file missing, not PEM, a key of another certificate). */
+  readonly tlsError?: BuildkitError | undefined;
 }
 
 export interface DiscoverOptions extends Omit<ConnectOptions, 'verify'> {
@@ -36,6 +36,12 @@ export interface DiscoverOptions extends Omit<ConnectOptions, 'verify'> {
   readonly preferred?: ReadonlyArray<{ source: string; address: string }>;
   /** Replaces the default sockets (tests use this to avoid touching real ones). */
   readonly defaults?: ReadonlyArray<{ source: string; address: string }>;
+  /**
+   * buildctl's TLS flags, for the builder on `tcp://` named explicitly (the address given,
+   * BUILDKIT_HOST, DOCKER_HOST); they take the place of Docker's TLS variables there. Refused
+   * (E_BAD_OPTION) when no such builder is named.
+   */
+  readonly tlsFlags?: TlsFlags | undefined;
 }
 
 const DEFAULTS = [
@@ -43,26 +49,89 @@ const DEFAULTS = [
   { source: 'default Docker socket', address: `docker://unix://${DEFAULT_DOCKER_SOCKET}` },
 ];
 
-/** Docker's own TLS convention: DOCKER_TLS_VERIFY=1 and ca/cert/key.pem in DOCKER_CERT_PATH. */
-function dockerTls(env: DiscoverOptions['env'] & object): TlsOptions | undefined {
-  if (!env.DOCKER_TLS_VERIFY || !env.DOCKER_CERT_PATH) return undefined;
-  const dir = env.DOCKER_CERT_PATH;
-  const read = (f: string) => {
-    try {
-      return readFileSync(join(dir, f));
-    } catch {
-      return undefined;
-    }
-  };
-  return { ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem') };
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * The TLS for an explicitly named builder: the caller's own (opts.tls), else buildctl's flags,
+ * else, for a Docker engine, Docker's variables. Only `tcp://` has TLS. `--tlsservername`
+ * renames the server of whichever applies.
+ */
+function explicitTls(
+  addr: BuildkitAddress,
+  opts: DiscoverOptions,
+  env: Env,
+): TlsOptions | undefined {
+  const engine = addr.kind === 'docker' ? addr.engine : addr;
+  if (engine.kind !== 'tcp') return undefined;
+  if (opts.tls) return opts.tls;
+  const flags = opts.tlsFlags;
+  const base =
+    (hasTlsFlags(flags) ? flagsTls(flags) : undefined) ??
+    (addr.kind === 'docker' ? dockerEnvTls(env) : undefined);
+  const serverName = flags?.serverName || undefined;
+  if (base === undefined) {
+    if (serverName)
+      throw new BuildkitError(
+        `--tlsservername ${serverName} names the server of a TLS connection, and nothing sets up TLS for ${formatAddress(addr)}`,
+        {
+          code: 'E_BAD_OPTION',
+          hint:
+            addr.kind === 'docker'
+              ? 'give --tlscacert (or --tlsdir), or set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH'
+              : 'give --tlscacert (or --tlsdir) as well',
+        },
+      );
+    return undefined;
+  }
+  return serverName ? { ...base, serverName } : base;
 }
 
-function candidate(source: string, raw: string, tls?: TlsOptions): Candidate {
+function candidate(source: string, raw: string): Candidate {
   try {
-    return { source, raw, address: parseAddress(raw), tls };
+    return { source, raw, address: parseAddress(raw) };
   } catch (e) {
-    return { source, raw, address: undefined, parseError: (e as Error).message, tls };
+    return { source, raw, address: undefined, parseError: (e as Error).message };
   }
+}
+
+/** `c` with its TLS resolved; TLS files that cannot be used are kept as its tlsError. */
+function withTls(c: Candidate, opts: DiscoverOptions, env: Env): Candidate {
+  if (!c.address) return c;
+  try {
+    return { ...c, tls: explicitTls(c.address, opts, env) };
+  } catch (e) {
+    if (BuildkitError.is(e) && e.code === 'E_TLS') return { ...c, tlsError: e };
+    throw e;
+  }
+}
+
+const onTcp = (c: Candidate) =>
+  c.address !== undefined &&
+  (c.address.kind === 'docker' ? c.address.engine.kind : c.address.kind) === 'tcp';
+
+function refuseUnusedTlsFlags(opts: DiscoverOptions, named: readonly Candidate[]): void {
+  if (!hasTlsFlags(opts.tlsFlags) || named.some(onTcp)) return;
+  throw new BuildkitError(
+    `the TLS flags (--tlscacert, --tlscert, --tlskey, --tlsdir, --tlsservername) are for a builder on tcp://, and ${named.length === 0 ? 'none is named' : `${named.map((c) => `${c.source} is ${c.raw}`).join(', ')}`}`,
+    {
+      code: 'E_BAD_OPTION',
+      hint: 'name the builder with --builder tcp://HOST:PORT (buildkitd) or docker://tcp://HOST:PORT (a Docker engine), or BUILDKIT_HOST',
+    },
+  );
+}
+
+/**
+ * The builder at `address` (named by `source`), its TLS resolved as discovery resolves it:
+ * for `connect(address)` and `--builder`.
+ */
+export function namedCandidate(
+  source: string,
+  address: string,
+  opts: DiscoverOptions = {},
+): Candidate {
+  const c = withTls(candidate(source, address), opts, opts.env ?? process.env);
+  refuseUnusedTlsFlags(opts, [c]);
+  return c;
 }
 
 /** The addresses discovery will try, in order, without touching the network. */
@@ -70,17 +139,22 @@ export function candidates(opts: DiscoverOptions = {}): Candidate[] {
   const env = opts.env ?? process.env;
   const out: Candidate[] = [];
   const bk = env.BUILDKIT_HOST?.trim();
-  if (bk) out.push(candidate('BUILDKIT_HOST', bk));
+  if (bk) out.push(withTls(candidate('BUILDKIT_HOST', bk), opts, env));
   const dh = env.DOCKER_HOST?.trim();
   if (dh) {
     // DOCKER_HOST names an engine; reach its BuildKit through the engine API.
-    const c = candidate('DOCKER_HOST', dh, dockerTls(env));
+    const c = candidate('DOCKER_HOST', dh);
     out.push(
-      c.address && c.address.kind !== 'docker'
-        ? { ...c, address: { kind: 'docker', engine: c.address } }
-        : c,
+      withTls(
+        c.address && c.address.kind !== 'docker'
+          ? { ...c, address: { kind: 'docker', engine: c.address } }
+          : c,
+        opts,
+        env,
+      ),
     );
   }
+  refuseUnusedTlsFlags(opts, out);
   for (const d of opts.preferred ?? []) out.push(candidate(d.source, d.address));
   for (const d of opts.defaults ?? DEFAULTS) out.push(candidate(d.source, d.address));
   // The same address from two sources is tried once.
@@ -114,6 +188,25 @@ export function noBuilderError(attempts: readonly DiscoveryAttempt[]): BuildkitE
   });
 }
 
+function tlsStop(c: Candidate, e: BuildkitError): BuildkitError {
+  return new BuildkitError(`${c.source}: ${e.message}`, {
+    code: 'E_TLS',
+    hint: e.hint,
+    cause: e,
+  });
+}
+
+/** Connects to `address` (its TLS as discovery resolves it for a named builder). */
+export async function connectNamed(
+  address: string | BuildkitAddress,
+  opts: DiscoverOptions & Pick<ConnectOptions, 'verify'> = {},
+): Promise<BuildkitConnection> {
+  if (typeof address !== 'string') return connectTo(address, opts);
+  const c = namedCandidate('the builder address', address, opts);
+  if (c.tlsError) throw c.tlsError;
+  return connectTo(c.address ?? address, { ...opts, tls: c.tls });
+}
+
 /** Connects to the first candidate that answers. */
 export async function discover(opts: DiscoverOptions = {}): Promise<BuildkitConnection> {
   const attempts: DiscoveryAttempt[] = [];
@@ -122,13 +215,13 @@ export async function discover(opts: DiscoverOptions = {}): Promise<BuildkitConn
       attempts.push({ source: c.source, address: c.raw, reason: c.parseError ?? 'invalid' });
       continue;
     }
+    // A TLS failure ends the search: the builder meant is there and is not safe to use, and
+    // building on the next one instead would put the build where the user did not send it.
+    if (c.tlsError) throw tlsStop(c, c.tlsError);
     try {
-      return await connectTo(c.address, {
-        ...opts,
-        verify: true,
-        tls: opts.tls ?? c.tls,
-      });
+      return await connectTo(c.address, { ...opts, verify: true, tls: c.tls });
     } catch (e) {
+      if (BuildkitError.is(e) && e.code === 'E_TLS') throw tlsStop(c, e);
       attempts.push({ source: c.source, address: formatAddress(c.address), reason: reasonOf(e) });
     }
   }

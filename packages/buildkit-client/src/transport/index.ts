@@ -1,6 +1,6 @@
 import type { BuildkitAddress } from './address';
-import { type BuildkitConnection, type ConnectOptions, connectTo } from './connect';
-import { type DiscoverOptions, discover } from './discover';
+import type { BuildkitConnection, ConnectOptions } from './connect';
+import { connectNamed, type DiscoverOptions, discover } from './discover';
 
 export {
   type BuildkitAddress,
@@ -18,7 +18,14 @@ export {
   formatPlatform,
   type WorkerInfo,
 } from './connect';
-export { type Candidate, candidates, type DiscoverOptions, discover } from './discover';
+export {
+  type Candidate,
+  candidates,
+  connectNamed,
+  type DiscoverOptions,
+  discover,
+  namedCandidate,
+} from './discover';
 export {
   apiAtLeast,
   checkMultipleExporters,
@@ -34,7 +41,16 @@ export {
 } from './engine-push';
 export type { SessionHandshake } from './session-headers';
 export { connectForSession, type SessionConnection } from './session-only';
-export type { TlsOptions } from './upgrade';
+export {
+  checkTlsFlags,
+  dockerConfigDir,
+  dockerDirTls,
+  dockerEnvTls,
+  flagsTls,
+  hasTlsFlags,
+  type TlsFlags,
+  type TlsOptions,
+} from './tls';
 
 /**
  * Connects to `address`, or, when it is undefined, to the first builder discovery finds
@@ -44,5 +60,5 @@ export function connect(
   address?: string | BuildkitAddress | undefined,
   opts: ConnectOptions & DiscoverOptions = {},
 ): Promise<BuildkitConnection> {
-  return address === undefined ? discover(opts) : connectTo(address, opts);
+  return address === undefined ? discover(opts) : connectNamed(address, opts);
 }

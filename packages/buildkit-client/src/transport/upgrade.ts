@@ -6,18 +6,25 @@
 import * as net from 'node:net';
 import { BuildkitError } from '../errors';
 import { nodeTls } from '../lazy-node';
-import type { EngineAddress } from './address';
+import { type EngineAddress, formatEngine } from './address';
+import { classifyTlsError, plainToTlsError, type TlsOptions, tlsConnectOptions } from './tls';
 
-export interface TlsOptions {
-  /** PEM contents (not paths). */
-  readonly ca?: string | Buffer | undefined;
-  readonly cert?: string | Buffer | undefined;
-  readonly key?: string | Buffer | undefined;
-  /** Name to verify the server certificate against, when it differs from the host. */
-  readonly serverName?: string | undefined;
-}
+export type { TlsOptions } from './tls';
 
 const MAX_RESPONSE_HEAD = 64 * 1024;
+
+/** What a TLS socket was dialled for: its later failures (TLS 1.3 alerts) are explained with it. */
+const dialled = new WeakMap<net.Socket, { address: string; tls: TlsOptions }>();
+
+/** The E_TLS error for a failure on a socket dialRaw opened with TLS, if it is one. */
+export function tlsFailureOn(
+  sock: net.Socket,
+  e: unknown,
+  engine = true,
+): BuildkitError | undefined {
+  const d = dialled.get(sock);
+  return d ? classifyTlsError(e, d.address, d.tls, engine) : undefined;
+}
 
 /** Opens a raw byte stream to an engine (or buildkitd) address. */
 export function dialRaw(
@@ -32,24 +39,24 @@ export function dialRaw(
     let sock: net.Socket;
     const useTls = addr.kind === 'tcp' && tlsOpts !== undefined;
     if (addr.kind === 'unix') sock = net.connect({ path: addr.path });
-    else if (useTls)
+    else if (useTls) {
       sock = nodeTls().connect({
         host: addr.host,
         port: addr.port,
-        ...(tlsOpts.ca === undefined ? {} : { ca: tlsOpts.ca }),
-        ...(tlsOpts.cert === undefined ? {} : { cert: tlsOpts.cert }),
-        ...(tlsOpts.key === undefined ? {} : { key: tlsOpts.key }),
-        servername: tlsOpts.serverName ?? addr.host,
+        ...tlsConnectOptions(addr.host, tlsOpts),
         ALPNProtocols: [...alpn],
       });
-    else sock = net.connect({ host: addr.host, port: addr.port });
+      // How the user named it: an engine's API (HTTP/1.1) is a docker:// address.
+      const address = alpn.includes('h2') ? formatEngine(addr) : `docker://${formatEngine(addr)}`;
+      dialled.set(sock, { address, tls: tlsOpts });
+    } else sock = net.connect({ host: addr.host, port: addr.port });
     const timer = setTimeout(() => {
       sock.destroy();
       reject(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' }));
     }, timeoutMs);
     const onErr = (err: Error) => {
       clearTimeout(timer);
-      reject(err);
+      reject((useTls && tlsFailureOn(sock, err, !alpn.includes('h2'))) || err);
     };
     sock.once('error', onErr);
     sock.once(useTls ? 'secureConnect' : 'connect', () => {
@@ -106,9 +113,10 @@ export function httpUpgrade(sock: net.Socket, req: UpgradeRequest): Promise<net.
       cleanup();
       sock.destroy();
       reject(
-        err instanceof BuildkitError
+        BuildkitError.is(err)
           ? err
-          : new BuildkitError(err.message, { code: 'E_UPGRADE', cause: err }),
+          : (tlsFailureOn(sock, err) ??
+              new BuildkitError(err.message, { code: 'E_UPGRADE', cause: err })),
       );
     }
     let ended = false;
@@ -140,6 +148,14 @@ export function httpUpgrade(sock: net.Socket, req: UpgradeRequest): Promise<net.
       if (rest.length < len && rest.length < 4096 && !ended) return;
       const body = rest.toString('utf8').trim().slice(0, 500);
       const first = head.split('\r\n')[0] ?? head;
+      // Go's HTTP server answers plain HTTP on its TLS port so (dockerd --tlsverify).
+      if (status === '400' && /HTTP request to an HTTPS server/i.test(body)) {
+        const where = sock.remoteAddress
+          ? `tcp://${sock.remoteFamily === 'IPv6' ? `[${sock.remoteAddress}]` : sock.remoteAddress}:${sock.remotePort}`
+          : 'this address';
+        fail(plainToTlsError(`docker://${where}`, true, `the engine answered: ${body}`));
+        return;
+      }
       fail(
         new BuildkitError(`engine refused POST ${req.path}: ${first}${body ? ` ${body}` : ''}`, {
           code: 'E_UPGRADE',

@@ -4,6 +4,7 @@
  * `network.host` gives a step the host's network (its 127.0.0.1 services included) and
  * `security.insecure` makes it root on the host. Said once per build, before it starts.
  */
+import type { TlsOptions } from '@ktl/buildkit-client';
 import { builderMode, rootfulExposure } from '../builder/risk';
 import type { BuildOptions } from './options';
 
@@ -18,10 +19,11 @@ export async function warnRootfulRisk(
   o: Pick<BuildOptions, 'allow' | 'network'>,
   address: string,
   write: (text: string) => void,
+  tls?: TlsOptions,
 ): Promise<void> {
   const asked = riskyAsks(o);
   if (asked.length === 0) return;
-  const mode = await builderMode(address);
+  const mode = await builderMode(address, tls);
   if (mode.rootless) return;
   const rootless: string[] = [];
   if (asked.includes('network.host'))

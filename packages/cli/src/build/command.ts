@@ -117,7 +117,10 @@ export async function buildCommand(args: { context: string }, flags: BuildFlags)
     mark('outer: options parsed');
     // The builder is found while the sandbox starts (the jail's start-up is the longest
     // step); the connection made to find it sends the Solve.
-    finding ??= connect(flags.builder, { preferred: managedCandidates(process.env) });
+    finding ??= connect(flags.builder, {
+      preferred: managedCandidates(process.env),
+      tlsFlags: options.builderTls,
+    });
     const found = finding;
     found.catch(() => {}); // awaited by runBuildInSandbox; a failure surfaces there
     const upstream = found.then((conn) => parseAddress(conn.address));
@@ -133,6 +136,8 @@ export async function buildCommand(args: { context: string }, flags: BuildFlags)
       cwd: process.cwd(),
       settings,
       upstream,
+      // The gateway dials the builder out here, with the TLS that found it.
+      upstreamTls: found.then((conn) => conn.tls),
       solve: async (sessionId, signal, outerDirs) =>
         (
           await runBuild(
@@ -170,7 +175,13 @@ export async function buildCommand(args: { context: string }, flags: BuildFlags)
       // No builder answered (found while the sandbox was starting; it has been stopped).
       stderr(`ERROR: ${e.message}\n`);
       if (e.code === 'E_NO_BUILDER') stderr(`hint: ${START_HINT}\n`);
-      process.exitCode = e.code === 'E_BAD_ADDRESS' ? ExitCode.USAGE : ExitCode.NO_BUILDER;
+      else if (e.hint) stderr(`hint: ${e.hint}\n`);
+      process.exitCode =
+        e.code === 'E_BAD_ADDRESS' || e.code === 'E_BAD_OPTION'
+          ? ExitCode.USAGE
+          : e.code === 'E_TLS'
+            ? ExitCode.TLS
+            : ExitCode.NO_BUILDER;
       return;
     }
     // Matched by name, as below: the sandbox modules are loaded lazily.
@@ -202,7 +213,10 @@ export async function buildCommand(args: { context: string }, flags: BuildFlags)
 export function findEarlyJailBuilder(): void {
   const early = waitingEarlyJail();
   if (!early || early.found) return;
-  early.found = connect(early.builder, { preferred: managedCandidates(process.env) });
+  early.found = connect(early.builder, {
+    preferred: managedCandidates(process.env),
+    tlsFlags: early.builderTls,
+  });
   early.found.catch(() => {}); // reported by the build that takes it
 }
 

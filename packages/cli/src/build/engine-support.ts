@@ -31,7 +31,7 @@ export async function checkEngineSupport(
   const cache = o.cacheTo.find((c) => !GRAPHDRIVER_CACHE_EXPORTERS.has(c.type));
   if (cache && imageStoreKind(conn.address, await conn.listWorkers()) === 'docker-graphdriver') {
     throw new BuildkitError(
-      `this engine (${await describeEngine(conn.address)}) keeps images in a graphdriver store, whose builder exports cache only inline: --cache-to type=${cache.type} is not available there`,
+      `this engine (${await describeEngine(conn.address, conn.tls)}) keeps images in a graphdriver store, whose builder exports cache only inline: --cache-to type=${cache.type} is not available there`,
       {
         code: 'E_UNSUPPORTED',
         hint: 'use --cache-to type=inline with --push (import it with --cache-from IMAGE), or an engine with the containerd image store (Docker 24+ with "containerd-snapshotter"); --cache-from type=local works on this engine',
@@ -40,10 +40,10 @@ export async function checkEngineSupport(
   }
   const named = Object.keys(o.buildContexts);
   if (named.length > 0) {
-    const api = (await engineVersions(conn.address))?.api;
+    const api = (await engineVersions(conn.address, conn.tls))?.api;
     if (api !== undefined && !apiAtLeast(api, [1, 42])) {
       throw new BuildkitError(
-        `this engine (${await describeEngine(conn.address)}) has a Dockerfile frontend without named contexts: --build-context ${named[0]}=... would be ignored (and COPY --from=${named[0]} look for an image of that name); they need Docker 23+ (API 1.42)`,
+        `this engine (${await describeEngine(conn.address, conn.tls)}) has a Dockerfile frontend without named contexts: --build-context ${named[0]}=... would be ignored (and COPY --from=${named[0]} look for an image of that name); they need Docker 23+ (API 1.42)`,
         {
           code: 'E_UNSUPPORTED',
           hint: 'put what the build needs into the build context, or use a newer engine',

@@ -13,6 +13,7 @@ import {
   type SandboxSettings,
   SandboxSettingsError,
 } from '../sandbox/settings';
+import { builderTlsFromFlags } from './builder-tls';
 import { type BuildOptions, parseBuildOptions } from './options';
 
 /**
@@ -85,13 +86,14 @@ export function optionsFromFlags(
     },
     { ...proc, hostPath: guestToHost(flags['sandbox-bind'], proc.cwd) },
   );
+  const builderTls = builderTlsFromFlags(flags, proc.cwd);
   if (flags.hermetic && (flags.network === 'host' || options.allow.includes('network.host'))) {
     throw new SandboxSettingsError(
       '--hermetic and --network host contradict each other',
       'drop one of them',
     );
   }
-  return options;
+  return builderTls ? { ...options, builderTls } : options;
 }
 
 export function sandboxSettingsFromFlags(

@@ -14,6 +14,7 @@ import {
   type ProvenanceMetadataMode,
   parseAddress,
   parseDigest,
+  type TlsFlags,
 } from '@ktl/buildkit-client';
 import { canonicalAttest, parseAttests } from './attest';
 import { metadataProvenanceMode } from './metadata';
@@ -114,6 +115,8 @@ export interface BuildOptions {
   /** Print the image id on stdout when done (`-q`, or `--progress quiet`). */
   readonly printImageId: boolean;
   readonly builder: string | undefined;
+  /** buildctl's TLS flags (--tlscacert, ...; paths absolute), read by the outer ktl only. */
+  readonly builderTls?: TlsFlags | undefined;
   readonly iidfile: string | undefined;
   readonly metadataFile: string | undefined;
   /** How much provenance the metadata file gets (BUILDX_METADATA_PROVENANCE; see metadata.ts). */

@@ -51,7 +51,7 @@ export async function toExportSpecs(
     if (kind === 'docker-graphdriver') {
       // Refused before the build, not after it: the engine would only fail at export time.
       throw new BuildkitError(
-        `this engine (${await describeEngine(conn.address)}) keeps images in a graphdriver store, which has no ${archives[0]!.type} exporter`,
+        `this engine (${await describeEngine(conn.address, conn.tls)}) keeps images in a graphdriver store, which has no ${archives[0]!.type} exporter`,
         {
           code: 'E_UNSUPPORTED',
           hint: 'use --load and `docker save`, or -o type=tar for the files; or an engine with the containerd image store (Docker 24+ with "containerd-snapshotter")',

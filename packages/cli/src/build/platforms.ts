@@ -130,7 +130,7 @@ export async function checkPlatformSupport(
   const docker = conn.address.startsWith('docker://');
   const kind = imageStoreKind(conn.address, await conn.listWorkers());
   if (kind === 'docker-graphdriver') {
-    const engine = await describeEngine(conn.address);
+    const engine = await describeEngine(conn.address, conn.tls);
     const images = o.outputs.filter((x) => x.type === 'image');
     if (multi && images.length > 0) {
       const what = images.some((x) => x.push) ? 'push' : 'store';
@@ -155,10 +155,10 @@ export async function checkPlatformSupport(
   if (multi && mergesPlatforms(o)) {
     // platform-split arrived in BuildKit v0.12 (Docker 25, API 1.44); before, it is ignored.
     if (docker) {
-      const api = (await engineVersions(conn.address))?.api;
+      const api = (await engineVersions(conn.address, conn.tls))?.api;
       if (api !== undefined && !apiAtLeast(api, [1, 44])) {
         throw new BuildkitError(
-          `this engine (${await describeEngine(conn.address)}) ignores platform-split=false and would write a directory per platform`,
+          `this engine (${await describeEngine(conn.address, conn.tls)}) ignores platform-split=false and would write a directory per platform`,
           {
             code: 'E_UNSUPPORTED',
             hint: 'drop platform-split=false (the files land in linux_amd64/, linux_arm64/, ...), or use Docker 25+ (BuildKit v0.12)',

@@ -106,6 +106,8 @@ const CODE_EXIT: Record<string, ExitCodeValue> = {
   E_UNSUPPORTED: ExitCode.USAGE,
   E_NO_BUILDER: ExitCode.NO_BUILDER,
   E_CONNECT: ExitCode.NO_BUILDER,
+  E_TLS: ExitCode.TLS,
+  E_BAD_OPTION: ExitCode.USAGE,
   E_UPGRADE: ExitCode.NO_BUILDER,
   E_SOLVE: ExitCode.BUILD_FAILED,
   E_EXPORT: ExitCode.OUTPUT_FAILED,
@@ -191,11 +193,12 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
     conn = await (io.connect ?? connect)(o.builder, {
       env: io.env,
       preferred: managedCandidates(io.env),
+      tlsFlags: o.builderTls,
     });
     mark('build: connected');
-    await warnRootfulRisk(o, conn.address, io.stderr);
+    await warnRootfulRisk(o, conn.address, io.stderr, conn.tls);
     const { exports, pushes } = splitEnginePushes(await toExportSpecs(o, conn));
-    await checkMultipleExporters(conn, exports.length);
+    await checkMultipleExporters(conn, exports.length, conn.tls);
     await checkEngineSupport(o, conn);
     await checkPlatformSupport(o, conn);
     mark('build: solving');
@@ -246,6 +249,7 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
           credentials: await creds?.get(host),
           onStatus: (s) => renderer.update(s),
           signal: io.signal,
+          tls: conn.tls,
         });
         pushedDigest ??= pushed.digest;
       }

@@ -78,7 +78,7 @@ export async function builderRisk(
   timeoutMs = 5000,
 ): Promise<BuilderRisk> {
   const [mode, ent] = await Promise.all([
-    builderMode(conn.address, tls, timeoutMs),
+    builderMode(conn.address, tls ?? conn.tls, timeoutMs),
     probeEntitlements(conn, timeoutMs),
   ]);
   const unknown = Object.entries(ent.unknown);

@@ -3,6 +3,7 @@ import { buildCommand } from '../build/command';
 import { EXIT_CODE_HELP } from '../build/exit-codes';
 import { reportParseError } from '../parse-errors';
 import { mark } from '../timing';
+import { builderTlsFlags } from './tls-flags';
 
 // Repeatable flags take one value per occurrence (`--platform a --platform b`, or a comma
 // list where the flag allows one), as docker's do: a later bare word is the CONTEXT argument,
@@ -104,6 +105,7 @@ export default class Build extends Command {
     }),
     quiet: Flags.boolean({ char: 'q', description: 'no progress; print the image id' }),
     builder: Flags.string({ description: 'builder address (docker://..., unix://..., tcp://...)' }),
+    ...builderTlsFlags,
     iidfile: Flags.string({ description: 'write the image id to this file' }),
     'metadata-file': Flags.string({
       description:

@@ -3,7 +3,7 @@
  * started, and how `ktl build` takes it: only for exactly the command line it was started for.
  * The two sides live in different bundles, so they meet on a global symbol.
  */
-import type { BuildkitConnection } from '@ktl/buildkit-client';
+import type { BuildkitConnection, TlsFlags } from '@ktl/buildkit-client';
 import type { Jail } from './jail';
 
 const SLOT = Symbol.for('ktl.sandbox.early-jail');
@@ -14,6 +14,8 @@ export interface EarlyJail {
   readonly jail: Jail;
   /** --builder as read early: the CLI starts finding the builder as soon as it is loaded. */
   readonly builder: string | undefined;
+  /** Its TLS flags (--tlscacert, ...), as read early. */
+  readonly builderTls: TlsFlags | undefined;
   /** That search, once started (src/index.ts). */
   found?: Promise<BuildkitConnection>;
   /** Ctrl-C (or SIGTERM) came before the build took the jail: the build ends at once, 130. */

@@ -12,6 +12,7 @@ import {
   type BuildkitAddress,
   newSessionId,
   startGateway,
+  type TlsOptions,
 } from '@ktl/buildkit-client';
 import { ExitCode } from '../build/exit-codes';
 import { EndedElsewhere } from '../build/run';
@@ -34,6 +35,8 @@ export interface SandboxedBuild extends JailInputs {
    * and is rethrown.
    */
   upstream: Promise<BuildkitAddress>;
+  /** The TLS the builder is reached with: the gateway, out here, dials it so. */
+  upstreamTls?: Promise<TlsOptions | undefined>;
   /**
    * Sends the Solve (out here, on the real builder) naming the session the jailed ktl serves;
    * resolves to ktl build's exit status. `signal` aborts when the jail fails or on Ctrl-C.
@@ -101,6 +104,7 @@ async function buildIn(jail: Jail, b: SandboxedBuild): Promise<number> {
   // out here, built from the validated command line.
   const gateway = await startGateway({
     upstream: b.upstream,
+    ...(b.upstreamTls ? { tls: b.upstreamTls } : {}),
     socketPath: join(jail.dir, 'buildkit.sock'),
     sessionOnly: true,
     ...(b.auth ? { auth: b.auth } : {}),
@@ -131,7 +135,8 @@ async function buildIn(jail: Jail, b: SandboxedBuild): Promise<number> {
       const prefix = up.kind === 'docker' ? 'docker://unix://' : 'unix://';
       const spec: InnerSpec = {
         version: INNER_SPEC_VERSION,
-        options: withStagedOutputs(b.options, jail.staged),
+        // The builder's TLS is the outer ktl's business: not even its file names go in.
+        options: withStagedOutputs({ ...b.options, builderTls: undefined }, jail.staged),
         sessionId,
         gateway: `${prefix}${JAIL_GATEWAY_DIR}/buildkit.sock`,
         logs: b.settings.logs,

@@ -1,10 +1,11 @@
 import { Command, Flags } from '@oclif/core';
 import { reportParseError } from '../../parse-errors';
+import { builderTlsFlags } from '../tls-flags';
 
 interface Probe {
   source: string;
   address: string;
-  status: 'selected' | 'answers' | 'unreachable' | 'invalid';
+  status: 'selected' | 'answers' | 'unreachable' | 'invalid' | 'tls-failed';
   reason?: string;
   /** For a builder that answers: rootless or rootful, how that is known, its entitlements. */
   rootless: boolean | null;
@@ -26,9 +27,10 @@ export default class BuilderLs extends Command {
     "rootful builder these reach the host's loopback services and make a RUN step root on the " +
     'host. For the selected one: how it is reached, its BuildKit version, the engine API ' +
     'version of a Docker engine, and its workers with their platforms and labels. --builder ' +
-    'looks at that address only.\n' +
+    'looks at that address only; the --tls* flags (as buildctl) give the TLS of a tcp:// ' +
+    'builder. A candidate whose TLS fails its checks stops the search, as for `ktl build`.\n' +
     'Exit status: 0 a builder answers, 2 bad usage (e.g. an unparseable --builder), 3 no ' +
-    'builder reachable.';
+    'builder reachable, 7 the TLS to the builder failed.';
   static override examples = [
     '<%= config.bin %> builder ls',
     '<%= config.bin %> builder ls --builder docker://unix:///var/run/docker.sock --json',
@@ -39,6 +41,7 @@ export default class BuilderLs extends Command {
     }),
     json: Flags.boolean({ description: 'print candidates and the selected builder as JSON' }),
     timeout: Flags.integer({ description: 'seconds to wait for each candidate', default: 5 }),
+    ...builderTlsFlags,
   };
 
   async run(): Promise<void> {
@@ -51,18 +54,24 @@ export default class BuilderLs extends Command {
     const timeoutMs = flags.timeout * 1000;
 
     let list: ReturnType<typeof bk.candidates>;
-    if (flags.builder !== undefined) {
-      try {
-        list = [
-          { source: '--builder', raw: flags.builder, address: bk.parseAddress(flags.builder) },
-        ];
-      } catch (e) {
-        process.exitCode = view.report(e);
-        return;
-      }
-    } else list = bk.candidates({ preferred: managedCandidates(process.env) });
+    try {
+      const { builderTlsFromFlags } = await import('../../build/builder-tls');
+      const tlsFlags = builderTlsFromFlags(flags, process.cwd());
+      if (flags.builder !== undefined) {
+        bk.parseAddress(flags.builder);
+        list = [bk.namedCandidate('--builder', flags.builder, { tlsFlags })];
+      } else list = bk.candidates({ preferred: managedCandidates(process.env), tlsFlags });
+    } catch (e) {
+      if (e instanceof Error && e.name === 'BuildUsageError') {
+        process.stderr.write(`ERROR: ${e.message}\n`);
+        process.exitCode = view.CacheExit.USAGE;
+      } else process.exitCode = view.report(e);
+      return;
+    }
 
     const probes: Probe[] = [];
+    // `ktl build` stops at a TLS failure rather than build elsewhere: nothing after it is selected.
+    let tlsFailed: { message: string; hint: string | undefined } | undefined;
     let selected:
       | { conn: Awaited<ReturnType<typeof bk.connectTo>>; c: (typeof list)[number] }
       | undefined;
@@ -80,22 +89,26 @@ export default class BuilderLs extends Command {
       }
       const address = bk.formatAddress(c.address);
       try {
+        if (c.tlsError) throw c.tlsError;
         const conn = await bk.connectTo(c.address, { verify: true, tls: c.tls, timeoutMs });
         const risk = await builderRisk(conn, c.tls, timeoutMs);
         probes.push({
           source: c.source,
           address,
-          status: selected ? 'answers' : 'selected',
+          status: selected || tlsFailed ? 'answers' : 'selected',
           ...risk,
         });
-        if (selected) await conn.close();
+        if (selected || tlsFailed) await conn.close();
         else selected = { conn, c };
       } catch (e) {
         const msg = e instanceof Error ? e.message : String(e);
+        const tls = bk.BuildkitError.is(e) && e.code === 'E_TLS';
+        if (tls && !selected && !tlsFailed)
+          tlsFailed = { message: `${c.source}: ${msg}`, hint: (e as { hint?: string }).hint };
         probes.push({
           source: c.source,
           address,
-          status: 'unreachable',
+          status: tls ? 'tls-failed' : 'unreachable',
           reason: msg.replace(/^cannot reach builder at \S+: /, ''),
           rootless: null,
           entitlements: null,
@@ -156,7 +169,12 @@ export default class BuilderLs extends Command {
         this.log(l);
       if (details) await this.printDetails(details, view.table);
     }
-    if (!selected) {
+    if (!selected && tlsFailed) {
+      process.stderr.write(
+        `ERROR: ${tlsFailed.message}\n${tlsFailed.hint ? `hint: ${tlsFailed.hint}\n` : ''}`,
+      );
+      process.exitCode = (await import('../../build/exit-codes')).ExitCode.TLS;
+    } else if (!selected) {
       const what = flags.builder !== undefined ? `the builder at ${flags.builder}` : 'no builder';
       process.stderr.write(
         `ERROR: ${what} ${flags.builder !== undefined ? 'does not answer' : 'answered'}\n` +
