@@ -24,7 +24,7 @@ import {
 } from './local-cache';
 import type { AuthAnswerer } from './session/auth-service';
 import type { ContentStoreSpec } from './session/content-service';
-import type { ExportTarget } from './session/filesend';
+import { type ExportTarget, exportWriteFailed } from './session/filesend';
 import type { SyncProgress } from './session/filesync';
 import { parseDigest } from './session/oci-store';
 import { BuildSession, newSessionId, type SessionOptions } from './session/session';
@@ -127,14 +127,28 @@ export interface SolveResult {
   readonly exporterResponse: Readonly<Record<string, string>>;
 }
 
+/** gRPC UNAVAILABLE: grpc-js's code for a connection that broke under the call. */
+const GRPC_UNAVAILABLE = 14;
+
 function solveError(e: unknown): BuildkitError {
   const err = fromGrpc('build', e, 'E_SOLVE');
   if (!isServiceError(e)) return err;
+  if (e.code === GRPC_UNAVAILABLE)
+    // The builder went away mid-build (killed, restarted, its socket gone): not the build's
+    // failure. BuildKit itself answers a build's errors as UNKNOWN, never UNAVAILABLE.
+    return new BuildkitError(`the connection to the builder broke during the build: ${e.details}`, {
+      code: 'E_GRPC',
+      grpcCode: e.code,
+      cause: e,
+      hint: 'the builder was stopped or restarted, or its socket went away; run the build again once it is back',
+    });
   // The last line of BuildKit's message is the useful one; details add the failing step.
   const message = e.details || err.message;
   const details = errorDetails(e);
   return new BuildkitError(message, {
-    code: 'E_SOLVE',
+    // An export this client (or the one serving the session) could not write: the build
+    // itself succeeded.
+    code: exportWriteFailed(message) ? 'E_EXPORT' : 'E_SOLVE',
     grpcCode: e.code,
     cause: e,
     details,
@@ -252,7 +266,12 @@ function dockerfileSession(opts: DockerfileBuildOptions) {
   const exports = opts.exports ?? [];
   const targets: (ExportTarget | undefined)[] = exports.map((x) =>
     x.type === 'local'
-      ? { kind: 'dir', dest: resolve(x.dest), keepSetid: x.keepSetid === true }
+      ? {
+          kind: 'dir',
+          dest: resolve(x.dest),
+          keepSetid: x.keepSetid === true,
+          onWarning: opts.onWarning,
+        }
       : x.type === 'tar' || x.type === 'oci' || x.type === 'docker'
         ? { kind: 'file', path: resolve(x.dest) }
         : undefined,
@@ -398,7 +417,7 @@ async function solveWithSession(
     // Let the status stream deliver the failing step's last logs before we report it.
     await Promise.race([statusDone, new Promise((r) => setTimeout(r, 1000).unref())]);
     const err = solveError(e);
-    if (sessionFailure !== undefined && BuildkitError.is(err)) {
+    if (sessionFailure !== undefined && BuildkitError.is(err) && err.code !== 'E_GRPC') {
       // Our side broke first: writing an export (FileSend) is an export failure, the rest
       // (reading the context, secrets) fails the build.
       throw new BuildkitError(

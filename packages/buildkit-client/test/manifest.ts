@@ -386,5 +386,21 @@ export function diffManifests(
   return out;
 }
 
+/**
+ * The manifest with mtimes cut to `unitNs` (1000: microseconds), for a side that cannot set
+ * them finer (ktl's local export sets times through a double).
+ */
+export function mtimesTo(m: Manifest, unitNs: number): Manifest {
+  const unit = BigInt(unitNs);
+  return new Map(
+    [...m].map(([p, e]) => [p, { ...e, mtimeNs: String((BigInt(e.mtimeNs) / unit) * unit) }]),
+  );
+}
+
+/** Directories' mtimes left out of a diff (when its receiver last wrote into each). */
+export const noDirMtimes: DiffOptions = {
+  ignoreFor: (_p, a) => (a.type === 'dir' ? ['mtimeNs'] : []),
+};
+
 /** The paths of a manifest, in byte order. */
 export const manifestPaths = (m: Manifest): string[] => [...m.keys()];

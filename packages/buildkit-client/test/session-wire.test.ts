@@ -2,6 +2,8 @@
  * The session server spoken to the way the daemon speaks to it: an HTTP/2 client on a raw
  * connection, calling Health, FileSync.DiffCopy and FileSend.DiffCopy. No daemon needed.
  */
+
+import { readdirSync } from 'node:fs';
 import {
   lstat,
   mkdir,
@@ -103,6 +105,7 @@ beforeAll(async () => {
         { kind: 'file', path: join(dir, 'arch', 'a.tar') },
         { kind: 'dir', dest: join(dir, 'out-atomic') },
         { kind: 'dir', dest: join(dir, 'out-multi') },
+        { kind: 'dir', dest: join(dir, 'out-many') },
       ]),
     ],
     [
@@ -296,6 +299,37 @@ describe('session gRPC server', () => {
     expect((await stat(join(out, 'd/hl'))).ino).toBe((await stat(join(out, 'd/f'))).ino);
     expect(await readlink(join(out, 'ln'))).toBe('/etc/passwd');
     expect((await stat(join(out, 'd'))).mtimeMs).toBeCloseTo(1_600_000_000_123.456, 2);
+  });
+
+  test('FileSend local: 3000 files requested before any data holds few descriptors open (the jail allows 4096)', async () => {
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    const c = open('/moby.filesync.v1.FileSend/DiffCopy', {
+      'buildkit-attachable-exporter-id': '4',
+    });
+    const N = 3000;
+    for (let i = 0; i < N; i++)
+      c.send(pkt({ type: T.PACKET_STAT, stat: { path: `f${i}`, mode: 0o644, size: 4n } }));
+    c.send(pkt({ type: T.PACKET_STAT }));
+    const ids: number[] = [];
+    while (ids.length < N) ids.push(Packet.decode(await c.next()).ID);
+    let most = fds();
+    // Data for all of them, in reverse and in two halves each, as a daemon may send it.
+    for (const id of [...ids].reverse())
+      c.send(pkt({ type: T.PACKET_DATA, ID: id, data: Buffer.from(`${id % 10}`) }));
+    for (const id of ids) {
+      c.send(pkt({ type: T.PACKET_DATA, ID: id, data: Buffer.from('abc') }));
+      c.send(pkt({ type: T.PACKET_DATA, ID: id }));
+      if (id % 500 === 0) most = Math.max(most, fds());
+    }
+    expect(Packet.decode(await c.next()).type).toBe(T.PACKET_FIN);
+    c.send(pkt({ type: T.PACKET_FIN }));
+    c.req.end();
+    expect((await c.trailers)['grpc-status']).toBe('0');
+    expect(most - before).toBeLessThan(100);
+    const out = join(dir, 'out-many');
+    expect(readdirSync(out)).toHaveLength(N);
+    expect(await readFile(join(out, 'f7'), 'utf8')).toBe('7abc'); // its id is its place in the listing
   });
 
   test.each([

@@ -174,6 +174,7 @@ async function serve(): Promise<number> {
         // up relative to the directory it holds open (the faster of its two ways).
         contextLookup: 'cwd',
         exports: await toExportSpecs(o),
+        onWarning: (m: string) => stderr(`WARNING: ${m}\n`),
         // Only the local ones matter here: their directories are served as content stores.
         cacheImports: o.cacheFrom,
         cacheExports: o.cacheTo,

@@ -15,14 +15,14 @@ export interface KtlResult {
 /** Runs the built CLI exactly as a user would (`./bin/ktl ...`). */
 export function ktl(
   args: string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {},
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeout?: number } = {},
 ): KtlResult {
   const r = spawnSync(ktlBin, args, {
     cwd: opts.cwd ?? repoRoot,
     env: { ...process.env, ...opts.env },
     encoding: 'utf8',
     input: opts.input ?? '',
-    timeout: 60_000,
+    timeout: opts.timeout ?? 60_000,
     // Node's default (1 MiB) kills the child past it: `builder du --json` on a busy rig is more.
     maxBuffer: 64 * 1024 * 1024,
   });

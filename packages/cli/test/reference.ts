@@ -66,10 +66,11 @@ mkdirSync(noAuth, { recursive: true });
 export function ktlBuild(
   args: readonly string[],
   mode: Mode,
-  opts: { env?: Record<string, string>; cwd?: string; uid?: number } = {},
+  opts: { env?: Record<string, string>; cwd?: string; timeout?: number } = {},
 ): KtlResult {
   return ktl(['build', ...args], {
     ...(opts.cwd ? { cwd: opts.cwd } : {}),
+    ...(opts.timeout ? { timeout: opts.timeout } : {}),
     env: {
       DOCKER_HOST: dockerHost ?? '',
       BUILDKIT_HOST: '',
