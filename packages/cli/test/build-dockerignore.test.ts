@@ -74,3 +74,33 @@ describe.each(modes)('.dockerignore, ktl $label', (mode) => {
     },
   );
 });
+
+describe.each(modes)(
+  'a Dockerfile outside the context with its own .dockerignore, ktl $label',
+  (mode) => {
+    mode.gate.test(
+      `-f ../elsewhere/x.Dockerfile: x.Dockerfile.dockerignore beside it decides, not the context's .dockerignore, as for buildx${mode.gate.why}`,
+      () => {
+        const tag = mode.sandboxed ? 'sandbox' : 'host';
+        const c = context(
+          `own-${tag}`,
+          ['keep-me-out-by-context'],
+          ['a', 'drop.txt', 'keep-me-out-by-context'],
+        );
+        const elsewhere = join(dir, `elsewhere-${tag}`);
+        mkdirSync(elsewhere);
+        writeFileSync(join(elsewhere, 'x.Dockerfile'), 'FROM scratch\nCOPY . /\n');
+        writeFileSync(join(elsewhere, 'x.Dockerfile.dockerignore'), 'drop.txt\n');
+        const df = join(elsewhere, 'x.Dockerfile');
+        const ours = join(dir, `own-${tag}-ktl.tar`);
+        const theirs = join(dir, `own-${tag}-buildx.tar`);
+        ok(ktlBuild(['-f', df, c, '--no-cache', '-o', `type=tar,dest=${ours}`], mode), 'ktl build');
+        ok(buildx(['-f', df, c, '--no-cache', '-o', `type=tar,dest=${theirs}`]), 'buildx build');
+        const m = tarManifest(ours);
+        expect(diffManifests(m, tarManifest(theirs), dirMtimes, ['ktl', 'buildx'])).toEqual([]);
+        expect(m.has('drop.txt')).toBe(false);
+        expect(m.has('keep-me-out-by-context')).toBe(true);
+      },
+    );
+  },
+);

@@ -182,8 +182,14 @@ export function planBuildBinds(
     resolver.addRoot(ctx);
     // A Dockerfile inside the context comes with it (the bind would only repeat it), but it
     // is checked all the same, rather than failing obscurely inside.
-    if (dockerfileOutside) add(o.dockerfile, true, 'Dockerfile', 'file');
-    else if (o.dockerfile !== '-')
+    if (dockerfileOutside) {
+      add(o.dockerfile, true, 'Dockerfile', 'file');
+      // The frontend reads <Dockerfile>.dockerignore beside it, before the context's own: it
+      // must be there inside too. Only when it exists (and, as every path, by the path rule).
+      const ignore = `${o.dockerfile}.dockerignore`;
+      if (pin(hostPathOf(ignore, guests).host, 'Dockerfile').missing.length === 0)
+        add(ignore, true, "the Dockerfile's .dockerignore", 'file');
+    } else if (o.dockerfile !== '-')
       need(
         pin(hostPathOf(o.dockerfile, guests).host, 'Dockerfile'),
         'Dockerfile',
