@@ -96,6 +96,7 @@ async function startEarly(read: BuildArgv): Promise<void> {
       jail,
       builder: flags.builder,
       builderTls: options.builderTls,
+      dockerContext: options.dockerContext,
       interrupted,
       release: () => {
         release();

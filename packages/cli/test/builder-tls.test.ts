@@ -10,20 +10,19 @@
  * same case. A local export over TLS is compared entry by entry with `docker buildx build` on
  * the same engine.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import * as https from 'node:https';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { diffManifests, treeManifest } from '../../buildkit-client/test/manifest';
-import { type KtlResult, ktlBin, readEnvFile, repoRoot } from './helpers';
+import { type KtlResult, readEnvFile } from './helpers';
 import { dockerHost, modes, ok } from './reference';
+import { runKtl, TLS_ENV, tlsRig, tlsRigDown } from './tls-rig';
 
-const TLS_ENV = process.env.KTL_RIG_TLS_ENV_FILE ?? '/var/lib/ktl-rig/env-tls';
-const t = readEnvFile(TLS_ENV);
+const t = tlsRig;
 const rig = readEnvFile();
 const host = t.KTL_RIG_TLS_HOST ?? '';
 const certs = t.KTL_RIG_TLS_CERT_DIR ?? '';
@@ -31,33 +30,7 @@ const other = t.KTL_RIG_TLS_OTHER_CERT_DIR ?? '';
 const base = rig.KTL_RIG_BASE_IMAGE;
 const dockerCli = rig.KTL_RIG_DOCKER_CLI ?? 'docker';
 
-/** Why the TLS engine cannot be used here ('' when it answers over TLS). */
-async function tlsDown(): Promise<string> {
-  if (!host || !certs) return `the TLS engine is not up (no ${TLS_ENV}); run scripts/rig-tls.sh up`;
-  if (!base) return 'the rig names no base image; run scripts/rig.sh up';
-  const [, h, p] = /^tcp:\/\/([^:]+):(\d+)$/.exec(host) ?? [];
-  return new Promise((resolve) => {
-    const req = https.get(
-      {
-        host: h,
-        port: Number(p),
-        path: '/_ping',
-        ca: readFileSync(join(certs, 'ca.pem')),
-        cert: readFileSync(join(certs, 'cert.pem')),
-        key: readFileSync(join(certs, 'key.pem')),
-        timeout: 3000,
-      },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode === 200 ? '' : `the TLS engine ${host} answers ${res.statusCode}`);
-      },
-    );
-    req.on('error', (e) => resolve(`the TLS engine ${host} does not answer: ${e.message}`));
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-  });
-}
-
-const down = await tlsDown().catch((e: Error) => e.message);
+const down = await tlsRigDown();
 const skipWhy = down ? ` [skipped: ${down}]` : '';
 const tlsTest = down ? test.skip : test;
 const engine = `docker://${host}`;
@@ -172,29 +145,8 @@ const CLEAN = {
 };
 const dockerTls = { DOCKER_HOST: host, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: certs };
 
-/** `ktl ARGS`, not blocking this process: the test's own servers answer meanwhile. */
-function run(args: string[], env: Record<string, string>): Promise<KtlResult> {
-  return new Promise((resolve) => {
-    const child = spawn(ktlBin, args, {
-      cwd: repoRoot,
-      env: { ...process.env, ...CLEAN, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+/** `ktl ARGS` with the test's clean environment and `env`. */
+const run = (args: string[], env: Record<string, string>) => runKtl(args, { ...CLEAN, ...env });
 
 const host1 = { KTL_SANDBOX_DISABLE: '1' };
 /** A cache-only build (no output): enough to show the builder was reached and built. */

@@ -12,6 +12,7 @@ import {
   parseAddress,
 } from './address';
 import { type BuildkitConnection, type ConnectOptions, connectTo } from './connect';
+import { chosenContext, readDockerContext } from './docker-context';
 import { dockerEnvTls, flagsTls, hasTlsFlags, type TlsFlags, type TlsOptions } from './tls';
 
 export interface Candidate {
@@ -24,6 +25,11 @@ export interface Candidate {
   readonly tls?: TlsOptions | undefined;
   /** Its TLS settings are unusable (a file missing, not PEM, a key of another certificate). */
   readonly tlsError?: BuildkitError | undefined;
+  /**
+   * The builder named is one ktl cannot use (a docker context over ssh://): the search stops
+   * with this, rather than build somewhere the user did not point it.
+   */
+  readonly refused?: BuildkitError | undefined;
 }
 
 export interface DiscoverOptions extends Omit<ConnectOptions, 'verify'> {
@@ -42,6 +48,12 @@ export interface DiscoverOptions extends Omit<ConnectOptions, 'verify'> {
    * (E_BAD_OPTION) when no such builder is named.
    */
   readonly tlsFlags?: TlsFlags | undefined;
+  /**
+   * A docker context by name (`--context`): the builder is that context's engine, and nothing
+   * else is tried. Without it, DOCKER_CONTEXT or the docker config's currentContext is a
+   * candidate after DOCKER_HOST, when DOCKER_HOST is unset (docker/cli's order).
+   */
+  readonly context?: string | undefined;
 }
 
 const DEFAULTS = [
@@ -60,6 +72,8 @@ function explicitTls(
   addr: BuildkitAddress,
   opts: DiscoverOptions,
   env: Env,
+  /** A Docker engine's own TLS when no flag gives one: Docker's variables, or its context's. */
+  engineTls: () => TlsOptions | undefined = () => dockerEnvTls(env),
 ): TlsOptions | undefined {
   const engine = addr.kind === 'docker' ? addr.engine : addr;
   if (engine.kind !== 'tcp') return undefined;
@@ -67,7 +81,7 @@ function explicitTls(
   const flags = opts.tlsFlags;
   const base =
     (hasTlsFlags(flags) ? flagsTls(flags) : undefined) ??
-    (addr.kind === 'docker' ? dockerEnvTls(env) : undefined);
+    (addr.kind === 'docker' ? engineTls() : undefined);
   const serverName = flags?.serverName || undefined;
   if (base === undefined) {
     if (serverName)
@@ -95,14 +109,55 @@ function candidate(source: string, raw: string): Candidate {
 }
 
 /** `c` with its TLS resolved; TLS files that cannot be used are kept as its tlsError. */
-function withTls(c: Candidate, opts: DiscoverOptions, env: Env): Candidate {
+function withTls(
+  c: Candidate,
+  opts: DiscoverOptions,
+  env: Env,
+  engineTls?: () => TlsOptions | undefined,
+): Candidate {
   if (!c.address) return c;
   try {
-    return { ...c, tls: explicitTls(c.address, opts, env) };
+    return { ...c, tls: explicitTls(c.address, opts, env, engineTls) };
   } catch (e) {
     if (BuildkitError.is(e) && e.code === 'E_TLS') return { ...c, tlsError: e };
     throw e;
   }
+}
+
+/** A Docker engine's address as an engine address: `tcp://H:P` is `docker://tcp://H:P`. */
+function asEngine(c: Candidate): Candidate {
+  return c.address && c.address.kind !== 'docker'
+    ? { ...c, address: { kind: 'docker', engine: c.address } }
+    : c;
+}
+
+/**
+ * The engine of the docker context `name` (E_BAD_OPTION when the store has no such context),
+ * with the context's TLS material unless flags give TLS. An endpoint ktl cannot reach (ssh://)
+ * is kept with the reason, as an address that does not parse.
+ */
+function contextCandidate(
+  name: string,
+  chosenBy: string,
+  opts: DiscoverOptions,
+  env: Env,
+): Candidate {
+  const ctx = readDockerContext(name, env, chosenBy);
+  const c = candidate(`docker context ${name} (${chosenBy})`, ctx.host);
+  if (!c.address) {
+    const why = /^ssh:/i.test(ctx.host)
+      ? `its endpoint ${ctx.host} is reached over ssh, which ktl does not do`
+      : (c.parseError ?? 'invalid endpoint');
+    return {
+      ...c,
+      parseError: why,
+      refused: new BuildkitError(`${c.source}: ${why}`, {
+        code: 'E_UNSUPPORTED',
+        hint: 'use a context on unix:// or tcp:// (with TLS), or name the builder with --builder',
+      }),
+    };
+  }
+  return withTls(asEngine(c), opts, env, () => ctx.tls);
 }
 
 const onTcp = (c: Candidate) =>
@@ -129,6 +184,14 @@ export function namedCandidate(
   address: string,
   opts: DiscoverOptions = {},
 ): Candidate {
+  if (opts.context !== undefined)
+    throw new BuildkitError(
+      `${source} ${address} and --context ${opts.context} name two builders`,
+      {
+        code: 'E_BAD_OPTION',
+        hint: 'give one of them',
+      },
+    );
   const c = withTls(candidate(source, address), opts, opts.env ?? process.env);
   refuseUnusedTlsFlags(opts, [c]);
   return c;
@@ -137,23 +200,36 @@ export function namedCandidate(
 /** The addresses discovery will try, in order, without touching the network. */
 export function candidates(opts: DiscoverOptions = {}): Candidate[] {
   const env = opts.env ?? process.env;
+  if (opts.context !== undefined) {
+    // `--context NAME` names the builder, as --builder does; `default` is DOCKER_HOST, else
+    // the default Docker socket.
+    const c =
+      opts.context === 'default'
+        ? withTls(
+            asEngine(
+              candidate(
+                'docker context default (--context)',
+                env.DOCKER_HOST?.trim() || `unix://${DEFAULT_DOCKER_SOCKET}`,
+              ),
+            ),
+            opts,
+            env,
+          )
+        : contextCandidate(opts.context, '--context', opts, env);
+    refuseUnusedTlsFlags(opts, [c]);
+    return [c];
+  }
   const out: Candidate[] = [];
   const bk = env.BUILDKIT_HOST?.trim();
   if (bk) out.push(withTls(candidate('BUILDKIT_HOST', bk), opts, env));
   const dh = env.DOCKER_HOST?.trim();
   if (dh) {
     // DOCKER_HOST names an engine; reach its BuildKit through the engine API.
-    const c = candidate('DOCKER_HOST', dh);
-    out.push(
-      withTls(
-        c.address && c.address.kind !== 'docker'
-          ? { ...c, address: { kind: 'docker', engine: c.address } }
-          : c,
-        opts,
-        env,
-      ),
-    );
+    out.push(withTls(asEngine(candidate('DOCKER_HOST', dh)), opts, env));
   }
+  // DOCKER_CONTEXT, else the docker config's currentContext (none when DOCKER_HOST is set).
+  const ctx = chosenContext(env);
+  if (ctx) out.push(contextCandidate(ctx.name, ctx.source, opts, env));
   refuseUnusedTlsFlags(opts, out);
   for (const d of opts.preferred ?? []) out.push(candidate(d.source, d.address));
   for (const d of opts.defaults ?? DEFAULTS) out.push(candidate(d.source, d.address));
@@ -211,6 +287,7 @@ export async function connectNamed(
 export async function discover(opts: DiscoverOptions = {}): Promise<BuildkitConnection> {
   const attempts: DiscoveryAttempt[] = [];
   for (const c of candidates(opts)) {
+    if (c.refused) throw c.refused;
     if (!c.address) {
       attempts.push({ source: c.source, address: c.raw, reason: c.parseError ?? 'invalid' });
       continue;

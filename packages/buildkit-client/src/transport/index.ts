@@ -27,6 +27,12 @@ export {
   namedCandidate,
 } from './discover';
 export {
+  type ContextChoice,
+  chosenContext,
+  type DockerContext,
+  readDockerContext,
+} from './docker-context';
+export {
   apiAtLeast,
   checkMultipleExporters,
   describeEngine,

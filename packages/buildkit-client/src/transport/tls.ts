@@ -169,6 +169,22 @@ export function dockerDirTls(dir: string, origin: string, insecureSkipVerify = f
   });
 }
 
+/** TLS from the files named (each must be readable), e.g. a docker context's material. */
+export function tlsFromParts(
+  files: TlsFiles,
+  origin: string,
+  insecureSkipVerify = false,
+): TlsOptions {
+  return checked({
+    ...(files.ca ? { ca: readPem(files.ca, 'CA certificate', origin) } : {}),
+    ...(files.cert ? { cert: readPem(files.cert, 'client certificate', origin) } : {}),
+    ...(files.key ? { key: readPem(files.key, 'client key', origin) } : {}),
+    ...(insecureSkipVerify ? { insecureSkipVerify: true } : {}),
+    origin,
+    files,
+  });
+}
+
 /** Whether any of buildctl's TLS flags is given. */
 export function hasTlsFlags(f: TlsFlags | undefined): f is TlsFlags {
   return (
@@ -349,9 +365,11 @@ export function classifyTlsError(
   if (NO_CLIENT_CERT.has(code) && (t.cert === undefined || code.includes('CERTIFICATE_REQUIRED'))) {
     return tlsError(
       `TLS: ${at} requires a client certificate and ktl has none to give (${t.cert !== undefined ? 'the server did not take the one offered' : t.origin?.startsWith('--') ? 'no --tlscert and --tlskey were given' : t.origin ? `${t.origin}: no cert.pem and key.pem there` : 'none was given'}; the server said: ${why})`,
-      engine
-        ? 'put the client certificate and key the engine trusts in DOCKER_CERT_PATH as cert.pem and key.pem, or give --tlscert and --tlskey'
-        : 'give the client certificate and key with --tlscert and --tlskey (or --tlsdir DIR)',
+      t.origin?.startsWith('docker context')
+        ? 'give the context the client certificate and key the engine trusts (`docker context update NAME --docker "host=...,ca=FILE,cert=FILE,key=FILE"`), or give --tlscert and --tlskey'
+        : engine
+          ? 'put the client certificate and key the engine trusts in DOCKER_CERT_PATH as cert.pem and key.pem, or give --tlscert and --tlskey'
+          : 'give the client certificate and key with --tlscert and --tlskey (or --tlsdir DIR)',
       e,
     );
   }

@@ -48,6 +48,7 @@ export const BUILD_FLAG_TABLE: Readonly<Record<string, FlagSpec>> = {
   progress: { type: 'string', default: 'auto' },
   quiet: { type: 'boolean', char: 'q' },
   builder: str,
+  context: str,
   tlscacert: str,
   tlscert: str,
   tlskey: str,

@@ -1,6 +1,6 @@
 /**
- * buildctl's TLS flags (commands/tls-flags.ts) as the builder search takes them. Only the outer
- * ktl reads the files: a sandboxed build's jail never holds the client key (the gateway dials
+ * buildctl's TLS flags (commands/builder-flags.ts) as the builder search takes them. Only the
+ * outer ktl reads the files: a sandboxed build's jail never holds the client key (the gateway dials
  * the builder). No oclif here: the early start (src/early.ts) reads them too.
  */
 import { resolve } from 'node:path';

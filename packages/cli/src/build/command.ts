@@ -120,6 +120,7 @@ export async function buildCommand(args: { context: string }, flags: BuildFlags)
     finding ??= connect(flags.builder, {
       preferred: managedCandidates(process.env),
       tlsFlags: options.builderTls,
+      context: options.dockerContext,
     });
     const found = finding;
     found.catch(() => {}); // awaited by runBuildInSandbox; a failure surfaces there
@@ -177,7 +178,7 @@ export async function buildCommand(args: { context: string }, flags: BuildFlags)
       if (e.code === 'E_NO_BUILDER') stderr(`hint: ${START_HINT}\n`);
       else if (e.hint) stderr(`hint: ${e.hint}\n`);
       process.exitCode =
-        e.code === 'E_BAD_ADDRESS' || e.code === 'E_BAD_OPTION'
+        e.code === 'E_BAD_ADDRESS' || e.code === 'E_BAD_OPTION' || e.code === 'E_UNSUPPORTED'
           ? ExitCode.USAGE
           : e.code === 'E_TLS'
             ? ExitCode.TLS
@@ -216,6 +217,7 @@ export function findEarlyJailBuilder(): void {
   early.found = connect(early.builder, {
     preferred: managedCandidates(process.env),
     tlsFlags: early.builderTls,
+    context: early.dockerContext,
   });
   early.found.catch(() => {}); // reported by the build that takes it
 }

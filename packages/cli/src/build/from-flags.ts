@@ -15,6 +15,7 @@ import {
 } from '../sandbox/settings';
 import { builderTlsFromFlags } from './builder-tls';
 import { type BuildOptions, parseBuildOptions } from './options';
+import { BuildUsageError } from './usage-error';
 
 /**
  * `ktl build`'s flags as oclif hands them over, from `Build.flags` itself (type only: nothing
@@ -93,7 +94,18 @@ export function optionsFromFlags(
       'drop one of them',
     );
   }
-  return builderTls ? { ...options, builderTls } : options;
+  if (flags.context !== undefined && flags.builder !== undefined)
+    throw new BuildUsageError(
+      '--context',
+      flags.context,
+      'cannot be given with --builder: both name the builder',
+      'give one of them',
+    );
+  return {
+    ...options,
+    ...(builderTls ? { builderTls } : {}),
+    ...(flags.context !== undefined ? { dockerContext: flags.context } : {}),
+  };
 }
 
 export function sandboxSettingsFromFlags(

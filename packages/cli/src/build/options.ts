@@ -117,6 +117,8 @@ export interface BuildOptions {
   readonly builder: string | undefined;
   /** buildctl's TLS flags (--tlscacert, ...; paths absolute), read by the outer ktl only. */
   readonly builderTls?: TlsFlags | undefined;
+  /** `--context`: a docker context names the builder. */
+  readonly dockerContext?: string | undefined;
   readonly iidfile: string | undefined;
   readonly metadataFile: string | undefined;
   /** How much provenance the metadata file gets (BUILDX_METADATA_PROVENANCE; see metadata.ts). */

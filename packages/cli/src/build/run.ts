@@ -194,6 +194,7 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
       env: io.env,
       preferred: managedCandidates(io.env),
       tlsFlags: o.builderTls,
+      context: o.dockerContext,
     });
     mark('build: connected');
     await warnRootfulRisk(o, conn.address, io.stderr, conn.tls);

@@ -3,7 +3,7 @@ import { buildCommand } from '../build/command';
 import { EXIT_CODE_HELP } from '../build/exit-codes';
 import { reportParseError } from '../parse-errors';
 import { mark } from '../timing';
-import { builderTlsFlags } from './tls-flags';
+import { builderFlags } from './builder-flags';
 
 // Repeatable flags take one value per occurrence (`--platform a --platform b`, or a comma
 // list where the flag allows one), as docker's do: a later bare word is the CONTEXT argument,
@@ -14,8 +14,8 @@ export default class Build extends Command {
   static override summary =
     'Build a Dockerfile with BuildKit; on Linux the build client runs inside a sandbox.';
   static override description =
-    'Sends CONTEXT to a BuildKit builder (--builder, else BUILDKIT_HOST, DOCKER_HOST, the default ' +
-    'sockets) and exports the result. Without an output flag the result stays in the build cache, ' +
+    'Sends CONTEXT to a BuildKit builder (--builder or --context, else BUILDKIT_HOST, DOCKER_HOST, ' +
+    'the docker context in use, the ktl-managed builder, the default sockets) and exports the result. Without an output flag the result stays in the build cache, ' +
     'except that -t alone loads the image into the engine, as docker build does.\n' +
     'By default on Linux ktl re-executes itself inside a sandbox (nsjail or bubblewrap) that sees ' +
     'only the context, what the command line names, and a gateway to the builder that forwards ' +
@@ -105,7 +105,7 @@ export default class Build extends Command {
     }),
     quiet: Flags.boolean({ char: 'q', description: 'no progress; print the image id' }),
     builder: Flags.string({ description: 'builder address (docker://..., unix://..., tcp://...)' }),
-    ...builderTlsFlags,
+    ...builderFlags,
     iidfile: Flags.string({ description: 'write the image id to this file' }),
     'metadata-file': Flags.string({
       description:

@@ -1,11 +1,15 @@
 /**
- * buildctl's TLS flags, for a builder on `tcp://` (buildkitd, or a Docker engine named
- * docker://tcp://...), shared by `ktl build` and `ktl builder ls`; build/builder-tls.ts reads
- * them.
+ * How `ktl build` and `ktl builder ls` are told which builder, besides --builder: a docker
+ * context, and buildctl's TLS flags for a builder on `tcp://` (buildkitd, or a Docker engine
+ * named docker://tcp://...); build/builder-tls.ts reads the TLS ones.
  */
 import { Flags } from '@oclif/core';
 
-export const builderTlsFlags = {
+export const builderFlags = {
+  context: Flags.string({
+    description:
+      "docker context whose engine builds (its endpoint and TLS material, from the docker CLI's store; else DOCKER_CONTEXT or the docker config's currentContext)",
+  }),
   tlscacert: Flags.string({
     description:
       "CA certificate that verifies a tcp:// builder (as buildctl's; for a Docker engine it replaces DOCKER_CERT_PATH/ca.pem)",

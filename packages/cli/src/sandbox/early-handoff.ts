@@ -16,6 +16,8 @@ export interface EarlyJail {
   readonly builder: string | undefined;
   /** Its TLS flags (--tlscacert, ...), as read early. */
   readonly builderTls: TlsFlags | undefined;
+  /** --context, as read early. */
+  readonly dockerContext: string | undefined;
   /** That search, once started (src/index.ts). */
   found?: Promise<BuildkitConnection>;
   /** Ctrl-C (or SIGTERM) came before the build took the jail: the build ends at once, 130. */

@@ -1,6 +1,6 @@
 import { Command, Flags } from '@oclif/core';
 import { reportParseError } from '../../parse-errors';
-import { builderTlsFlags } from '../tls-flags';
+import { builderFlags } from '../builder-flags';
 
 interface Probe {
   source: string;
@@ -19,6 +19,7 @@ export default class BuilderLs extends Command {
   static override summary = 'Show which builder `ktl build` would use, and why.';
   static override description =
     'Lists the places `ktl build` looks for a builder, in order (BUILDKIT_HOST, DOCKER_HOST, ' +
+    "the docker context in use (DOCKER_CONTEXT, else the docker config's currentContext), " +
     'the ktl-managed builder from `ktl builder start`, the default buildkitd socket, the ' +
     'default Docker socket), whether each answers, and which is selected: the first that ' +
     'answers. For each that answers: rootless or rootful (a Docker engine says so in its ' +
@@ -27,7 +28,7 @@ export default class BuilderLs extends Command {
     "rootful builder these reach the host's loopback services and make a RUN step root on the " +
     'host. For the selected one: how it is reached, its BuildKit version, the engine API ' +
     'version of a Docker engine, and its workers with their platforms and labels. --builder ' +
-    'looks at that address only; the --tls* flags (as buildctl) give the TLS of a tcp:// ' +
+    'looks at that address only, --context at that docker context only; the --tls* flags (as buildctl) give the TLS of a tcp:// ' +
     'builder. A candidate whose TLS fails its checks stops the search, as for `ktl build`.\n' +
     'Exit status: 0 a builder answers, 2 bad usage (e.g. an unparseable --builder), 3 no ' +
     'builder reachable, 7 the TLS to the builder failed.';
@@ -41,7 +42,7 @@ export default class BuilderLs extends Command {
     }),
     json: Flags.boolean({ description: 'print candidates and the selected builder as JSON' }),
     timeout: Flags.integer({ description: 'seconds to wait for each candidate', default: 5 }),
-    ...builderTlsFlags,
+    ...builderFlags,
   };
 
   async run(): Promise<void> {
@@ -59,8 +60,15 @@ export default class BuilderLs extends Command {
       const tlsFlags = builderTlsFromFlags(flags, process.cwd());
       if (flags.builder !== undefined) {
         bk.parseAddress(flags.builder);
-        list = [bk.namedCandidate('--builder', flags.builder, { tlsFlags })];
-      } else list = bk.candidates({ preferred: managedCandidates(process.env), tlsFlags });
+        list = [
+          bk.namedCandidate('--builder', flags.builder, { tlsFlags, context: flags.context }),
+        ];
+      } else
+        list = bk.candidates({
+          preferred: managedCandidates(process.env),
+          tlsFlags,
+          context: flags.context,
+        });
     } catch (e) {
       if (e instanceof Error && e.name === 'BuildUsageError') {
         process.stderr.write(`ERROR: ${e.message}\n`);
@@ -70,8 +78,9 @@ export default class BuilderLs extends Command {
     }
 
     const probes: Probe[] = [];
-    // `ktl build` stops at a TLS failure rather than build elsewhere: nothing after it is selected.
-    let tlsFailed: { message: string; hint: string | undefined } | undefined;
+    // `ktl build` stops at a TLS failure or a builder it cannot use (a docker context over
+    // ssh) rather than build elsewhere: nothing after it is selected.
+    let stopped: { message: string; hint: string | undefined; tls: boolean } | undefined;
     let selected:
       | { conn: Awaited<ReturnType<typeof bk.connectTo>>; c: (typeof list)[number] }
       | undefined;
@@ -85,6 +94,8 @@ export default class BuilderLs extends Command {
           rootless: null,
           entitlements: null,
         });
+        if (c.refused && !selected && !stopped)
+          stopped = { message: c.refused.message, hint: c.refused.hint, tls: false };
         continue;
       }
       const address = bk.formatAddress(c.address);
@@ -95,16 +106,16 @@ export default class BuilderLs extends Command {
         probes.push({
           source: c.source,
           address,
-          status: selected || tlsFailed ? 'answers' : 'selected',
+          status: selected || stopped ? 'answers' : 'selected',
           ...risk,
         });
-        if (selected || tlsFailed) await conn.close();
+        if (selected || stopped) await conn.close();
         else selected = { conn, c };
       } catch (e) {
         const msg = e instanceof Error ? e.message : String(e);
         const tls = bk.BuildkitError.is(e) && e.code === 'E_TLS';
-        if (tls && !selected && !tlsFailed)
-          tlsFailed = { message: `${c.source}: ${msg}`, hint: (e as { hint?: string }).hint };
+        if (tls && !selected && !stopped)
+          stopped = { message: `${c.source}: ${msg}`, hint: (e as { hint?: string }).hint, tls };
         probes.push({
           source: c.source,
           address,
@@ -169,11 +180,13 @@ export default class BuilderLs extends Command {
         this.log(l);
       if (details) await this.printDetails(details, view.table);
     }
-    if (!selected && tlsFailed) {
+    if (!selected && stopped) {
       process.stderr.write(
-        `ERROR: ${tlsFailed.message}\n${tlsFailed.hint ? `hint: ${tlsFailed.hint}\n` : ''}`,
+        `ERROR: ${stopped.message}\n${stopped.hint ? `hint: ${stopped.hint}\n` : ''}`,
       );
-      process.exitCode = (await import('../../build/exit-codes')).ExitCode.TLS;
+      process.exitCode = stopped.tls
+        ? (await import('../../build/exit-codes')).ExitCode.TLS
+        : view.CacheExit.USAGE;
     } else if (!selected) {
       const what = flags.builder !== undefined ? `the builder at ${flags.builder}` : 'no builder';
       process.stderr.write(
