@@ -230,8 +230,19 @@ describe.each(modes)('multi-platform ktl build %s', (mode, modeEnv, modeTest, mo
       const repo = `ktltest/multi-${tag}`;
       const ref = `${registry}/${repo}:${uniq()}`;
       const meta = join(dir, `push-${tag}.json`);
+      // As buildx's below: no provenance attestation (each makes one by default).
       const r = run(
-        ['--platform', PLATFORMS, '-t', ref, '--push', '--metadata-file', meta, ctx],
+        [
+          '--provenance=false',
+          '--platform',
+          PLATFORMS,
+          '-t',
+          ref,
+          '--push',
+          '--metadata-file',
+          meta,
+          ctx,
+        ],
         modeEnv,
       );
       expect(r.stderr).not.toContain('ERROR');
@@ -362,6 +373,7 @@ describe.each(modes)('multi-platform ktl build %s', (mode, modeEnv, modeTest, mo
       const meta = join(dir, `load-docker-types-${tag}.json`);
       const d = run(
         [
+          '--provenance=false',
           '--platform',
           PLATFORMS,
           '-o',

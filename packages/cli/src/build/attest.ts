@@ -92,3 +92,32 @@ export function parseAttests(values: readonly string[]): Record<string, string> 
   }
   return out;
 }
+
+/** buildx's default attestation: what it sends when the command line asks for no provenance. */
+export const DEFAULT_PROVENANCE = 'mode=min,inline-only=true';
+const NO_DEFAULT_ENV = 'BUILDX_NO_DEFAULT_ATTESTATIONS';
+
+/**
+ * Whether the build gets buildx's default provenance attestation (`mode=min,inline-only=true`:
+ * in image outputs only, so `--push`/`--load` images carry it and local/tar exports do not)
+ * where the builder can make attestations: when no `--attest type=provenance` or `--provenance`
+ * was given (even a disabled one), and BUILDX_NO_DEFAULT_ATTESTATIONS is not true. As buildx,
+ * that variable set to anything but a Go boolean is an error.
+ */
+export function wantsDefaultProvenance(
+  attest: readonly string[],
+  provenance: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+): boolean {
+  const off = env[NO_DEFAULT_ENV];
+  if (off !== undefined && !BOOL.test(off))
+    throw new BuildUsageError(
+      NO_DEFAULT_ENV,
+      off,
+      'expected a boolean (1, t, true, 0, f, false, ...)',
+      'set it to 1 to build without the default provenance attestation',
+    );
+  if (off !== undefined && TRUE.test(off)) return false;
+  if (provenance !== undefined) return false;
+  return !attest.some((v) => parseFields('--attest', v).fields.get('type') === 'provenance');
+}

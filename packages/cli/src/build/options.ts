@@ -16,7 +16,7 @@ import {
   parseDigest,
   type TlsFlags,
 } from '@ktl/buildkit-client';
-import { canonicalAttest, parseAttests } from './attest';
+import { canonicalAttest, parseAttests, wantsDefaultProvenance } from './attest';
 import { metadataProvenanceMode } from './metadata';
 import { type OutputSpec, parseFields, parseOutput } from './output-spec';
 import { checkPlatformOutputs, parsePlatforms } from './platforms';
@@ -84,6 +84,11 @@ export interface BuildOptions {
    * typed, `type=provenance,mode=max`). Empty: none (disabled ones are left out).
    */
   readonly attests: Readonly<Record<string, string>>;
+  /**
+   * Add buildx's default provenance attestation (attest.ts DEFAULT_PROVENANCE) where the
+   * builder makes attestations: no provenance asked for, BUILDX_NO_DEFAULT_ATTESTATIONS unset.
+   */
+  readonly defaultProvenance: boolean;
   readonly labels: Readonly<Record<string, string>>;
   readonly noCache: boolean;
   /** Local exports keep setuid/setgid bits (stripped by default). */
@@ -717,6 +722,7 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
     target: raw.target,
     platforms,
     attests,
+    defaultProvenance: wantsDefaultProvenance(raw.attest ?? [], raw.provenance, ctx.env),
     labels,
     noCache: raw.noCache ?? false,
     keepSetid: raw.keepSetid ?? false,

@@ -178,3 +178,15 @@ export async function checkPlatformSupport(
     }
   }
 }
+
+/**
+ * Whether the builder makes attestations, as buildx decides it for its default provenance: a
+ * Docker engine with the containerd image store (a graphdriver one cannot), a buildkitd from
+ * v0.11 (the `exporter.image.attestations` capability).
+ */
+export async function canAttest(conn: BuildkitConnection): Promise<boolean> {
+  if (imageStoreKind(conn.address, await conn.listWorkers()) === 'docker-graphdriver') return false;
+  if (conn.address.startsWith('docker://')) return true;
+  const v = await conn.info().catch(() => undefined);
+  return v !== undefined && /^v\d/.test(v.version) && apiAtLeast(v.version, [0, 11]);
+}

@@ -29,13 +29,14 @@ import {
 } from '@ktl/buildkit-client';
 import { managedCandidates, START_HINT } from '../builder/managed';
 import { mark } from '../timing';
+import { DEFAULT_PROVENANCE } from './attest';
 import { warnRootfulRisk } from './builder-warning';
 import { checkEngineSupport } from './engine-support';
 import { ExitCode, type ExitCodeValue } from './exit-codes';
 import { buildRef, formatMetadata, writeFileAtomic } from './metadata';
 import type { BuildOptions } from './options';
 import { splitEnginePushes, toCacheSpecs, toExportSpecs } from './outputs';
-import { checkPlatformSupport } from './platforms';
+import { canAttest, checkPlatformSupport } from './platforms';
 import { readSecrets } from './secrets';
 import { BuildUsageError } from './usage-error';
 
@@ -216,7 +217,10 @@ export async function runBuild(o: BuildOptions, io: BuildIO): Promise<BuildOutco
       buildArgs: o.buildArgs,
       target: o.target,
       platforms: o.platforms,
-      attests: o.attests,
+      attests:
+        o.defaultProvenance && (await canAttest(conn))
+          ? { ...o.attests, provenance: DEFAULT_PROVENANCE }
+          : o.attests,
       labels: o.labels,
       noCache: o.noCache,
       pull: o.pull,
