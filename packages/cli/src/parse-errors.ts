@@ -16,7 +16,11 @@ export function reportParseError(
   )
     return false;
   // oclif appends its own pointer to --help; the hint below says it with the command's name.
-  const message = err.message.replace(/\nSee more help with --help$/, '');
+  // And, to a missing argument, a note on flags that take several values, about an argument
+  // order that is not the problem (ktl's repeatable flags take one value each).
+  const message = err.message
+    .replace(/\nSee more help with --help$/, '')
+    .replace(/\n+Note: [^\n]* allow multiple values\.[^]*$/, '');
   process.stderr.write(`ERROR: ${message}\nhint: see ktl ${command} --help\n`);
   process.exitCode = 2;
   return true;

@@ -122,7 +122,7 @@ describe.each(
   const any = gated();
 
   any.test(
-    `every build option reaches the build; -f outside the context; iidfile and metadata${any.why}`,
+    `every build option reaches the build; -f outside the context; metadata${any.why}`,
     () => {
       const ctx = context(`opts-${uniq()}`, { 'in-context.txt': 'ctx file\n' });
       const df = join(dir, `elsewhere-${uniq()}`, 'Build.dockerfile');
@@ -164,8 +164,6 @@ describe.each(
           'linux/amd64',
           '-o',
           `type=local,dest=${out}`,
-          '--iidfile',
-          join(dir, 'iid'),
           '--metadata-file',
           meta,
         ],

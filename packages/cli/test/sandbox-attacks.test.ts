@@ -664,6 +664,10 @@ describe('inside an output directory: --iidfile and --metadata-file', () => {
           p(join(out, 'meta', 'metadata.json')),
           '--iidfile',
           p(join(out, 'meta', 'iid')),
+          // An image too: beside local outputs only, --iidfile is refused as buildx does.
+          '-t',
+          'ktl-attack/iid:1',
+          '--load',
         ],
         cwd,
         [out],
@@ -702,6 +706,9 @@ describe('inside an output directory: --iidfile and --metadata-file', () => {
         join(out, 'meta', 'metadata.json'),
         '--iidfile',
         join(out, 'meta', 'iid'),
+        '-t',
+        'ktl-attack/iid:1',
+        '--load',
       ];
       const before = readdirSync(hostDir);
       const r = ktl(['build', ...runtime, ...again], { cwd: elsewhere, env });

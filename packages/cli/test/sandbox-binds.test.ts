@@ -102,6 +102,7 @@ describe('planBuildBinds', () => {
       output: ['type=local,dest=out', 'type=tar,dest=art/img.tar', 'bare-out'],
       iidfile: 'meta/iid',
       tag: ['x:1'],
+      load: true, // an image, for --iidfile
       buildArg: ['A=/etc'],
     });
     expect(binds.map((b) => [b.dst.replace(dir, '$D'), b.readonly, b.why])).toEqual([
@@ -450,11 +451,17 @@ describe('a link in the repository may only lead inside it, from any working dir
     symlinkSync(join(dir, 'named'), join(dir, 'o', 'meta'));
     for (const raw of [
       { context: 'ctx', output: ['type=local,dest=o'], metadataFile: 'o/meta/m.json' },
-      { context: 'ctx', output: ['type=local,dest=o'], iidfile: 'o/iid' },
+      { context: 'ctx', output: ['type=local,dest=o'], iidfile: 'o/iid', tag: ['x:1'], load: true },
     ])
       expect(() => plan(raw)).toThrow(/is inside .*\/o, which the build writes/);
     expect(
-      plan({ context: 'ctx', output: ['type=local,dest=o'], iidfile: 'iid' }).outerDirs,
+      plan({
+        context: 'ctx',
+        output: ['type=local,dest=o'],
+        iidfile: 'iid',
+        tag: ['x:1'],
+        load: true,
+      }).outerDirs,
     ).toEqual([dir]);
   });
 });

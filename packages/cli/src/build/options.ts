@@ -706,6 +706,20 @@ export function parseBuildOptions(raw: RawBuildFlags, ctx: ParseContext): BuildO
     }
   }
   checkPlatformOutputs({ platforms, attests, outputs: withNames });
+  // As buildx: local and tar outputs make no image, so there would be no id to write (buildx
+  // refuses them beside an image output too; ktl writes that image's id).
+  const noImage = withNames.find((o) => o.type === 'local' || o.type === 'tar');
+  if (
+    raw.iidfile !== undefined &&
+    noImage &&
+    withNames.every((o) => o.type === 'local' || o.type === 'tar')
+  )
+    throw new BuildUsageError(
+      '--iidfile',
+      raw.iidfile,
+      'local and tar exporters are incompatible with image ID file',
+      `drop --iidfile, or export an image (--load, --push, -o type=oci|docker|image) instead of -o type=${noImage.type}`,
+    );
   for (const [flag, p] of [
     ['--iidfile', raw.iidfile],
     ['--metadata-file', raw.metadataFile],

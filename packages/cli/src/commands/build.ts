@@ -1,6 +1,7 @@
 import { Args, Command, Flags } from '@oclif/core';
 import { buildCommand } from '../build/command';
 import { EXIT_CODE_HELP } from '../build/exit-codes';
+import { type FlagShape, lastFlagWins } from '../build/last-flag-wins';
 import { reportParseError } from '../parse-errors';
 import { mark } from '../timing';
 import { builderFlags } from './builder-flags';
@@ -135,7 +136,10 @@ export default class Build extends Command {
 
   async run(): Promise<void> {
     mark('outer: command loaded');
-    const { args, flags } = await this.parse(Build);
+    const { args, flags } = await this.parse(
+      Build,
+      lastFlagWins(this.argv, Build.flags as Record<string, FlagShape>),
+    );
     await buildCommand(args, flags);
   }
 
