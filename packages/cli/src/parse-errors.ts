@@ -20,7 +20,7 @@ export function reportParseError(
   // order that is not the problem (ktl's repeatable flags take one value each).
   const message = err.message
     .replace(/\nSee more help with --help$/, '')
-    .replace(/\n+Note: [^\n]* allow multiple values\.[^]*$/, '');
+    .replace(/\n+Note: [^\n]* allow multiple values\.[\s\S]*$/, '');
   process.stderr.write(`ERROR: ${message}\nhint: see ktl ${command} --help\n`);
   process.exitCode = 2;
   return true;
