@@ -553,7 +553,14 @@ const refusals: Refusal[] = [
   },
   {
     name: '--iidfile R/meta-link/iid, meta-link -> a host dir',
-    args: (p) => ['--iidfile', p(join(R, 'meta-link', 'iid')), p(join(R, 'app'))],
+    // An image output beside the local one: --iidfile with local outputs alone is refused.
+    args: (p) => [
+      '--iidfile',
+      p(join(R, 'meta-link', 'iid')),
+      '-o',
+      'type=image,name=ktl-attack-iid:latest',
+      p(join(R, 'app')),
+    ],
     error: leadsOut('iidfile', join(R, 'meta-link'), join(R, 'meta-link'), hostDir, hostDir),
   },
   {
