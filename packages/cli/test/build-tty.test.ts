@@ -80,21 +80,27 @@ function finalScreen(out: string): string {
  * build's display, not the engine's sharing.
  */
 function ownFromOnly(screen: string): string {
-  const lines = screen.split('\n');
+  const lines = screen
+    .split('\n')
+    .map((l) => l.replace(/^ => (CACHED )?\[stage-\d+ (\d+\/\d+)\] FROM /, ' => [$2] FROM '));
   const out: string[] = [];
   let extra = 0;
+  let seenFrom = false;
   for (let i = 0; i < lines.length; i++) {
-    if (/^ => (CACHED )?\[stage-\d+ \d+\/\d+\] FROM /.test(lines[i]!)) {
-      extra++;
-      if (/^ => => resolve /.test(lines[i + 1] ?? '')) i++;
-      continue;
+    if (/^ => \[\d+\/\d+\] FROM /.test(lines[i]!)) {
+      if (seenFrom) {
+        extra++;
+        if (/^ => => resolve /.test(lines[i + 1] ?? '')) i++;
+        continue;
+      }
+      seenFrom = true;
     }
     out.push(lines[i]!);
   }
   if (extra > 0)
     out[0] = out[0]!.replace(
       /\((\d+)\/(\d+)\)/,
-      (_, a, b) => `(${Number(a) - extra}/${Number(b) - extra})`,
+      (_, x, y) => `(${Number(x) - extra}/${Number(y) - extra})`,
     );
   return out.join('\n');
 }
